@@ -1,0 +1,189 @@
+"""The Note RNN: an LSTM that predicts the next melody token (the paper's reward RNN and prior).
+
+Architecture of Jaques et al. (2017): one-hot tokens (38) -> LSTM (one layer, 100 units) ->
+linear head -> 38 logits. The checkpoint is a single ``.safetensors`` file whose metadata carries
+the :class:`NoteRNNConfig` as JSON, so it can be rebuilt without code changes and loaded without
+unpickling anything.
+
+>>> model = NoteRNN(NoteRNNConfig(hidden_size=8), seed=0)
+>>> state = model.initial_state(batch_size=3)
+>>> log_probs, state = model.step(torch.tensor([2, 0, 14]), state)
+>>> tuple(log_probs.shape), tuple(state[0].shape)
+((3, 38), (1, 3, 8))
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.nn import functional as F
+
+from melody_env.atomic import atomic_path
+from melody_env.music.encoding import NUM_CLASSES
+
+DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "note_rnn.safetensors"
+"""The shipped, pretrained Note RNN (see ``checkpoints/MODEL_CARD.md``)."""
+
+LSTMState = tuple[torch.Tensor, torch.Tensor]
+"""``(h, c)``, each of shape ``[num_layers, batch, hidden_size]``."""
+
+
+@dataclass(frozen=True)
+class NoteRNNConfig:
+    """Shape of a Note RNN. Stored in every checkpoint."""
+
+    num_classes: int = NUM_CLASSES
+    """Vocabulary size; input is one-hot over it and output are logits over it."""
+    hidden_size: int = 100
+    """LSTM units per layer; the paper used 100 (a ~60k-parameter, ~240 KB model)."""
+    num_layers: int = 1
+    """Stacked LSTM layers; the paper used one."""
+    dropout: float = 0.0
+    """Dropout between stacked layers during pretraining only (none at inference or in RL)."""
+
+    def __post_init__(self) -> None:
+        for name in ("num_classes", "hidden_size", "num_layers"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"NoteRNNConfig.{name} must be a positive integer, got {value!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"NoteRNNConfig.dropout must be in [0, 1), got {self.dropout!r}")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> NoteRNNConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown NoteRNNConfig fields {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**data)
+
+
+class NoteRNN(nn.Module):
+    """LSTM next-token model over the 38-token melody encoding.
+
+    Args:
+        config: the architecture.
+        seed: if given, initialise the weights from this seed (for tests and fresh training).
+    """
+
+    def __init__(self, config: NoteRNNConfig | None = None, seed: int | None = None) -> None:
+        super().__init__()
+        self.config = config or NoteRNNConfig()
+        generator_state = torch.random.get_rng_state() if seed is not None else None
+        if seed is not None:
+            torch.manual_seed(seed)
+        self.lstm = nn.LSTM(
+            input_size=self.config.num_classes,
+            hidden_size=self.config.hidden_size,
+            num_layers=self.config.num_layers,
+            dropout=self.config.dropout if self.config.num_layers > 1 else 0.0,
+            batch_first=True,
+        )
+        self.head = nn.Linear(self.config.hidden_size, self.config.num_classes)
+        if generator_state is not None:
+            torch.random.set_rng_state(generator_state)
+
+    def initial_state(self, batch_size: int) -> LSTMState:
+        """Zero ``(h, c)`` for ``batch_size`` sequences."""
+        shape = (self.config.num_layers, batch_size, self.config.hidden_size)
+        weight = self.head.weight
+        return (weight.new_zeros(shape), weight.new_zeros(shape))
+
+    def forward(
+        self, tokens: torch.Tensor, state: LSTMState | None = None
+    ) -> tuple[torch.Tensor, LSTMState]:
+        """Logits for the token after each position.
+
+        Args:
+            tokens: int64 ``[batch, time]``.
+            state: ``(h, c)`` to start from; zeros if ``None``.
+
+        Returns:
+            ``logits [batch, time, num_classes]`` and the state after the last position.
+        """
+        inputs = F.one_hot(tokens, self.config.num_classes).to(self.head.weight.dtype)
+        outputs, state = self.lstm(inputs, state)  # outputs: [batch, time, hidden]
+        return self.head(outputs), state
+
+    @torch.no_grad()
+    def step(self, tokens: torch.Tensor, state: LSTMState) -> tuple[torch.Tensor, LSTMState]:
+        """Consume one token per sequence; return next-token log-probabilities and the new state.
+
+        Args:
+            tokens: int64 ``[batch]``.
+            state: ``(h, c)`` from :meth:`initial_state` or a previous step.
+
+        Returns:
+            ``log_probs [batch, num_classes]`` (log-softmax) and the new state.
+        """
+        logits, state = self.forward(tokens.unsqueeze(1), state)
+        return torch.log_softmax(logits[:, 0], dim=-1), state
+
+    @torch.no_grad()
+    def prime(self, tokens: torch.Tensor, state: LSTMState | None = None):
+        """Run over ``tokens [batch, time]``; return the log-probs after the last token and state."""
+        logits, state = self.forward(tokens, state)
+        return torch.log_softmax(logits[:, -1], dim=-1), state
+
+    def save(self, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> None:
+        """Write weights and config to one ``.safetensors`` file, atomically."""
+        tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in self.state_dict().items()}
+        header = {"format": "melody-rl/note-rnn", "config": json.dumps(asdict(self.config))}
+        header.update(metadata or {})
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata=header)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None) -> NoteRNN:
+        """Load a checkpoint written by :meth:`save` (the shipped model if ``path`` is ``None``).
+
+        Raises:
+            FileNotFoundError: the file does not exist.
+            ValueError: the file is not a Note RNN safetensors checkpoint, or its tensors do not
+                match the architecture in its config.
+        """
+        path = Path(path) if path is not None else DEFAULT_CHECKPOINT
+        if not path.is_file():
+            raise FileNotFoundError(f"Note RNN checkpoint not found: {path}")
+        try:
+            tensors = load_file(str(path))
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as handle:
+                header = handle.metadata() or {}
+        except (SafetensorError, OSError, ValueError) as error:
+            raise ValueError(
+                f"{path} is not a readable safetensors checkpoint ({error}); "
+                "Note RNN weights are only loaded from .safetensors files written by NoteRNN.save"
+            ) from error
+        if header.get("format") != "melody-rl/note-rnn" or "config" not in header:
+            raise ValueError(
+                f"{path} is a safetensors file but not a melody-rl Note RNN checkpoint "
+                f"(metadata format={header.get('format')!r})"
+            )
+        config = NoteRNNConfig.from_dict(json.loads(header["config"]))
+        model = cls(config)
+        expected = model.state_dict()
+        missing = sorted(set(expected) - set(tensors))
+        unexpected = sorted(set(tensors) - set(expected))
+        if missing or unexpected:
+            raise ValueError(
+                f"{path} does not match its NoteRNN config {config}: "
+                f"missing tensors {missing}, unexpected tensors {unexpected}"
+            )
+        for name, tensor in tensors.items():
+            if tensor.shape != expected[name].shape:
+                raise ValueError(
+                    f"{path}: tensor {name!r} has shape {tuple(tensor.shape)}, the config "
+                    f"{config} needs {tuple(expected[name].shape)}"
+                )
+        model.load_state_dict(tensors)
+        model.metadata = header
+        return model.eval()

@@ -11,6 +11,8 @@ import importlib
 import sys
 
 SUBCOMMAND_MODULES = (
+    "agents.commands.pretrain",
+    "agents.commands.sample",
 )
 """Modules that each add one subcommand."""
 

@@ -14,8 +14,10 @@ unpickling anything.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -33,6 +35,24 @@ DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "note_rnn.safetenso
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]
 """``(h, c)``, each of shape ``[num_layers, batch, hidden_size]``."""
+
+
+@contextlib.contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run torch on one intra-op thread inside the block, then restore the setting.
+
+    One env step is a tiny LSTM step: torch's thread pool cannot speed it up, and on a busy
+    machine its spinning threads make it ten times slower. Switching costs well under 1 us.
+    """
+    previous = torch.get_num_threads()
+    if previous == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 @dataclass(frozen=True)
@@ -123,14 +143,16 @@ class NoteRNN(nn.Module):
         Returns:
             ``log_probs [batch, num_classes]`` (log-softmax) and the new state.
         """
-        logits, state = self.forward(tokens.unsqueeze(1), state)
-        return torch.log_softmax(logits[:, 0], dim=-1), state
+        with single_threaded():
+            logits, state = self.forward(tokens.unsqueeze(1), state)
+            return torch.log_softmax(logits[:, 0], dim=-1), state
 
     @torch.no_grad()
     def prime(self, tokens: torch.Tensor, state: LSTMState | None = None):
         """Run over ``tokens [batch, time]``; return the log-probs after the last token and state."""
-        logits, state = self.forward(tokens, state)
-        return torch.log_softmax(logits[:, -1], dim=-1), state
+        with single_threaded():
+            logits, state = self.forward(tokens, state)
+            return torch.log_softmax(logits[:, -1], dim=-1), state
 
     def save(self, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> None:
         """Write weights and config to one ``.safetensors`` file, atomically."""

@@ -1,0 +1,1 @@
+"""One module per ``melody-rl`` subcommand; each exposes ``add_parser(subparsers)``."""

@@ -1,0 +1,98 @@
+"""The flat one-hot observation of the melody env, shared by the single and the vector env.
+
+Layout of the ``float32`` vector (all entries 0 or 1), with ``L = composition_length``,
+``P = primer_context`` and ``S = steps_per_bar``:
+
+=====================  ==============  =======================================================
+slice                  size            content
+=====================  ==============  =======================================================
+``last_token``         38              one-hot of the previous token (the last primer token at
+                                       step 0); a recurrent agent needs only this slice
+``composition``        38 * L          slot i: one-hot of the i-th placed token, zeros for
+                                       slots not yet played
+``primer``             38 * P          the last P primer tokens, right-aligned, zero-padded
+``position``           L               one-hot of the step about to be played (zeros at the end)
+``beat``               S               one-hot of that step's position in the bar
+``key_tonic``          12              one-hot of the key's tonic pitch class
+``key_mode``           2               one-hot of major / minor
+=====================  ==============  =======================================================
+
+A flat ``Box`` rather than a ``Dict`` or ``MultiDiscrete`` so that every Stable-Baselines3
+policy, sb3-contrib's RecurrentPPO and RLlib's default models take it unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from melody_env.music.encoding import NUM_CLASSES
+from melody_env.music.keys import MODES, Key
+
+
+@dataclass(frozen=True)
+class ObservationLayout:
+    """Offsets of the observation's slices for one env configuration."""
+
+    composition_length: int
+    primer_context: int
+    steps_per_bar: int
+
+    @cached_property
+    def slices(self) -> dict[str, slice]:
+        sizes = {
+            "last_token": NUM_CLASSES,
+            "composition": NUM_CLASSES * self.composition_length,
+            "primer": NUM_CLASSES * self.primer_context,
+            "position": self.composition_length,
+            "beat": self.steps_per_bar,
+            "key_tonic": 12,
+            "key_mode": len(MODES),
+        }
+        offsets, start = {}, 0
+        for name, size in sizes.items():
+            offsets[name] = slice(start, start + size)
+            start += size
+        return offsets
+
+    @property
+    def size(self) -> int:
+        return self.slices["key_mode"].stop
+
+    def write_reset(self, obs: np.ndarray, primers: list[np.ndarray], keys: list[Key]) -> None:
+        """Fill ``obs [B, size]`` for compositions that start now."""
+        slices = self.slices
+        obs[:] = 0.0
+        rows = np.arange(len(primers))
+        last_tokens = np.array([primer[-1] for primer in primers])
+        obs[rows, slices["last_token"].start + last_tokens] = 1.0
+        primer_start = slices["primer"].start
+        for row, primer in enumerate(primers):
+            tail = primer[-self.primer_context :] if self.primer_context else primer[:0]
+            first_slot = self.primer_context - len(tail)
+            columns = primer_start + NUM_CLASSES * (first_slot + np.arange(len(tail))) + tail
+            obs[row, columns] = 1.0
+        obs[rows, slices["key_tonic"].start + np.array([key.tonic for key in keys])] = 1.0
+        modes = np.array([MODES.index(key.mode) for key in keys])
+        obs[rows, slices["key_mode"].start + modes] = 1.0
+        self._write_position(obs, step=0)
+
+    def write_step(self, obs: np.ndarray, step: int, actions: np.ndarray) -> None:
+        """Record ``actions`` as the tokens of ``step`` and move the position to ``step + 1``."""
+        slices = self.slices
+        rows = np.arange(len(actions))
+        last = slices["last_token"]
+        obs[:, last] = 0.0
+        obs[rows, last.start + actions] = 1.0
+        obs[rows, slices["composition"].start + NUM_CLASSES * step + actions] = 1.0
+        self._write_position(obs, step + 1)
+
+    def _write_position(self, obs: np.ndarray, step: int) -> None:
+        slices = self.slices
+        obs[:, slices["position"]] = 0.0
+        obs[:, slices["beat"]] = 0.0
+        if step < self.composition_length:
+            obs[:, slices["position"].start + step] = 1.0
+            obs[:, slices["beat"].start + step % self.steps_per_bar] = 1.0

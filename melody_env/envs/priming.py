@@ -1,0 +1,53 @@
+"""Turning a ``primer`` option (nothing, tokens, or a MIDI file) into primer tokens."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from melody_env.music.encoding import NUM_CLASSES, validate_tokens
+from melody_env.music.keys import Key
+
+PrimerSpec = None | str | os.PathLike | Sequence[int] | np.ndarray
+"""``None`` (a random token), a MIDI file path, or a sequence of tokens."""
+
+
+def check_primer(primer: PrimerSpec) -> PrimerSpec:
+    """Validate a primer option early (construction or ``reset``), with a clear message."""
+    if primer is None or isinstance(primer, (str, os.PathLike)):
+        if primer is not None and not Path(primer).is_file():
+            raise FileNotFoundError(f"primer MIDI file not found: {primer}")
+        return primer
+    tokens = validate_tokens(primer, "primer tokens")
+    if tokens.ndim != 1 or tokens.size == 0:
+        raise ValueError(f"a primer must be a non-empty 1-D sequence of tokens, got {primer!r}")
+    return tokens
+
+
+@lru_cache(maxsize=64)
+def _midi_primer(path: str, key: Key, modified: float) -> np.ndarray:
+    from melody_env.io.midi_reader import read_primer
+
+    tokens = read_primer(path, key=key)
+    tokens.setflags(write=False)
+    return tokens
+
+
+def resolve_primer(primer: PrimerSpec, key: Key, np_random: np.random.Generator) -> np.ndarray:
+    """Primer tokens for one episode.
+
+    ``None`` draws one token uniformly from all 38 (the original drew from 0..36 only); a path
+    reads the MIDI file's first monophonic line transposed to ``key``; tokens are used as given.
+    """
+    if primer is None:
+        return np.array([np_random.integers(0, NUM_CLASSES)], dtype=np.int64)
+    if isinstance(primer, (str, os.PathLike)):
+        path = Path(primer)
+        if not path.is_file():
+            raise FileNotFoundError(f"primer MIDI file not found: {path}")
+        return _midi_primer(str(path.resolve()), key, path.stat().st_mtime)
+    return np.asarray(primer, dtype=np.int64)

@@ -1,0 +1,118 @@
+"""The model card of a shipped Note RNN checkpoint, generated from its run report."""
+
+from __future__ import annotations
+
+from melody_env.data.corpus import PUBLIC_DOMAIN_COLLECTIONS
+from melody_env.models.evaluation import markdown_table
+
+LICENCES = {
+    "essenFolksong": (
+        "Essen Folksong Collection (Schaffrath, via music21). music21's corpus notice: legal "
+        "status unclear; permission was given for non-commercial distribution and use within "
+        "music21. **Non-commercial use only.**"
+    ),
+    "oneills1850": "O'Neill's Music of Ireland (1850 edition); public domain.",
+    "ryansMammoth": "Ryan's Mammoth Collection (1883); public domain.",
+    "airdsAirs": "Aird's Selection of Scotch, English, Irish and Foreign Airs (1780s); public domain.",
+    "miscFolk": "Miscellaneous folk-tune books (music21's miscFolk); public domain.",
+}
+
+
+def model_card(report: dict, checkpoint_bytes: int) -> str:
+    """Markdown model card: data and licences, splits, metrics, provenance."""
+    corpus = report["corpus"]
+    config = report["config"]
+    collections = corpus["collections"]
+    non_commercial = [c for c in collections if c not in PUBLIC_DOMAIN_COLLECTIONS]
+    use = (
+        "**Research and non-commercial use only**: the training data include "
+        + ", ".join(non_commercial)
+        + ", licensed for non-commercial use. To get an unencumbered model, retrain on the "
+        "public-domain collections only (`--collections " + " ".join(PUBLIC_DOMAIN_COLLECTIONS) + "`)."
+        if non_commercial
+        else "All training data are public domain."
+    )
+    seconds = report["seconds"]
+    machine = report["machine"]
+    history = report["training"]["history"]
+    stats = corpus["collection_stats"]
+    lines = [
+        "# Note RNN (pretrained melody LSTM)",
+        "",
+        "The next-token model of the RL Tuner (Jaques et al. 2017): one-hot tokens (38) -> "
+        f"LSTM ({config['num_layers']} layer, {config['hidden_size']} units) -> 38 logits, over the "
+        "38-token melody encoding on a sixteenth-note grid (0 = hold, 1 = rest, 2..37 = MIDI "
+        f"48..83). {checkpoint_bytes / 1024:.0f} KB, safetensors; load with `NoteRNN.load()`.",
+        "",
+        "## Intended use and licence",
+        "",
+        use,
+        "",
+        "## Data",
+        "",
+        "Monophonic folk melodies from music21's bundled ABC corpus (music21 "
+        "`analyze('key')` transposition: major to C major, minor to A minor; octaves folded into "
+        "MIDI 48..83; quantised to sixteenths; melodies shorter than "
+        f"{corpus['extraction']['min_steps']} steps or with fewer than "
+        f"{corpus['extraction']['min_distinct_pitches']} distinct pitches dropped).",
+        "",
+        "| collection | role | tunes | kept | parse failures | licence |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in collections:
+        role = "held out (evaluation only)" if name == corpus["held_out"] else "train/val/test"
+        s = stats[name]
+        lines.append(
+            f"| {name} | {role} | {s['tunes']} | {s['kept']} | {s['parse_failed']} | "
+            f"{LICENCES[name]} |"
+        )
+    lines += [
+        "",
+        "Splits are by piece, from a hash of `collection/piece id` (90/5/5 train/validation/"
+        "test over the training collections); the held-out collection is never trained on. "
+        "Evaluation melodies that exactly copy a training melody are removed "
+        f"({corpus['evaluation_duplicates_removed']}).",
+        "",
+        "| split | pieces | tokens |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {k} | {v['pieces']} | {v['tokens']} |" for k, v in corpus["splits"].items()]
+    lines += [
+        "",
+        "## Metrics",
+        "",
+        "Every melody is scored from its start (zero LSTM state; BOS-padded n-gram context); "
+        "every model scores the same tokens (all but each melody's first). Note-event accuracy "
+        "is the accuracy on targets other than hold (onsets and rests). n-grams: interpolated "
+        "modified Kneser-Ney, fit on the same training split.",
+        "",
+        markdown_table(report["results"]),
+        "",
+        f"On {report['margin_split']}, the LSTM's cross-entropy is "
+        f"**{report['margin_over_best_ngram']:.1%} lower** than the best n-gram's "
+        f"({report['best_ngram']}).",
+        "",
+        "## Training",
+        "",
+        f"Adam (peak lr {config['lr']}, {config['lr_schedule']} schedule, {config['warmup_steps']} "
+        f"warm-up steps), global grad-norm clip {config['grad_clip']}, weight decay "
+        f"{config['weight_decay']}, batch {config['batch_size']} lanes x {config['window']}-step "
+        f"truncated-BPTT windows, {len(history)} epochs ({report['training']['steps']} steps), "
+        f"seed {config['seed']}, {config['threads']} torch threads.",
+        "",
+        f"Final validation loss {history[-1].get('validation_loss', float('nan')):.4f} nats/token.",
+        "",
+        "Made with:",
+        "",
+        "```",
+        report["command"],
+        "```",
+        "",
+        f"Training took {seconds['training'] / 60:.1f} min (corpus loading "
+        f"{seconds['corpus']:.0f} s, from the cache if warm; n-gram baselines "
+        f"{seconds['ngrams']:.0f} s) on {machine['processor']} "
+        f"({machine['cpu_count']} cores, {machine['platform']}), Python {machine['python']}, "
+        f"torch {machine['torch']}, CPU only. The full report is `note_rnn.json`.",
+        "",
+    ]
+    return "\n".join(lines)

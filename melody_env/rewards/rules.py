@@ -1,0 +1,156 @@
+"""The music-theory reward rules of the RL Tuner (spec §2), one small function each.
+
+Each rule maps a :class:`~melody_env.rewards.context.RewardContext` of ``B`` compositions to a
+``float64 [B]`` reward and is always a number. Constants are the original's. The musical tests
+themselves live in :mod:`melody_env.music.theory`; here they become rewards.
+
+Their sum is ``r_MT``. The paper's reward is ``log p(a | s) + r_MT / c`` with ``c = 0.5``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from melody_env.music import theory
+from melody_env.music.encoding import NO_EVENT, NUM_SPECIAL_EVENTS
+from melody_env.rewards.context import RewardContext
+
+OUT_OF_KEY_PENALTY = -1.0
+TONIC_REWARD = 3.0
+FINAL_TONIC_STEPS = 4
+"""The tonic is rewarded at the start and held for this many steps at the end."""
+REPEATING_PENALTY = -100.0
+AUTOCORRELATION_THRESHOLD = 0.15
+AUTOCORRELATION_PENALTY_SCALE = -3.0
+AUTOCORRELATION_LAGS = (1, 2, 3)
+MOTIF_LENGTH = 8
+MIN_MOTIF_NOTES = 3
+MOTIF_REWARD = 3.0
+MOTIF_BONUS_PER_EXTRA_NOTE = 0.3
+REPEATED_MOTIF_REWARD = 4.0
+REPEATED_MOTIF_BONUS_PER_EXTRA_NOTE = 1.0
+INTERVAL_REWARD_SCALE = 5.0
+LEAP_RESOLVED_REWARD = 5.0
+LEAP_DOUBLED_PENALTY = -5.0
+UNIQUE_EXTREME_REWARD = 3.0
+
+# Base interval rewards (multiplied by INTERVAL_REWARD_SCALE); unlisted intervals earn 0.
+INTERVAL_BASE_REWARDS = {
+    theory.REST_INTERVAL: 0.05,
+    theory.HOLD_INTERVAL: 0.075,
+    theory.REST_AFTER_TONIC_OR_FIFTH: 0.15,
+    theory.HOLD_AFTER_TONIC_OR_FIFTH: 0.3,
+    theory.IN_KEY_FIFTH: 0.1,
+    theory.IN_KEY_THIRD: 0.15,
+    11: -0.3,  # major seventh
+    4: 0.09,  # major third
+    2: 0.08,  # major second
+    5: 0.07,  # perfect fourth
+    9: 0.05,  # major sixth
+    7: 0.02,  # perfect fifth outside the tonic-dominant pair
+}
+BEYOND_OCTAVE_BASE_REWARD = -1.0
+"""Any interval larger than an octave."""
+
+_INTERVAL_CODES = np.array(list(INTERVAL_BASE_REWARDS))
+_INTERVAL_VALUES = np.array(list(INTERVAL_BASE_REWARDS.values()))
+
+
+def key_reward(ctx: RewardContext) -> np.ndarray:
+    """-1 for a note outside the key; hold and rest are in every key."""
+    inside = theory.in_key(ctx.pitch, ctx.keys.scale_mask)
+    return np.where(inside, 0.0, OUT_OF_KEY_PENALTY)
+
+
+def tonic_reward(ctx: RewardContext) -> np.ndarray:
+    """+3 for opening on the tonic and ending on a held tonic.
+
+    At step 0 and at the first step of the last ``FINAL_TONIC_STEPS`` a tonic note (any octave)
+    earns +3; on the next step a hold does (the tonic rings on); on the remaining steps a hold or
+    a rest does. The original rewarded only middle C (MIDI 60), and at the second step of the end
+    it rewarded token 1, which it took for "hold" but which is "note off" in its data.
+    """
+    final = ctx.length - FINAL_TONIC_STEPS
+    if ctx.step in (0, final):
+        earns = theory.is_pitch_class(ctx.pitch, ctx.keys.tonic)
+    elif ctx.step == final + 1:
+        earns = ctx.action == NO_EVENT
+    elif ctx.step > final + 1:
+        earns = ctx.action < NUM_SPECIAL_EVENTS
+    else:
+        return np.zeros(ctx.batch_size)
+    return np.where(earns, TONIC_REWARD, 0.0)
+
+
+def repeated_notes_reward(ctx: RewardContext) -> np.ndarray:
+    """-100 for excessive repetition (:func:`~melody_env.music.theory.is_excessive_repetition`)."""
+    return np.where(ctx.is_repeating, REPEATING_PENALTY, 0.0)
+
+
+def autocorrelation_reward(ctx: RewardContext) -> np.ndarray:
+    """-3 |rho_k| for each lag k in 1..3 where the melodic line's |rho_k| > 0.15.
+
+    Computed on the composition so far at every step, as in the original (so it is noisy on
+    short prefixes: a two-note line always has rho_1 = -0.5). Unlike the original, only note
+    onsets make the line (hold and rest are not pitches).
+    """
+    rho = np.abs(theory.onset_autocorrelation(ctx.sequence, AUTOCORRELATION_LAGS))
+    return AUTOCORRELATION_PENALTY_SCALE * np.where(rho > AUTOCORRELATION_THRESHOLD, rho, 0.0).sum(1)
+
+
+def motif_reward(ctx: RewardContext) -> np.ndarray:
+    """+3 (+0.3 per distinct pitch beyond 3) when the last 8 tokens hold at least 3 pitches."""
+    notes = ctx.motif_notes
+    bonus = MOTIF_BONUS_PER_EXTRA_NOTE * np.maximum(notes - MIN_MOTIF_NOTES, 0)
+    return np.where(notes >= MIN_MOTIF_NOTES, MOTIF_REWARD + bonus, 0.0)
+
+
+def repeated_motif_reward(ctx: RewardContext) -> np.ndarray:
+    """+4 (+1 per distinct pitch beyond 3) when the last 8 tokens are a motif that was already
+    played, token for token, entirely before them."""
+    notes = ctx.motif_notes
+    repeated = (notes >= MIN_MOTIF_NOTES) & theory.repeats_earlier_window(ctx.sequence, MOTIF_LENGTH)
+    bonus = REPEATED_MOTIF_BONUS_PER_EXTRA_NOTE * np.maximum(notes - MIN_MOTIF_NOTES, 0)
+    return np.where(repeated, REPEATED_MOTIF_REWARD + bonus, 0.0)
+
+
+def preferred_intervals_reward(ctx: RewardContext) -> np.ndarray:
+    """5 x the interval's base reward: steps, thirds and tonic-dominant fifths are preferred,
+    sevenths and leaps beyond an octave punished, holding after the tonic or dominant rewarded."""
+    code = ctx.interval
+    match = code[:, None] == _INTERVAL_CODES[None, :]
+    base = np.where(match.any(axis=1), _INTERVAL_VALUES[match.argmax(axis=1)], 0.0)
+    base = np.where(code > 12, BEYOND_OCTAVE_BASE_REWARD, base)
+    return INTERVAL_REWARD_SCALE * base
+
+
+def leap_resolution_reward(ctx: RewardContext) -> np.ndarray:
+    """+5 when a leap is resolved, -5 when a leap is followed by another in the same direction."""
+    outcome = ctx.leap_outcome
+    return np.where(
+        outcome == theory.LEAP_RESOLVED,
+        LEAP_RESOLVED_REWARD,
+        np.where(outcome == theory.LEAP_DOUBLED, LEAP_DOUBLED_PENALTY, 0.0),
+    )
+
+
+def unique_extremes_reward(ctx: RewardContext) -> np.ndarray:
+    """At the last step, +3 if the highest pitch is played once and +3 if the lowest is."""
+    if not ctx.is_last_step:
+        return np.zeros(ctx.batch_size)
+    high, low = theory.unique_extremes(ctx.sequence)
+    return UNIQUE_EXTREME_REWARD * (high.astype(float) + low.astype(float))
+
+
+MUSIC_THEORY_RULES = {
+    "key": key_reward,
+    "tonic": tonic_reward,
+    "repeated_notes": repeated_notes_reward,
+    "autocorrelation": autocorrelation_reward,
+    "motif": motif_reward,
+    "repeated_motif": repeated_motif_reward,
+    "preferred_intervals": preferred_intervals_reward,
+    "leap_resolution": leap_resolution_reward,
+    "unique_extremes": unique_extremes_reward,
+}
+"""The nine rules of r_MT, in the original's order."""

@@ -1,0 +1,51 @@
+"""Shared fixtures: a small seeded Note RNN and helpers to score hand-written melodies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from melody_env.envs.composition_state import CompositionState
+from melody_env.models import NoteRNN, NoteRNNConfig
+from melody_env.music.encoding import token_from_name
+from melody_env.music.keys import Key
+from melody_env.rewards.composition import RewardFunction
+
+
+@pytest.fixture(scope="session")
+def tiny_rnn() -> NoteRNN:
+    """A seeded random Note RNN (16 units): fast, and enough where log p does not matter."""
+    return NoteRNN(NoteRNNConfig(hidden_size=16), seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_rnn_path(tiny_rnn, tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("rnn") / "tiny.safetensors"
+    tiny_rnn.save(path)
+    return str(path)
+
+
+def tokens(text: str) -> list[int]:
+    """``"C4 hold D4 rest"`` -> tokens."""
+    return [token_from_name(name) for name in text.split()]
+
+
+_SCORING_RNN = NoteRNN(NoteRNNConfig(hidden_size=8), seed=0)
+
+
+def score_melody(text: str, key: str = "C major", length: int | None = None, mode="music_theory_only"):
+    """Per-step reward terms of a melody placed after a one-token primer.
+
+    Returns a dict term -> list of per-step values (and ``"music_theory"``).
+    """
+    melody = tokens(text)
+    length = length or len(melody)
+    state = CompositionState(1, length, _SCORING_RNN, RewardFunction(mode, reward_scaler=1.0))
+    state.reset([np.array([0])], [Key.from_name(key)])
+    per_step: dict[str, list[float]] = {}
+    for token in melody:
+        breakdown = state.advance(np.array([token]))
+        for name, value in breakdown.terms.items():
+            per_step.setdefault(name, []).append(round(float(value[0]), 6))
+        per_step.setdefault("music_theory", []).append(round(float(breakdown.music_theory[0]), 6))
+    return per_step

@@ -20,7 +20,7 @@ SUBCOMMAND_MODULES = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="melody-rl",
-        description="Tune a melody LSTM with reinforcement learning (RL Tuner, Jaques et al. 2017).",
+        description="Tune a melody LSTM with reinforcement learning (RL Tuner, Jaques 2017).",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in SUBCOMMAND_MODULES:

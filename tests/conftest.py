@@ -33,7 +33,9 @@ def tokens(text: str) -> list[int]:
 _SCORING_RNN = NoteRNN(NoteRNNConfig(hidden_size=8), seed=0)
 
 
-def score_melody(text: str, key: str = "C major", length: int | None = None, mode="music_theory_only"):
+def score_melody(
+    text: str, key: str = "C major", length: int | None = None, mode="music_theory_only"
+):
     """Per-step reward terms of a melody placed after a one-token primer.
 
     Returns a dict term -> list of per-step values (and ``"music_theory"``).

@@ -47,7 +47,7 @@ def rollout(env, seed, actions):
     obs, info = env.reset(seed=seed)
     trace = [obs, info["primer"]]
     for action in actions:
-        obs, reward, terminated, truncated, info = env.step(action)
+        obs, reward, terminated, _truncated, info = env.step(action)
         trace += [obs, reward, terminated, info["log_prob"], sorted(info["reward_terms"].items())]
     return trace
 
@@ -84,7 +84,7 @@ def test_async_vector_rollout(tiny_rnn_path):
         obs, _ = envs.reset(seed=0)
         assert obs.shape == (2, 1620)
         for _ in range(40):
-            obs, rewards, terminated, truncated, info = envs.step(envs.action_space.sample())
+            obs, rewards, _terminated, _truncated, _info = envs.step(envs.action_space.sample())
             assert np.isfinite(rewards).all()
     finally:
         envs.close()
@@ -96,7 +96,7 @@ def test_random_rollout_stays_in_the_observation_space(tiny_rnn):
     obs, _ = env.reset(seed=0)
     episodes = 0
     for _ in range(10_000):
-        obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+        obs, reward, terminated, _truncated, _ = env.step(env.action_space.sample())
         assert env.observation_space.contains(obs)
         assert np.isfinite(reward)
         if terminated:
@@ -124,7 +124,7 @@ def test_observation_layout(tiny_rnn):
     assert primer[:5].sum() == 0 and primer[5:].argmax(axis=1).tolist() == [14, 0, 16]
     assert obs[s["position"]].argmax() == 0 and obs[s["beat"]].argmax() == 0
     assert obs[s["key_tonic"]].argmax() == 6 and obs[s["key_mode"]].argmax() == 1
-    for step, token in enumerate(tokens("F#4 hold A4 rest")):
+    for _step, token in enumerate(tokens("F#4 hold A4 rest")):
         obs, *_ = env.step(token)
     composition = obs[s["composition"]].reshape(32, 38)
     assert composition[:4].argmax(axis=1).tolist() == tokens("F#4 hold A4 rest")
@@ -235,7 +235,7 @@ def test_bad_reset_options(tiny_rnn, tmp_path):
         env.reset(options={"tempo": 3})
     corrupt = tmp_path / "corrupt.mid"
     corrupt.write_bytes(b"MThd\x00\x00\x00\x06garbage")
-    with pytest.raises(ValueError, match="corrupt.mid"):
+    with pytest.raises(ValueError, match=r"corrupt\.mid"):
         env.reset(options={"primer": str(corrupt)})
     drums = pretty_midi.PrettyMIDI()
     kit = pretty_midi.Instrument(program=0, is_drum=True)
@@ -246,14 +246,14 @@ def test_bad_reset_options(tiny_rnn, tmp_path):
         env.reset(options={"primer": str(tmp_path / "drums.mid")})
     empty = pretty_midi.PrettyMIDI()
     empty.write(str(tmp_path / "empty.mid"))
-    with pytest.raises(ValueError, match="empty.mid"):
+    with pytest.raises(ValueError, match=r"empty\.mid"):
         env.reset(options={"primer": str(tmp_path / "empty.mid")})
 
 
 def test_corrupt_reward_rnn_checkpoint(tmp_path):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x00" * 64)
-    with pytest.raises(ValueError, match="bad.safetensors"):
+    with pytest.raises(ValueError, match=r"bad\.safetensors"):
         MelodyCompositionEnv(reward_rnn=str(bad))
     pickled = tmp_path / "model.pt"
     pickled.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))

@@ -1,4 +1,4 @@
-"""Reward composition: presets of the original's modes, weights, custom terms, the info breakdown."""
+"""Reward composition: presets of the original's modes, weights, custom terms, info breakdown."""
 
 from __future__ import annotations
 

@@ -165,7 +165,9 @@ class MelodyCompositionEnv(gym.Env):
         self.render_mode = render_mode
         self.qpm = qpm
         self.layout = ObservationLayout(composition_length, primer_context, steps_per_bar)
-        self.reward_function = RewardFunction(reward_mode, reward_scaler, reward_terms, reward_weights)
+        self.reward_function = RewardFunction(
+            reward_mode, reward_scaler, reward_terms, reward_weights
+        )
         self.reward_rnn = load_reward_rnn(reward_rnn)
         self.action_space = spaces.Discrete(NUM_CLASSES)
         self.observation_space = spaces.Box(0.0, 1.0, (self.layout.size,), np.float32)
@@ -217,7 +219,9 @@ class MelodyCompositionEnv(gym.Env):
         }
         reward = float(breakdown.total[0])
         if not np.isfinite(reward):
-            raise FloatingPointError(f"non-finite reward {reward} at step {self._state.step}: {info}")
+            raise FloatingPointError(
+                f"non-finite reward {reward} at step {self._state.step}: {info}"
+            )
         return self._obs[0].copy(), reward, self._state.finished, False, info
 
     @staticmethod
@@ -244,7 +248,9 @@ class MelodyCompositionEnv(gym.Env):
         steps_per_bar = self.layout.steps_per_bar
         if self.render_mode == "ansi":
             primer = self._state.primers[0] if self._state.primers else None
-            return render.render_ansi(tokens, self._episode_key, self._state.step, steps_per_bar, primer)
+            return render.render_ansi(
+                tokens, self._episode_key, self._state.step, steps_per_bar, primer
+            )
         # A fixed-size image: the steps not played yet are drawn as silence (a note-off, holds).
         padded = np.zeros(self._state.length, dtype=np.int64)
         padded[: len(tokens)] = tokens

@@ -81,7 +81,9 @@ class NoteRNNConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
-            raise ValueError(f"unknown NoteRNNConfig fields {sorted(unknown)}; known: {sorted(known)}")
+            raise ValueError(
+                f"unknown NoteRNNConfig fields {sorted(unknown)}; known: {sorted(known)}"
+            )
         return cls(**data)
 
 
@@ -149,14 +151,16 @@ class NoteRNN(nn.Module):
 
     @torch.no_grad()
     def prime(self, tokens: torch.Tensor, state: LSTMState | None = None):
-        """Run over ``tokens [batch, time]``; return the log-probs after the last token and state."""
+        """Run over ``tokens [batch, time]``; return the next-token log-probs and the state."""
         with single_threaded():
             logits, state = self.forward(tokens, state)
             return torch.log_softmax(logits[:, -1], dim=-1), state
 
     def save(self, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> None:
         """Write weights and config to one ``.safetensors`` file, atomically."""
-        tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in self.state_dict().items()}
+        tensors = {
+            name: tensor.detach().cpu().contiguous() for name, tensor in self.state_dict().items()
+        }
         header = {"format": "melody-rl/note-rnn", "config": json.dumps(asdict(self.config))}
         header.update(metadata or {})
         with atomic_path(path) as tmp:

@@ -72,7 +72,7 @@ def is_note(tokens: np.ndarray) -> np.ndarray:
 
 
 def token_to_pitch(tokens: np.ndarray | int) -> np.ndarray:
-    """MIDI pitch of each token; ``NOT_A_PITCH`` (-1) for hold and rest. Tokens are not validated."""
+    """MIDI pitch of each token; ``NOT_A_PITCH`` (-1) for hold and rest (tokens not validated)."""
     return TOKEN_PITCHES[np.asarray(tokens)]
 
 
@@ -141,6 +141,8 @@ def token_from_name(name: str) -> int:
     names = {n: i for i, n in enumerate(PITCH_CLASS_NAMES)}
     names.update({"Db": 1, "Eb": 3, "Gb": 6, "Ab": 8, "Bb": 10})
     if letter.capitalize() not in names or not octave.lstrip("-").isdigit():
-        raise ValueError(f"cannot read note name {name!r}; expected e.g. 'C4', 'F#3', 'hold', 'rest'")
+        raise ValueError(
+            f"cannot read note name {name!r}; expected e.g. 'C4', 'F#3', 'hold', 'rest'"
+        )
     pitch = names[letter.capitalize()] + 12 * (int(octave) + 1)
     return int(pitch_to_token(pitch))

@@ -26,7 +26,17 @@ MAJOR_STEPS = (0, 2, 4, 5, 7, 9, 11)
 # for A minor too. The raised leading tone of harmonic minor counts as out of key.
 MINOR_STEPS = (0, 2, 3, 5, 7, 8, 10)
 
-_FLAT_SPELLINGS = {"Db": 1, "Eb": 3, "Gb": 6, "Ab": 8, "Bb": 10, "Cb": 11, "Fb": 4, "E#": 5, "B#": 0}
+_FLAT_SPELLINGS = {
+    "Db": 1,
+    "Eb": 3,
+    "Gb": 6,
+    "Ab": 8,
+    "Bb": 10,
+    "Cb": 11,
+    "Fb": 4,
+    "E#": 5,
+    "B#": 0,
+}
 KEY_NAMES = tuple(f"{PITCH_CLASS_NAMES[pc]} {mode}" for mode in MODES for pc in range(12))
 """The 24 canonical key names, ``"C major"`` ... ``"B minor"``."""
 

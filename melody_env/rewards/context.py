@@ -40,7 +40,7 @@ class RewardContext:
         step: ``t``, the 0-based position of ``action`` in the composition.
         length: the composition length (the last step is ``length - 1``).
         keys: the key of each composition.
-        previous_token: ``int [B]``: the token before ``action`` (the primer's last token at step 0).
+        previous_token: ``int [B]``: the token before ``action`` (the primer's last at step 0).
         log_prob: ``float [B]``: log p(action | history) under the reward RNN.
         leap_outcome: ``int8 [B]``: :func:`melody_env.music.theory.leap_step`'s outcome for
             ``action`` (computed once per step by the composition state, which owns the memory).

@@ -95,7 +95,9 @@ def autocorrelation_reward(ctx: RewardContext) -> np.ndarray:
     onsets make the line (hold and rest are not pitches).
     """
     rho = np.abs(theory.onset_autocorrelation(ctx.sequence, AUTOCORRELATION_LAGS))
-    return AUTOCORRELATION_PENALTY_SCALE * np.where(rho > AUTOCORRELATION_THRESHOLD, rho, 0.0).sum(1)
+    return AUTOCORRELATION_PENALTY_SCALE * np.where(rho > AUTOCORRELATION_THRESHOLD, rho, 0.0).sum(
+        1
+    )
 
 
 def motif_reward(ctx: RewardContext) -> np.ndarray:
@@ -109,7 +111,9 @@ def repeated_motif_reward(ctx: RewardContext) -> np.ndarray:
     """+4 (+1 per distinct pitch beyond 3) when the last 8 tokens are a motif that was already
     played, token for token, entirely before them."""
     notes = ctx.motif_notes
-    repeated = (notes >= MIN_MOTIF_NOTES) & theory.repeats_earlier_window(ctx.sequence, MOTIF_LENGTH)
+    repeated = (notes >= MIN_MOTIF_NOTES) & theory.repeats_earlier_window(
+        ctx.sequence, MOTIF_LENGTH
+    )
     bonus = REPEATED_MOTIF_BONUS_PER_EXTRA_NOTE * np.maximum(notes - MIN_MOTIF_NOTES, 0)
     return np.where(repeated, REPEATED_MOTIF_REWARD + bonus, 0.0)
 

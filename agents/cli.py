@@ -13,6 +13,8 @@ import sys
 SUBCOMMAND_MODULES = (
     "agents.commands.pretrain",
     "agents.commands.sample",
+    "agents.commands.train",
+    "agents.commands.generate",
 )
 """Modules that each add one subcommand."""
 

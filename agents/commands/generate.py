@@ -1,0 +1,92 @@
+"""``melody-rl generate``: MIDI melodies from a trained RL Tuner agent.
+
+Each melody follows a random one-token primer (not part of the melody). Tokens are sampled from
+the agent's policy (softmax of its logits; ``G + log p`` for G-learning) or, with ``--greedy``,
+its argmax. The agent composes in the key it was trained in; ``--key`` transposes the result to
+another key of the same mode (by at most a tritone, notes folded into the encodable range)::
+
+    melody-rl generate --checkpoint runs/q --n 16 --out samples/q --key "G major"
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "generate",
+        help="write MIDI melodies composed by a trained agent",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--checkpoint", required=True, help="run folder (its latest checkpoint) or checkpoint"
+    )
+    parser.add_argument("--n", type=int, default=16, help="number of melodies (default 16)")
+    parser.add_argument("--out", required=True, help="folder for melody_000.mid, ...")
+    parser.add_argument("--greedy", action="store_true", help="argmax instead of sampling")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--key", default=None, help="transpose to this key, e.g. 'D major'")
+    parser.set_defaults(func=run_command)
+
+
+def transpose(tokens: np.ndarray, source: str, target: str) -> np.ndarray:
+    """Move note tokens from key ``source`` to key ``target`` (same mode) by the smallest shift.
+
+    >>> transpose(np.array([14, 0, 18, 1]), "C major", "D major").tolist()
+    [16, 0, 20, 1]
+
+    Raises:
+        ValueError: the keys differ in mode.
+    """
+    from melody_env.music.encoding import fold_pitch, is_note, pitch_to_token, token_to_pitch
+    from melody_env.music.keys import Key
+
+    source_key, target_key = Key.from_name(source), Key.from_name(target)
+    if source_key.mode != target_key.mode:
+        raise ValueError(
+            f"cannot transpose the agent's {source_key.name} to {target_key.name}: --key must be "
+            f"a {source_key.mode} key (the agent was trained in {source_key.name})"
+        )
+    shift = (target_key.tonic - source_key.tonic) % 12
+    shift = shift - 12 if shift > 6 else shift
+    notes = is_note(tokens)
+    moved = pitch_to_token(fold_pitch(np.where(notes, token_to_pitch(tokens), 60) + shift))
+    return np.where(notes, moved, tokens)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from agents.rl_tuner.checkpoint import load_agent
+    from agents.rl_tuner.rollout import compose, make_vector_env
+    from melody_env.io.midi_writer import write_midi
+    from melody_env.music.keys import Key
+
+    try:
+        if args.n < 1:
+            raise ValueError(f"--n must be a positive integer, got {args.n}")
+        agent = load_agent(args.checkpoint)
+        key = agent.config.env.key
+        if args.key is not None:
+            transpose(np.zeros(1, dtype=np.int64), key, Key.from_name(args.key).name)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"melody-rl generate: error: {error}", file=sys.stderr)
+        return 2
+    envs = make_vector_env(agent.config, min(args.n, 64), agent.reward_rnn)
+    melodies = compose(
+        agent, envs, args.n, args.seed, purpose="generate", greedy=args.greedy
+    ).actions
+    envs.close()
+    if args.key is not None:
+        melodies = transpose(melodies, key, args.key)
+    out = Path(args.out)
+    width = max(3, len(str(args.n - 1)))
+    for index, melody in enumerate(melodies):
+        path = out / f"melody_{index:0{width}d}.mid"
+        write_midi(path, melody)
+        print(f"{path}: {' '.join(map(str, melody.tolist()))}")
+    return 0

@@ -1,0 +1,280 @@
+"""Configuration of the RL Tuner agent: one dataclass per concern, presets as data.
+
+Every count of "steps" is in **env transitions**: one token placed in one training composition
+(``N`` vector envs place ``N`` per vector step), as the original counted single-env steps. The
+reset steps of Gymnasium's next-step autoreset and evaluation compositions are not counted.
+
+>>> config = make_config("fast", "g")
+>>> config.algo, config.reward_mode, config.gamma
+('g', 'music_theory_only', 0.5)
+>>> make_config("paper", "q").batch_size, make_config("paper", "q").transitions_per_composition
+(32, 1)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+ALGORITHMS = ("q", "psi", "g", "pure_rl")
+"""``q``: Q-learning on ``s * r_MT + log p``; ``psi``: Psi-learning (soft/log-sum-exp backup) on
+the same reward; ``g``: G-learning on ``s * r_MT`` with the prior in the backup; ``pure_rl``: the
+paper's "RL only" baseline, Q-learning on ``s * r_MT`` alone."""
+PRESETS = ("fast", "paper")
+"""Names of the presets of :func:`make_config`."""
+EXPLORATION_MODES = ("egreedy", "boltzmann")
+LOSSES = ("huber", "mse")
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """The composition task the agent trains on (arguments of the melody env)."""
+
+    composition_length: int = 32
+    """Sixteenth steps per composition (32 = two bars, as the paper)."""
+    steps_per_bar: int = 16
+    """Sixteenths per bar (only the observation's beat slice depends on it)."""
+    primer_context: int = 8
+    """Primer tokens visible in the observation; the agent primes its LSTM from them."""
+    key: str = "C major"
+    """Key of every training composition (the paper: C major only)."""
+    reward_scaler: float = 2.0
+    """``1 / c``: weight of r_MT in the reward (the paper's ``c = 0.5``)."""
+
+    def env_kwargs(self, reward_mode: str) -> dict[str, Any]:
+        """Keyword arguments of ``gymnasium.make(ENV_ID, ...)`` (without the reward RNN)."""
+        return {
+            "composition_length": self.composition_length,
+            "steps_per_bar": self.steps_per_bar,
+            "primer_context": self.primer_context,
+            "key": self.key,
+            "reward_mode": reward_mode,
+            "reward_scaler": self.reward_scaler,
+        }
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines one training run; stored in every checkpoint."""
+
+    algo: str = "q"
+    """One of :data:`ALGORITHMS`."""
+    preset: str = "fast"
+    """The preset the other fields came from (informational)."""
+    seed: int = 0
+    """Seeds exploration, replay sampling, primers (each round of compositions is reset with
+    seeds derived from it) and evaluation."""
+    total_steps: int = 200_000
+    """Training transitions to collect."""
+    num_envs: int = 64
+    """Compositions composed at once through ``gymnasium.make_vec`` (the paper: 1)."""
+    env: EnvConfig = field(default_factory=EnvConfig)
+    """The task."""
+    reward_rnn: str | None = None
+    """Note RNN checkpoint for the three networks and the env's reward; ``None`` = shipped."""
+
+    gamma: float = 0.5
+    """Discount (the paper: 0.5; the original code's default 0.95)."""
+    learning_rate: float = 1e-3
+    """Adam step size (the paper: TF's default 1e-3)."""
+    batch_size: int = 32
+    """Compositions per gradient step (whole compositions are replayed)."""
+    transitions_per_composition: int | None = None
+    """Steps of each sampled composition that enter the loss; ``None`` = all of them. The paper's
+    batch of 32 transitions is 32 compositions with 1 random step each (uniform over
+    transitions, since all compositions have the same length)."""
+    train_frequency: int = 64
+    """Transitions collected per gradient step (the paper: 5)."""
+    learning_starts: int = 2048
+    """Transitions collected before the first gradient step (the paper: 32)."""
+    target_network_update_rate: float = 0.05
+    """``eta`` of the soft target update ``theta- <- (1 - eta) theta- + eta theta`` after each
+    gradient step (the paper: 0.01)."""
+    replay_capacity: int = 100_000
+    """Replay size in transitions; it holds ``replay_capacity // composition_length`` whole
+    compositions (the paper: 100,000 transitions = 3,125 compositions)."""
+    loss: str = "huber"
+    """TD loss: ``"huber"`` (smooth L1, delta 1) or ``"mse"`` (the original)."""
+    max_grad_norm: float = 5.0
+    """Global gradient-norm clip (the original clipped each tensor to norm 5 separately)."""
+    double_dqn: bool = True
+    """Double DQN: the online network picks ``argmax a'``, the target network evaluates it. Only
+    for ``q`` and ``pure_rl``; the log-sum-exp backups of ``psi`` and ``g`` have no argmax, so
+    it is ignored there."""
+
+    exploration: str = "egreedy"
+    """``"egreedy"`` (the paper) or ``"boltzmann"`` (sample from softmax(scores / temperature))."""
+    start_epsilon: float = 1.0
+    """Epsilon at the first training transition."""
+    end_epsilon: float = 0.1
+    """Epsilon after ``exploration_steps`` (the paper: 0.1)."""
+    exploration_steps: int = 100_000
+    """Training transitions over which epsilon falls linearly (the paper: 500,000 of 1M)."""
+    temperature: float = 1.0
+    """Softmax temperature of Boltzmann exploration and of sampled evaluation."""
+
+    eval_every: int = 50_000
+    """Evaluate every this many transitions (and at step 0); 0 switches it off."""
+    eval_compositions: int = 256
+    """Compositions per periodic evaluation."""
+    eval_num_envs: int = 128
+    """Vector envs used to compose the evaluation and summary compositions."""
+    checkpoint_every: int = 50_000
+    """Checkpoint every this many transitions (at the end of a round of compositions); 0 = only
+    at the end."""
+    summary_compositions: int = 1000
+    """Compositions sampled for ``summary.json`` at the end."""
+    num_samples: int = 16
+    """MIDI samples written to ``samples/`` at the end."""
+    torch_threads: int = 1
+    """Torch intra-op threads for the gradient steps (acting always uses one)."""
+    progress_bar: bool = True
+    """Show a tqdm progress bar."""
+
+    def __post_init__(self) -> None:
+        choices = {
+            "algo": ALGORITHMS,
+            "preset": PRESETS,
+            "exploration": EXPLORATION_MODES,
+            "loss": LOSSES,
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"unknown {name} {getattr(self, name)!r}; choose one of {', '.join(allowed)}"
+                )
+        positive = (
+            "num_envs",
+            "batch_size",
+            "train_frequency",
+            "eval_compositions",
+            "eval_num_envs",
+            "torch_threads",
+        )
+        non_negative = (
+            "total_steps",
+            "learning_starts",
+            "exploration_steps",
+            "eval_every",
+            "checkpoint_every",
+            "summary_compositions",
+            "num_samples",
+        )
+        for name in positive + non_negative:
+            value = getattr(self, name)
+            minimum = 1 if name in positive else 0
+            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        if self.replay_capacity < self.env.composition_length:
+            raise ValueError(
+                f"replay_capacity ({self.replay_capacity} transitions) must hold at least one "
+                f"composition of {self.env.composition_length} steps"
+            )
+        tpc = self.transitions_per_composition
+        if tpc is not None and not 1 <= tpc <= self.env.composition_length:
+            raise ValueError(
+                f"transitions_per_composition must be None or in [1, "
+                f"{self.env.composition_length}], got {tpc!r}"
+            )
+        for name in ("gamma", "target_network_update_rate", "start_epsilon", "end_epsilon"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+        for name in ("learning_rate", "max_grad_norm", "temperature"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+
+    @property
+    def reward_mode(self) -> str:
+        """The env's reward mode: G-learning and RL-only see music theory alone (the original
+        forced it too); ``q`` and ``psi`` add ``log p`` of the reward RNN."""
+        return "music_theory_only" if self.algo in ("g", "pure_rl") else "music_theory_all"
+
+    @property
+    def replay_compositions(self) -> int:
+        """Replay capacity in whole compositions."""
+        return self.replay_capacity // self.env.composition_length
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Rebuild a config from :meth:`to_dict` output, rejecting unknown fields."""
+        data = dict(data)
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(
+                f"unknown TrainConfig fields {sorted(unknown)}; known: {sorted(known)}"
+            )
+        env = data.pop("env", {})
+        env_known = {f.name for f in fields(EnvConfig)}
+        if set(env) - env_known:
+            raise ValueError(f"unknown EnvConfig fields {sorted(set(env) - env_known)}")
+        return cls(env=EnvConfig(**env), **data)
+
+
+def paper_config(algo: str = "q") -> TrainConfig:
+    """The paper's setting (Jaques et al. 2017 and the original code, spec §3.3), done right:
+    one composition at a time, 1M steps with 500k of epsilon-greedy exploration, gamma 0.5,
+    c = 0.5, Adam 1e-3, a batch of 32 transitions (32 compositions x 1 random step) every 5
+    steps, eta 0.01, 100k-transition replay, MSE loss, no Double DQN."""
+    return TrainConfig(
+        algo=algo,
+        preset="paper",
+        total_steps=1_000_000,
+        num_envs=1,
+        gamma=0.5,
+        learning_rate=1e-3,
+        batch_size=32,
+        transitions_per_composition=1,
+        train_frequency=5,
+        learning_starts=32,
+        target_network_update_rate=0.01,
+        replay_capacity=100_000,
+        loss="mse",
+        max_grad_norm=5.0,
+        double_dqn=False,
+        exploration="egreedy",
+        start_epsilon=1.0,
+        end_epsilon=0.1,
+        exploration_steps=500_000,
+        eval_every=100_000,
+        eval_compositions=100,
+        eval_num_envs=100,
+        checkpoint_every=50_000,
+    )
+
+
+def fast_config(algo: str = "q") -> TrainConfig:
+    """The default: the paper's quality in minutes on 2 CPU cores. Many compositions at once,
+    batches of whole compositions (every step of each enters the loss), 200k steps."""
+    return TrainConfig(algo=algo, preset="fast")
+
+
+_PRESET_BUILDERS = {"fast": fast_config, "paper": paper_config}
+
+
+def make_config(preset: str = "fast", algo: str = "q", **overrides: Any) -> TrainConfig:
+    """A preset for ``algo`` with some fields replaced.
+
+    Raises:
+        ValueError: an unknown preset, algorithm or field, or an invalid value.
+    """
+    if preset not in _PRESET_BUILDERS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    if algo not in ALGORITHMS:
+        raise ValueError(f"unknown algo {algo!r}; choose one of {', '.join(ALGORITHMS)}")
+    config = _PRESET_BUILDERS[preset](algo)
+    env_overrides = overrides.pop("env", None)
+    if isinstance(env_overrides, dict):
+        overrides["env"] = dataclasses.replace(config.env, **env_overrides)
+    elif env_overrides is not None:
+        overrides["env"] = env_overrides
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = set(overrides) - known
+    if unknown:
+        raise ValueError(f"unknown TrainConfig fields {sorted(unknown)}; known: {sorted(known)}")
+    return dataclasses.replace(config, **overrides)

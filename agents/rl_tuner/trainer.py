@@ -1,0 +1,397 @@
+"""The RL Tuner training loop, top to bottom: setup, (resume), rounds of acting and learning,
+evaluation, logging, checkpoints, and the final summary.
+
+Each round, the ``N`` vector envs are reset with seeds of that round and write ``N`` whole
+compositions while the agent acts epsilon-greedily (or by Boltzmann sampling) with one batched
+forward of its Q-network per step. After every ``train_frequency`` transitions (once
+``learning_starts`` have been collected) a batch of whole compositions is replayed for one
+gradient step and the target network follows softly. Finished compositions enter the replay at
+the end of the round; checkpoints are taken between rounds.
+
+TensorBoard scalars (``RUN/tensorboard``): ``charts/episodic_return``, ``charts/music_theory``
+(r_MT per composition), ``charts/log_prob`` (per step), ``rewards/<term>`` (per composition),
+``charts/epsilon``, ``charts/SPS``, ``losses/td_loss``, ``losses/q_values``,
+``losses/td_target``, ``losses/grad_norm``, and ``eval/<statistic>`` of
+:mod:`agents.rl_tuner.summary`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from agents.rl_tuner import checkpoint as ckpt
+from agents.rl_tuner.agent import RLTunerAgent
+from agents.rl_tuner.config import TrainConfig
+from agents.rl_tuner.exploration import linear_epsilon, select_actions
+from agents.rl_tuner.learner import gradient_step
+from agents.rl_tuner.replay import CompositionReplay
+from agents.rl_tuner.rollout import (
+    Compositions,
+    VectorComposer,
+    compose,
+    make_vector_env,
+    round_seeds,
+)
+from agents.rl_tuner.summary import composition_stats, write_summary
+from melody_env.atomic import atomic_write_text
+from melody_env.io.midi_writer import write_midi
+from melody_env.models.note_rnn import NoteRNN
+
+
+@dataclass
+class Progress:
+    """Counters of a run (saved in every checkpoint)."""
+
+    global_step: int = 0
+    """Training transitions collected."""
+    gradient_steps: int = 0
+    """Gradient steps taken."""
+    rounds: int = 0
+    """Rounds of ``num_envs`` compositions completed."""
+    train_credit: int = 0
+    """Transitions collected since the last gradient step (once learning started)."""
+    next_eval_step: int = 0
+    """``global_step`` at or after which the next evaluation runs."""
+    next_checkpoint_step: int = 0
+    """``global_step`` at or after which the next checkpoint is written."""
+    train_seconds: float = 0.0
+    """Wall-clock seconds spent acting and learning (evaluation excluded)."""
+
+
+def load_note_rnn(path: str | None) -> NoteRNN:
+    """The pretrained Note RNN at ``path`` (the shipped one for ``None``), with a clear error."""
+    try:
+        return NoteRNN.load(path)
+    except FileNotFoundError as error:
+        hint = "" if path else " (train it with `melody-rl pretrain --ship`, or pass --reward-rnn)"
+        raise FileNotFoundError(f"{error}{hint}") from error
+
+
+def checkpoint_state(
+    config: TrainConfig,
+    agent: RLTunerAgent,
+    optimizer: torch.optim.Optimizer,
+    replay: CompositionReplay,
+    rng: np.random.Generator,
+    progress: Progress,
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Tensors and JSON state of a checkpoint."""
+    tensors = agent.named_tensors()
+    optimizer_tensors, optimizer_settings = ckpt.optimizer_tensors(optimizer)
+    tensors.update(optimizer_tensors)
+    tensors["torch_rng_state"] = torch.get_rng_state()
+    state = {
+        "config": config.to_dict(),
+        "note_rnn_config": asdict(agent.reward_rnn.config),
+        "progress": asdict(progress),
+        "exploration_rng": rng.bit_generator.state,
+        "predict_rng": agent.predict_rng.bit_generator.state,
+        "replay": replay.state(),
+        "optimizer": optimizer_settings,
+    }
+    return tensors, state
+
+
+class Trainer:
+    """One run: built fresh or from the run folder's latest checkpoint.
+
+    Args:
+        config: the run's configuration (ignored on resume but for ``total_steps``).
+        run_dir: where checkpoints, TensorBoard logs, samples and the summary go.
+        resume: continue from ``run_dir``'s latest checkpoint.
+        log: print progress messages (the tqdm bar follows ``config.progress_bar``).
+    """
+
+    def __init__(
+        self, config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False, log=print
+    ) -> None:
+        self.run_dir = Path(run_dir)
+        self.log = log
+        loaded = None
+        if resume:
+            try:
+                loaded = ckpt.load_checkpoint(self.run_dir)
+            except FileNotFoundError as error:
+                raise FileNotFoundError(
+                    f"cannot resume: {error}. Start a new run without --resume."
+                ) from error
+            config = replace(loaded.config, total_steps=config.total_steps)
+        elif (self.run_dir / ckpt.CHECKPOINTS / ckpt.LATEST).exists():
+            raise FileExistsError(
+                f"{self.run_dir} already holds a run; pass --resume to continue it or choose "
+                "another --out"
+            )
+        self.config = config
+        torch.set_num_threads(config.torch_threads)
+        torch.manual_seed(config.seed)
+        note_rnn = loaded.note_rnn() if loaded else load_note_rnn(config.reward_rnn)
+        self.agent = RLTunerAgent(config, note_rnn)
+        self.optimizer = torch.optim.Adam(
+            self.agent.q_network.parameters(), lr=config.learning_rate
+        )
+        self.replay = CompositionReplay(
+            config.replay_compositions,
+            config.env.composition_length,
+            config.env.primer_context,
+            seed=int(np.random.SeedSequence([config.seed, 10]).generate_state(1)[0]),
+        )
+        self.rng = np.random.default_rng(np.random.SeedSequence([config.seed, 11]))
+        self.progress = Progress(next_checkpoint_step=config.checkpoint_every)
+        if loaded:
+            self._restore(loaded)
+        self.envs = make_vector_env(config, config.num_envs, self.agent.reward_rnn)
+        self._eval_envs = None
+
+    def _restore(self, loaded: ckpt.Checkpoint) -> None:
+        self.agent.load_named_tensors(loaded.tensors)
+        ckpt.load_optimizer(self.optimizer, loaded.tensors, loaded.state["optimizer"])
+        torch.set_rng_state(loaded.tensors["torch_rng_state"])
+        self.rng.bit_generator.state = loaded.state["exploration_rng"]
+        self.agent.predict_rng.bit_generator.state = loaded.state["predict_rng"]
+        self.replay.load(loaded.replay_path, loaded.state["replay"])
+        self.progress = Progress(**loaded.state["progress"])
+        self.log(f"resumed from {loaded.directory} at step {self.progress.global_step:,}")
+
+    @property
+    def eval_envs(self):
+        if self._eval_envs is None:
+            self._eval_envs = make_vector_env(
+                self.config, self.config.eval_num_envs, self.agent.reward_rnn
+            )
+        return self._eval_envs
+
+    # --- the loop
+
+    def train(self) -> dict[str, Any]:
+        """Train to ``total_steps``, then write the final checkpoint, samples and summary."""
+        config, progress = self.config, self.progress
+        writer = self._writer()
+        bar = self._progress_bar()
+        started = time.perf_counter()
+        recent_returns: list[float] = []
+        try:
+            while progress.global_step < config.total_steps:
+                if config.eval_every and progress.global_step >= progress.next_eval_step:
+                    self._evaluate(writer)
+                    progress.next_eval_step = progress.global_step + config.eval_every
+                round_start = time.perf_counter()
+                step_before = progress.global_step
+                finished = self._play_round(writer)
+                progress.rounds += 1
+                progress.train_seconds += time.perf_counter() - round_start
+                recent_returns = self._log_round(writer, finished, step_before, round_start)
+                if bar is not None:
+                    bar.update(progress.global_step - step_before)
+                    sps = (progress.global_step - step_before) / (time.perf_counter() - round_start)
+                    bar.set_postfix(
+                        SPS=f"{sps:.0f}",
+                        eps=f"{self.epsilon:.3f}",
+                        ret=f"{np.mean(recent_returns):.1f}",
+                    )
+                if (
+                    config.checkpoint_every
+                    and progress.global_step >= progress.next_checkpoint_step
+                ):
+                    self.save()
+                    progress.next_checkpoint_step = progress.global_step + config.checkpoint_every
+        finally:
+            if bar is not None:
+                bar.close()
+        if not self._saved_at_current_step():
+            self.save()
+        summary = self._finish(writer, time.perf_counter() - started)
+        writer.close()
+        return summary
+
+    @property
+    def epsilon(self) -> float:
+        config = self.config
+        if config.exploration != "egreedy":
+            return 0.0
+        return linear_epsilon(
+            self.progress.global_step,
+            config.start_epsilon,
+            config.end_epsilon,
+            config.exploration_steps,
+        )
+
+    def _play_round(self, writer) -> Compositions | None:
+        """Write one round of compositions, learning as transitions come in."""
+        config, progress = self.config, self.progress
+        composer = VectorComposer(self.envs, self.agent, config.env.composition_length)
+        composer.reset(round_seeds(config.seed, "train", progress.rounds, config.num_envs))
+        finished_parts = []
+
+        def choose(logits: np.ndarray) -> np.ndarray:
+            return select_actions(
+                logits, config.exploration, self.epsilon, config.temperature, self.rng
+            )
+
+        while not composer.round_done:
+            recorded, finished = composer.step(choose)
+            progress.global_step += recorded
+            if finished is not None:
+                finished_parts.append(finished)
+            if progress.global_step >= config.learning_starts and len(self.replay):
+                progress.train_credit += recorded
+                while progress.train_credit >= config.train_frequency:
+                    progress.train_credit -= config.train_frequency
+                    self._learn(writer)
+        if not finished_parts:
+            return None
+        finished = Compositions.concatenate(finished_parts)
+        terminals = np.zeros(finished.actions.shape, dtype=bool)
+        terminals[:, -1] = True
+        for row in range(len(finished)):
+            self.replay.add(
+                finished.primers[row, -finished.primer_lengths[row] :],
+                finished.actions[row],
+                finished.rewards[row],
+                finished.prior_log_probs[row],
+                terminals[row],
+            )
+        return finished
+
+    def _learn(self, writer) -> None:
+        config, progress = self.config, self.progress
+        batch = self.replay.sample(config.batch_size)
+        mask = self.replay.sample_steps(config.batch_size, config.transitions_per_composition)
+        with torch.enable_grad():
+            stats = gradient_step(self.agent, self.optimizer, batch, mask, progress.global_step)
+        progress.gradient_steps += 1
+        if progress.gradient_steps % 50 == 1:
+            for name, value in asdict(stats).items():
+                writer.add_scalar(f"losses/{name}", value, progress.global_step)
+
+    # --- logging, evaluation, persistence
+
+    def _writer(self):
+        from torch.utils.tensorboard import SummaryWriter
+
+        purge = self.progress.global_step if self.progress.global_step else None
+        return SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=purge)
+
+    def _progress_bar(self):
+        if not self.config.progress_bar:
+            return None
+        from tqdm import tqdm
+
+        return tqdm(
+            total=self.config.total_steps,
+            initial=min(self.progress.global_step, self.config.total_steps),
+            unit="step",
+            desc=f"{self.config.algo}",
+            dynamic_ncols=True,
+        )
+
+    def _log_round(self, writer, finished, step_before, round_start) -> list[float]:
+        step = self.progress.global_step
+        seconds = max(time.perf_counter() - round_start, 1e-9)
+        writer.add_scalar("charts/SPS", (step - step_before) / seconds, step)
+        writer.add_scalar("charts/epsilon", self.epsilon, step)
+        if finished is None:
+            return [0.0]
+        returns = finished.rewards.sum(axis=1)
+        writer.add_scalar("charts/episodic_return", float(returns.mean()), step)
+        writer.add_scalar(
+            "charts/music_theory", float(finished.music_theory.sum(axis=1).mean()), step
+        )
+        writer.add_scalar("charts/log_prob", float(finished.log_prob.mean()), step)
+        for name, values in finished.terms.items():
+            writer.add_scalar(f"rewards/{name}", float(values.sum(axis=1).mean()), step)
+        return returns.tolist()
+
+    def _evaluate(self, writer) -> dict[str, float]:
+        config = self.config
+        index = self.progress.global_step
+        compositions = compose(
+            self.agent,
+            self.eval_envs,
+            config.eval_compositions,
+            seed=config.seed,
+            purpose="eval",
+            temperature=config.temperature,
+        )
+        stats = composition_stats(compositions)
+        for name, value in stats.items():
+            if np.isfinite(value):
+                writer.add_scalar(f"eval/{name}", value, index)
+        writer.flush()
+        self.log(
+            f"eval @ {index:,}: r_MT/step {stats['music_theory']:.2f}, "
+            f"log p {stats['log_prob']:.2f}, not in key {100 * stats['not_in_key']:.1f}%, repeated "
+            f"{100 * stats['excessively_repeated']:.2f}%, tonic "
+            f"{100 * stats['starting_with_tonic']:.0f}%"
+        )
+        return stats
+
+    def _saved_at_current_step(self) -> bool:
+        latest = self.run_dir / ckpt.CHECKPOINTS / ckpt.LATEST
+        if not latest.is_file():
+            return False
+        return json.loads(latest.read_text()).get("step") == self.progress.global_step
+
+    def save(self) -> Path:
+        """Write a checkpoint of the current state (between rounds)."""
+        tensors, state = checkpoint_state(
+            self.config, self.agent, self.optimizer, self.replay, self.rng, self.progress
+        )
+        return ckpt.save_checkpoint(
+            self.run_dir, self.progress.global_step, tensors, state, self.replay.save
+        )
+
+    def _finish(self, writer, total_seconds: float) -> dict[str, Any]:
+        config, progress = self.config, self.progress
+        summary: dict[str, Any] = {
+            "config": config.to_dict(),
+            "global_step": progress.global_step,
+            "gradient_steps": progress.gradient_steps,
+            "train_seconds": progress.train_seconds,
+        }
+        if config.summary_compositions:
+            sampled = compose(
+                self.agent,
+                self.eval_envs,
+                config.summary_compositions,
+                seed=config.seed,
+                purpose="summary",
+                temperature=config.temperature,
+            )
+            greedy = compose(
+                self.agent,
+                self.eval_envs,
+                config.summary_compositions,
+                seed=config.seed,
+                purpose="summary",
+                greedy=True,
+            )
+            summary["sampled"] = composition_stats(sampled)
+            summary["greedy"] = composition_stats(greedy)
+            for name, value in summary["sampled"].items():
+                if np.isfinite(value):
+                    writer.add_scalar(f"final/{name}", value, progress.global_step)
+            samples = sampled.take(config.num_samples)
+            width = max(3, len(str(config.num_samples - 1)))
+            for index, tokens in enumerate(samples.actions):
+                write_midi(self.run_dir / "samples" / f"sample_{index:0{width}d}.mid", tokens)
+        summary["total_seconds"] = total_seconds
+        if "sampled" in summary:
+            write_summary(self.run_dir, summary)
+        else:
+            atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
+        return summary
+
+
+def train(
+    config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False, log=print
+) -> dict[str, Any]:
+    """Train (or resume) a run; return its summary. See :class:`Trainer`."""
+    return Trainer(config, run_dir, resume=resume, log=log).train()

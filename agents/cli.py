@@ -15,6 +15,7 @@ SUBCOMMAND_MODULES = (
     "agents.commands.sample",
     "agents.commands.train",
     "agents.commands.generate",
+    "agents.commands.evaluate",
 )
 """Modules that each add one subcommand."""
 

@@ -1,0 +1,359 @@
+"""Policies to evaluate, all with SB3's ``predict``, and a loader registry for checkpoints.
+
+A policy is any object with ``predict(observation, state=None, episode_start=None,
+deterministic=False) -> (action, state)`` (Stable-Baselines3's protocol; our recurrent agent
+speaks it too). Two are defined here:
+
+- :class:`NoteRNNPolicy`: the untuned Note RNN, each token sampled from its softmax at
+  temperature 1 (the paper's "Note RNN" column);
+- :class:`RandomPolicy`: uniform over the 38 tokens.
+
+Both also have a fast path for :func:`~melody_env.evaluation.evaluate`: they sample from the env's
+``prior_log_probs`` directly (``sample_from_prior``), with no observation and no second LSTM.
+
+:func:`load_policy` turns a ``--checkpoint`` argument into a policy: ``random``, ``note-rnn``,
+``note-rnn:PATH.safetensors``, ``sb3-dqn:PATH.zip`` (and ``sb3-ppo``, ``sb3-a2c``, ``sb3-qrdqn``,
+``sb3-recurrentppo``, ``sb3-maskableppo``), ``agent:PATH``, or a bare path recognised by its
+suffix (``.safetensors`` a Note RNN, ``.zip`` an SB3 model, anything else our agent).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from melody_env.envs.melody_composition import DEFAULT_COMPOSITION_LENGTH, DEFAULT_PRIMER_CONTEXT
+from melody_env.envs.observation import ObservationLayout
+from melody_env.models.note_rnn import NoteRNN
+from melody_env.music.encoding import NUM_CLASSES
+
+UNIFORM_LOG_PROB = -float(np.log(NUM_CLASSES))
+
+
+def sample_tokens(log_probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One token per row of ``log_probs [B, 38]`` (inverse-CDF sampling, renormalised).
+
+    >>> sample_tokens(np.log(np.eye(38)[[3, 7]] + 1e-12), np.random.default_rng(0))
+    array([3, 7])
+    """
+    probs = np.exp(log_probs - log_probs.max(axis=1, keepdims=True))
+    cdf = np.cumsum(probs, axis=1)
+    threshold = rng.random(len(cdf))[:, None] * cdf[:, -1:]
+    return np.minimum((cdf <= threshold).sum(axis=1), log_probs.shape[1] - 1).astype(np.int64)
+
+
+def _batch_size(observation: np.ndarray) -> tuple[int, bool]:
+    """``(B, batched)`` for an observation of shape ``[B, size]`` or ``[size]``."""
+    observation = np.asarray(observation)
+    return (observation.shape[0], True) if observation.ndim > 1 else (1, False)
+
+
+class RandomPolicy:
+    """Uniformly random tokens (``deterministic`` changes nothing: there is no best token).
+
+    Args:
+        seed: seeds :meth:`predict`.
+    """
+
+    def __init__(self, seed: int | None = None) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def predict(self, observation, state=None, episode_start=None, deterministic: bool = False):
+        batch, batched = _batch_size(observation)
+        actions = self.rng.integers(0, NUM_CLASSES, size=batch)
+        return (actions if batched else actions[0]), state
+
+    def action_log_probs(self, observation, state=None, episode_start=None) -> np.ndarray:
+        """``log pi(. | s)``: ``[B, 38]`` of ``-log 38``."""
+        return np.full((_batch_size(observation)[0], NUM_CLASSES), UNIFORM_LOG_PROB)
+
+    def sample_from_prior(
+        self, prior_log_probs: np.ndarray, rng: np.random.Generator, deterministic: bool = False
+    ) -> np.ndarray:
+        """Tokens for a batch whose env prior is ``prior_log_probs [B, 38]`` (ignored here)."""
+        return rng.integers(0, NUM_CLASSES, size=len(prior_log_probs))
+
+    def log_probs_from_prior(
+        self, prior_log_probs: np.ndarray, deterministic: bool = False
+    ) -> np.ndarray:
+        """``log pi(. | s) [B, 38]`` given the env prior (uniform here)."""
+        return np.full(prior_log_probs.shape, UNIFORM_LOG_PROB)
+
+    def samples_env_prior(self, reward_rnn: NoteRNN) -> bool:
+        """Whether :func:`evaluate` may use :meth:`sample_from_prior` (always: it ignores it)."""
+        return True
+
+    def __repr__(self) -> str:
+        return "RandomPolicy()"
+
+
+class NoteRNNPolicy:
+    """The Note RNN as a policy: sample each next token from its softmax at ``temperature``.
+
+    With ``model=None`` it is the env's own reward RNN: :func:`evaluate` then samples from the
+    env's ``prior_log_probs`` (no second LSTM), which is exactly the paper's untuned baseline, and
+    :meth:`predict` loads the shipped checkpoint. With a model (or a checkpoint path), that model
+    runs on the observations: at an episode start it reads the primer tokens from the observation
+    (the last ``primer_context`` of them, from a zero state, as the env primes its reward RNN),
+    then one ``last_token`` per step. Its recurrent state is ``(h, c)`` as numpy arrays.
+
+    Args:
+        model: a :class:`NoteRNN`, a ``.safetensors`` path, or ``None`` (the env's reward RNN).
+        temperature: softmax temperature (1 = the model's own distribution).
+        seed: seeds :meth:`predict`'s sampling.
+        composition_length, primer_context: the env's, to find the primer in the observation.
+    """
+
+    def __init__(
+        self,
+        model: NoteRNN | str | os.PathLike | None = None,
+        temperature: float = 1.0,
+        seed: int | None = None,
+        composition_length: int = DEFAULT_COMPOSITION_LENGTH,
+        primer_context: int = DEFAULT_PRIMER_CONTEXT,
+    ) -> None:
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature!r}")
+        if model is not None and not isinstance(model, NoteRNN):
+            model = NoteRNN.load(model)
+        self.model = model
+        self.temperature = float(temperature)
+        self.rng = np.random.default_rng(seed)
+        slices = ObservationLayout(composition_length, primer_context, 1).slices
+        self._last_token = slices["last_token"]
+        self._primer = slices["primer"]
+
+    # --- fast path: sample from the env's prior.
+    def samples_env_prior(self, reward_rnn: NoteRNN) -> bool:
+        """Whether the env's ``prior_log_probs`` are this policy's distribution (up to
+        temperature): no model of its own, or one with the reward RNN's weights."""
+        if self.model is None or self.model is reward_rnn:
+            return True
+        mine, theirs = self.model.state_dict(), reward_rnn.state_dict()
+        return mine.keys() == theirs.keys() and all(
+            mine[name].shape == theirs[name].shape and torch.equal(mine[name], theirs[name])
+            for name in mine
+        )
+
+    def log_probs_from_prior(
+        self, prior_log_probs: np.ndarray, deterministic: bool = False
+    ) -> np.ndarray:
+        """The tempered prior; with ``deterministic``, a point mass on its most likely token."""
+        if deterministic:
+            best = np.eye(NUM_CLASSES, dtype=bool)[prior_log_probs.argmax(axis=1)]
+            return np.where(best, 0.0, -np.inf)
+        scaled = prior_log_probs / self.temperature
+        return scaled - np.logaddexp.reduce(scaled, axis=1, keepdims=True)
+
+    def sample_from_prior(
+        self, prior_log_probs: np.ndarray, rng: np.random.Generator, deterministic: bool = False
+    ) -> np.ndarray:
+        """Tokens sampled from the tempered prior (its argmax with ``deterministic``)."""
+        if deterministic:
+            return prior_log_probs.argmax(axis=1)
+        return sample_tokens(self.log_probs_from_prior(prior_log_probs), rng)
+
+    # --- SB3 protocol.
+    def predict(self, observation, state=None, episode_start=None, deterministic: bool = False):
+        log_probs, new_state = self._advance(observation, state, episode_start)
+        actions = log_probs.argmax(axis=1) if deterministic else sample_tokens(log_probs, self.rng)
+        return (actions if np.asarray(observation).ndim > 1 else actions[0]), new_state
+
+    def action_log_probs(self, observation, state=None, episode_start=None) -> np.ndarray:
+        """``log pi(. | s)``, ``[B, 38]``, for the same arguments as :meth:`predict`."""
+        return self._advance(observation, state, episode_start)[0]
+
+    def _advance(self, observation, state, episode_start):
+        if self.model is None:
+            self.model = NoteRNN.load()
+        obs = np.atleast_2d(np.asarray(observation, dtype=np.float32))
+        batch = obs.shape[0]
+        starts = (
+            np.ones(batch, bool)
+            if state is None or episode_start is None
+            else np.asarray(episode_start, bool)
+        )
+        if state is None:
+            h, c = self.model.initial_state(batch)
+        else:
+            h, c = (torch.as_tensor(np.asarray(x, dtype=np.float32)).clone() for x in state)
+        last = obs[:, self._last_token].argmax(axis=1)
+        log_probs = torch.empty(batch, NUM_CLASSES)
+        rows = np.flatnonzero(~starts)
+        if len(rows):
+            index = torch.from_numpy(rows)
+            lp, (h_new, c_new) = self.model.step(
+                torch.from_numpy(last[rows]), (h[:, index], c[:, index])
+            )
+            log_probs[index], h[:, index], c[:, index] = lp, h_new, c_new
+        groups: dict[int, list[int]] = {}
+        primers = {}
+        for row in np.flatnonzero(starts):
+            primer = self._read_primer(obs[row], last[row])
+            primers[row] = primer
+            groups.setdefault(len(primer), []).append(row)
+        for group in groups.values():
+            index = torch.tensor(group)
+            tokens = torch.from_numpy(np.stack([primers[row] for row in group]))
+            lp, (h_new, c_new) = self.model.prime(tokens)
+            log_probs[index], h[:, index], c[:, index] = lp, h_new, c_new
+        scaled = log_probs.numpy().astype(np.float64) / self.temperature
+        scaled = scaled - np.logaddexp.reduce(scaled, axis=1, keepdims=True)
+        return scaled, (h.numpy(), c.numpy())
+
+    def _read_primer(self, obs_row: np.ndarray, last_token: int) -> np.ndarray:
+        slots = obs_row[self._primer].reshape(-1, NUM_CLASSES)
+        present = slots.max(axis=1) > 0.5
+        primer = slots[present].argmax(axis=1)
+        return primer.astype(np.int64) if len(primer) else np.array([last_token], np.int64)
+
+    def __repr__(self) -> str:
+        source = "env reward RNN" if self.model is None else "own model"
+        return f"NoteRNNPolicy({source}, temperature={self.temperature})"
+
+
+# --- Loader registry -------------------------------------------------------------------------
+
+SB3_ALGORITHMS = {
+    "sb3-dqn": ("stable_baselines3", "DQN"),
+    "sb3-ppo": ("stable_baselines3", "PPO"),
+    "sb3-a2c": ("stable_baselines3", "A2C"),
+    "sb3-qrdqn": ("sb3_contrib", "QRDQN"),
+    "sb3-recurrentppo": ("sb3_contrib", "RecurrentPPO"),
+    "sb3-maskableppo": ("sb3_contrib", "MaskablePPO"),
+}
+"""``--checkpoint`` prefix -> (module, class) of a Stable-Baselines3 algorithm."""
+
+AGENT_MODULES = ("agents.rl_tuner.checkpoint", "agents.rl_tuner", "agents.dqn", "agents")
+AGENT_LOADERS = ("load_agent", "load_policy", "load")
+"""Where :func:`load_agent_policy` looks for our agent's loader: the first of these functions
+found in the first of these modules that imports. Update here when the agent's API settles."""
+
+
+def load_sb3(path: str | os.PathLike, algorithm: str | None = None) -> Any:
+    """A Stable-Baselines3 (or sb3-contrib) model from its ``.zip``, on the CPU.
+
+    Args:
+        path: the saved model.
+        algorithm: a key of :data:`SB3_ALGORITHMS`; ``None`` reads it from the zip's policy
+            class.
+    """
+    algorithm = algorithm or detect_sb3_algorithm(path)
+    if algorithm not in SB3_ALGORITHMS:
+        raise ValueError(
+            f"unknown SB3 algorithm {algorithm!r}; choose one of {sorted(SB3_ALGORITHMS)}"
+        )
+    module_name, class_name = SB3_ALGORITHMS[algorithm]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ImportError(
+            f"loading a {class_name} model needs {module_name}: pip install 'melody-rl[sb3]'"
+        ) from error
+    return getattr(module, class_name).load(str(path), device="cpu")
+
+
+def detect_sb3_algorithm(path: str | os.PathLike) -> str:
+    """Guess the algorithm of an SB3 ``.zip`` from the module of its policy class."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            data = json.loads(archive.read("data"))
+    except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is not a Stable-Baselines3 model zip ({error})") from error
+    module = str(data.get("policy_class", {}).get("__module__", ""))
+    if "dqn" in module and "qrdqn" not in module:
+        return "sb3-dqn"
+    for key, marker in (
+        ("sb3-qrdqn", "qrdqn"),
+        ("sb3-recurrentppo", "recurrent"),
+        ("sb3-maskableppo", "maskable"),
+    ):
+        if marker in module:
+            return key
+    if "n_epochs" in data:
+        return "sb3-ppo"
+    if "n_steps" in data:
+        return "sb3-a2c"
+    raise ValueError(
+        f"cannot tell the SB3 algorithm of {path} (policy module {module!r}); "
+        f"name it with a prefix, one of {sorted(SB3_ALGORITHMS)}, e.g. sb3-dqn:{path}"
+    )
+
+
+def load_agent_policy(path: str | os.PathLike) -> Any:
+    """Our agent from a checkpoint, through the loader hook of :data:`AGENT_MODULES`."""
+    for module_name in AGENT_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        for function_name in AGENT_LOADERS:
+            loader = getattr(module, function_name, None)
+            if callable(loader):
+                policy = loader(path)
+                if not hasattr(policy, "predict"):
+                    raise TypeError(f"{module_name}.{function_name}({path!r}) has no predict()")
+                return policy
+    raise ImportError(
+        f"no agent loader found for {path}: none of {AGENT_MODULES} defines one of "
+        f"{AGENT_LOADERS}. Use a prefix for other formats: note-rnn:, sb3-dqn:, ..."
+    )
+
+
+LOADERS: dict[str, Callable[[str], Any]] = {
+    "random": lambda path: RandomPolicy(),
+    "note-rnn": lambda path: NoteRNNPolicy(path or None),
+    "agent": load_agent_policy,
+    **{prefix: (lambda path, prefix=prefix: load_sb3(path, prefix)) for prefix in SB3_ALGORITHMS},
+}
+"""``--checkpoint`` prefix -> function of the path (may be empty) returning a policy."""
+
+
+def parse_checkpoint(spec: str) -> tuple[str, str]:
+    """``"sb3-dqn:runs/a.zip"`` -> ``("sb3-dqn", "runs/a.zip")``; a bare path gets its kind from
+    its suffix.
+
+    >>> parse_checkpoint("random"), parse_checkpoint("model.safetensors")
+    (('random', ''), ('note-rnn', 'model.safetensors'))
+    >>> parse_checkpoint("sb3-ppo:a.zip"), parse_checkpoint("run/agent.pt")
+    (('sb3-ppo', 'a.zip'), ('agent', 'run/agent.pt'))
+    """
+    prefix, separator, rest = spec.partition(":")
+    if separator and prefix.lower() in LOADERS:
+        return prefix.lower(), rest
+    if spec.lower() in LOADERS:
+        return spec.lower(), ""
+    suffix = Path(spec).suffix.lower()
+    if suffix == ".safetensors":
+        return "note-rnn", spec
+    if suffix == ".zip":
+        return detect_sb3_algorithm(spec) if Path(spec).is_file() else "sb3-dqn", spec
+    return "agent", spec
+
+
+def load_policy(spec: str) -> Any:
+    """A policy with ``predict`` from a ``--checkpoint`` argument (see the module docstring)."""
+    kind, path = parse_checkpoint(spec)
+    if path and not Path(path).exists():
+        raise FileNotFoundError(f"checkpoint not found: {path} (from {spec!r})")
+    if kind not in ("random", "note-rnn") and not path:
+        raise ValueError(f"{spec!r} needs a path, e.g. {kind}:runs/model")
+    return LOADERS[kind](path)
+
+
+def policy_name(spec: str) -> str:
+    """A short column name for a ``--checkpoint`` argument: ``random``, ``note_rnn``, or the
+    checkpoint file's stem."""
+    kind, path = parse_checkpoint(spec)
+    if not path:
+        return kind.replace("-", "_")
+    stem = Path(path).stem if Path(path).suffix else Path(path).name
+    return stem or kind

@@ -1,0 +1,419 @@
+"""``MelodyCompositionVectorEnv``: ``N`` melodies composed in lockstep as one batch."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pretty_midi
+from gymnasium import spaces
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from melody_env.envs.composition_state import CompositionState
+from melody_env.envs.melody_composition import (
+    DEFAULT_COMPOSITION_LENGTH,
+    DEFAULT_PRIMER_CONTEXT,
+    DEFAULT_STEPS_PER_BAR,
+    check_length,
+    load_reward_rnn,
+)
+from melody_env.envs.observation import ObservationLayout
+from melody_env.envs.priming import PrimerSpec, check_primer, resolve_primer
+from melody_env.models.note_rnn import NoteRNN
+from melody_env.music.encoding import NOTE_OFF, NUM_CLASSES
+from melody_env.music.keys import Key
+from melody_env.rewards.composition import RewardFunction, RewardTerm
+
+SeedSpec = int | Sequence[int | None] | None
+"""``None`` (keep each env's generator), ``s`` (env ``i`` gets ``s + i``) or one seed per env."""
+
+
+class MelodyCompositionVectorEnv(VectorEnv):
+    """``num_envs`` copies of :class:`~melody_env.MelodyCompositionEnv` stepped as one batch.
+
+    ## Description
+
+    The vector twin of the single env: the same task, rules and reward, computed for all ``N``
+    compositions at once by the same :class:`~melody_env.envs.composition_state.CompositionState`
+    (the single env is its batch of one), so every rule has one implementation. One step runs
+    one batched reward-RNN forward and array operations over the batch, with no Python loop over
+    envs. Env ``i`` reset with seed ``s + i`` behaves exactly as a single env reset with that
+    seed and given the same actions (up to float32 rounding in the reward RNN's log-probs).
+
+    ## Action Space
+
+    ``MultiDiscrete([38] * N)``: one token per env (0 = hold, 1 = rest, 2..37 = MIDI 48..83);
+    ``single_action_space`` is ``Discrete(38)``.
+
+    ## Observation Space
+
+    ``Box(0, 1, (N, D), float32)``: the single env's flat one-hot observation per env
+    (``D = 1620`` by default, see :mod:`melody_env.envs.observation`);
+    ``single_observation_space`` is ``Box(0, 1, (D,), float32)``.
+
+    ## Rewards
+
+    The single env's (see :class:`~melody_env.MelodyCompositionEnv`), as a ``float64 [N]``
+    array. ``info`` follows Gymnasium's vector convention (what ``SyncVectorEnv`` builds from the
+    single envs' infos): each entry is an array over the envs, with a boolean mask ``_name``
+    telling which envs have it (all of them here). After a step: ``info["reward_terms"]`` is a
+    dict of ``float64 [N]`` arrays per active term (with their masks), ``info["music_theory"]``
+    and ``info["log_prob"]`` are ``float64 [N]`` and ``info["prior_log_probs"]`` is
+    ``float32 [N, 38]``. After a reset: ``prior_log_probs``, ``key`` (object array of key names)
+    and ``primer`` (``int64 [N, T]``, or an object array of arrays when lengths differ).
+
+    ## Starting State
+
+    Per env, as the single env: a primer (a random token, given tokens or a MIDI file) in a key.
+
+    ## Episode End and Autoreset
+
+    All compositions have the same length, so all envs terminate together, after
+    ``composition_length`` steps; there is no truncation. Autoreset is
+    ``AutoresetMode.NEXT_STEP``: the step after termination ignores the actions and starts new
+    compositions (constructor key and primer, each env's generator continuing), returning their
+    first observations, zero rewards, ``False`` flags and the reset ``info``. Partial resets
+    (``options["reset_mask"]``) are not supported: the compositions advance in lockstep.
+
+    ## Arguments
+
+    - ``num_envs``: number of compositions ``N``.
+    - The single env's arguments, shared by all envs: ``key``, ``primer``,
+      ``composition_length``, ``steps_per_bar``, ``primer_context``, ``reward_mode``,
+      ``reward_scaler``, ``reward_terms``, ``reward_weights``, ``reward_rnn``, ``render_mode``,
+      ``qpm``.
+
+    ``reset(seed=s)`` seeds env ``i`` with ``s + i``; ``seed=[s0, s1, ...]`` gives one seed per
+    env (``None`` keeps that env's generator). ``reset(options=...)`` overrides for one episode
+    ``"key"`` (a name for all envs, or a list of ``N``) and ``"primer"`` (one primer for all, or a
+    list of ``N`` primers, each ``None``, tokens or a MIDI path).
+
+    ``render()`` returns a tuple of the ``N`` single-env renders; :attr:`compositions`,
+    :meth:`to_pretty_midi` and :meth:`to_midi` export the melodies.
+
+    ## Version History
+
+    - v0: first version, parity with ``MelodyCompositionEnv`` v0.
+
+    ## Example
+
+    >>> import gymnasium as gym
+    >>> import melody_env
+    >>> from melody_env.models import NoteRNN
+    >>> envs = gym.make_vec(
+    ...     "melody_env/MelodyComposition-v0", num_envs=3, key="G major", reward_rnn=NoteRNN(seed=0)
+    ... )
+    >>> type(envs).__name__
+    'MelodyCompositionVectorEnv'
+    >>> obs, info = envs.reset(seed=0)
+    >>> obs.shape, info["prior_log_probs"].shape
+    ((3, 1620), (3, 38))
+    >>> obs, rewards, terminated, truncated, info = envs.step(np.array([21, 21, 2]))  # G4 G4 C3
+    >>> info["reward_terms"]["tonic"], terminated
+    (array([3., 3., 0.]), array([False, False, False]))
+    """
+
+    metadata = {
+        "render_modes": ["ansi", "rgb_array"],
+        "render_fps": 4,
+        "autoreset_mode": AutoresetMode.NEXT_STEP,
+    }
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        key: str | Key = "C major",
+        primer: PrimerSpec = None,
+        composition_length: int = DEFAULT_COMPOSITION_LENGTH,
+        steps_per_bar: int = DEFAULT_STEPS_PER_BAR,
+        primer_context: int = DEFAULT_PRIMER_CONTEXT,
+        reward_mode: str = "music_theory_all",
+        reward_scaler: float = 2.0,
+        reward_terms: Mapping[str, RewardTerm] | None = None,
+        reward_weights: Mapping[str, float] | None = None,
+        reward_rnn: NoteRNN | str | os.PathLike | None = None,
+        render_mode: str | None = None,
+        qpm: float = 80.0,
+    ) -> None:
+        if (
+            not isinstance(num_envs, (int, np.integer))
+            or isinstance(num_envs, bool)
+            or num_envs < 1
+        ):
+            raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+        check_length(composition_length, steps_per_bar, primer_context)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"unknown render_mode {render_mode!r}; choose one of "
+                f"{self.metadata['render_modes']} or None"
+            )
+        self.num_envs = int(num_envs)
+        self.key = Key.from_name(key)
+        self.primer = check_primer(primer)
+        self.render_mode = render_mode
+        self.qpm = qpm
+        self.layout = ObservationLayout(composition_length, primer_context, steps_per_bar)
+        self.reward_function = RewardFunction(
+            reward_mode, reward_scaler, reward_terms, reward_weights
+        )
+        self.reward_rnn = load_reward_rnn(reward_rnn)
+
+        self.single_action_space = spaces.Discrete(NUM_CLASSES)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self.single_observation_space = spaces.Box(0.0, 1.0, (self.layout.size,), np.float32)
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+
+        self._state = CompositionState(
+            self.num_envs, composition_length, self.reward_rnn, self.reward_function
+        )
+        self._obs = np.zeros((self.num_envs, self.layout.size), dtype=np.float32)
+        self._env_rngs: list[np.random.Generator | None] = [None] * self.num_envs
+        self._all_envs = np.ones(self.num_envs, dtype=bool)
+        self._all_envs.setflags(write=False)
+        self._episode_keys = [self.key] * self.num_envs
+        self._started = False
+        self._autoreset = False
+
+    # --- Gymnasium API -------------------------------------------------------------------------
+
+    def reset(
+        self, *, seed: SeedSpec = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start ``N`` new compositions; see the class docstring for ``seed`` and ``options``."""
+        seeds = self._seed_list(seed)
+        keys, primer_specs = self._parse_options(options)
+        if isinstance(seed, (int, np.integer)):
+            super().reset(seed=int(seed))
+        for index, env_seed in enumerate(seeds):
+            if env_seed is not None:
+                self._env_rngs[index] = seeding.np_random(env_seed)[0]
+        return self._start_episodes(keys, primer_specs)
+
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Place one token per env; the step after termination resets all envs instead."""
+        if not self._started:
+            raise RuntimeError("call reset() before step()")
+        tokens = self._check_actions(actions)
+        no_flags = np.zeros(self.num_envs, dtype=bool)
+        if self._autoreset:
+            obs, info = self._start_episodes(
+                [self.key] * self.num_envs, [self.primer] * self.num_envs
+            )
+            return obs, np.zeros(self.num_envs), no_flags, no_flags.copy(), info
+        breakdown = self._state.advance(tokens)
+        self.layout.write_step(self._obs, self._state.step - 1, tokens)
+        rewards = np.array(breakdown.total, dtype=np.float64)
+        if not np.isfinite(rewards).all():
+            env = int(np.flatnonzero(~np.isfinite(rewards))[0])
+            raise FloatingPointError(
+                f"non-finite reward {rewards[env]} in env {env} at step {self._state.step}"
+            )
+        mask = self._all_envs
+        terms: dict[str, np.ndarray] = {}
+        for name, value in breakdown.terms.items():
+            terms[name] = np.array(value, dtype=np.float64)
+            terms[f"_{name}"] = mask
+        info = {
+            "reward_terms": terms,
+            "_reward_terms": mask,
+            "music_theory": np.array(breakdown.music_theory, dtype=np.float64),
+            "_music_theory": mask,
+            "log_prob": np.array(breakdown.log_prob, dtype=np.float64),
+            "_log_prob": mask,
+            "prior_log_probs": np.array(self._state.next_log_probs, dtype=np.float32),
+            "_prior_log_probs": mask,
+        }
+        self._autoreset = self._state.finished
+        terminated = np.full(self.num_envs, self._autoreset)
+        return self._obs.copy(), rewards, terminated, no_flags, info
+
+    def render(self) -> tuple[Any, ...] | None:
+        """The single env's render of each composition (text or RGB piano roll), as a tuple."""
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode='ansi'")
+            return None
+        return tuple(self._render_one(index) for index in range(self.num_envs))
+
+    # --- Export --------------------------------------------------------------------------------
+
+    @property
+    def compositions(self) -> np.ndarray:
+        """``int64 [N, t]``: the tokens placed so far in each env (a copy)."""
+        return self._state.composition.copy()
+
+    @property
+    def episode_keys(self) -> tuple[str, ...]:
+        """The key of each env's current composition."""
+        return tuple(key.name for key in self._episode_keys)
+
+    def to_pretty_midi(self, index: int) -> pretty_midi.PrettyMIDI:
+        """Env ``index``'s composition so far as a ``pretty_midi.PrettyMIDI`` (at ``qpm``)."""
+        from melody_env.io.midi_writer import tokens_to_pretty_midi
+
+        return tokens_to_pretty_midi(self._composition_of(index), qpm=self.qpm)
+
+    def to_midi(self, index: int, path: str | os.PathLike) -> None:
+        """Write env ``index``'s composition so far to a MIDI file (atomically)."""
+        from melody_env.io.midi_writer import write_midi
+
+        write_midi(path, self._composition_of(index), qpm=self.qpm)
+
+    # --- Internals -----------------------------------------------------------------------------
+
+    def _start_episodes(
+        self, keys: list[Key], primer_specs: list[PrimerSpec]
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        # One draw per env from its own generator, as the single env draws from its np_random.
+        primers = [
+            resolve_primer(spec, key, self._env_rng(index))
+            for index, (spec, key) in enumerate(zip(primer_specs, keys, strict=True))
+        ]
+        self._state.reset(primers, keys)
+        self.layout.write_reset(self._obs, primers, keys)
+        self._episode_keys = keys
+        self._started = True
+        self._autoreset = False
+        mask = self._all_envs
+        key_names = np.empty(self.num_envs, dtype=object)
+        for index, key in enumerate(keys):
+            key_names[index] = key.name
+        info = {
+            "prior_log_probs": np.array(self._state.next_log_probs, dtype=np.float32),
+            "_prior_log_probs": mask,
+            "key": key_names,
+            "_key": mask,
+            "primer": _stack_primers(primers),
+            "_primer": mask,
+        }
+        return self._obs.copy(), info
+
+    def _env_rng(self, index: int) -> np.random.Generator:
+        if self._env_rngs[index] is None:
+            self._env_rngs[index] = seeding.np_random()[0]
+        return self._env_rngs[index]
+
+    def _seed_list(self, seed: SeedSpec) -> list[int | None]:
+        if seed is None:
+            return [None] * self.num_envs
+        if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+            return [int(seed) + index for index in range(self.num_envs)]
+        if isinstance(seed, Sequence) and not isinstance(seed, str):
+            if len(seed) != self.num_envs:
+                raise ValueError(
+                    f"a list of seeds needs one per env ({self.num_envs}), got {len(seed)}: "
+                    f"{seed!r}"
+                )
+            for value in seed:
+                if value is not None and (
+                    not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0
+                ):
+                    raise ValueError(f"seeds must be non-negative integers or None, got {value!r}")
+            return [None if value is None else int(value) for value in seed]
+        raise ValueError(
+            f"seed must be None, a non-negative integer or a list of {self.num_envs}, got {seed!r}"
+        )
+
+    def _parse_options(self, options: dict[str, Any] | None) -> tuple[list[Key], list[PrimerSpec]]:
+        options = dict(options or {})
+        if "reset_mask" in options:
+            raise ValueError(
+                "options['reset_mask'] is not supported: the compositions of "
+                "MelodyCompositionVectorEnv advance in lockstep, so all envs reset together"
+            )
+        unknown = set(options) - {"key", "primer"}
+        if unknown:
+            raise ValueError(f"unknown reset options {sorted(unknown)}; allowed: 'key', 'primer'")
+        keys = [self.key] * self.num_envs
+        if "key" in options:
+            value = options["key"]
+            if isinstance(value, (str, Key)):
+                keys = [Key.from_name(value)] * self.num_envs
+            else:
+                keys = [Key.from_name(name) for name in self._per_env(value, "key")]
+        primers: list[PrimerSpec] = [self.primer] * self.num_envs
+        if "primer" in options:
+            value = options["primer"]
+            if _is_primer_list(value):
+                primers = [check_primer(spec) for spec in self._per_env(value, "primer")]
+            else:
+                primers = [check_primer(value)] * self.num_envs
+        return keys, primers
+
+    def _per_env(self, values: Any, what: str) -> list[Any]:
+        values = list(values)
+        if len(values) != self.num_envs:
+            raise ValueError(
+                f"options[{what!r}] as a list needs one entry per env ({self.num_envs}), "
+                f"got {len(values)}"
+            )
+        return values
+
+    def _check_actions(self, actions: Any) -> np.ndarray:
+        array = np.asarray(actions)
+        if array.shape != (self.num_envs,):
+            raise ValueError(
+                f"actions must have shape ({self.num_envs},), one token per env; got shape "
+                f"{array.shape}: {actions!r}"
+            )
+        if not np.issubdtype(array.dtype, np.integer):
+            raise ValueError(
+                f"actions must be integer tokens in [0, {NUM_CLASSES - 1}], got dtype "
+                f"{array.dtype}: {actions!r}"
+            )
+        if array.min() < 0 or array.max() >= NUM_CLASSES:
+            env = int(np.flatnonzero((array < 0) | (array >= NUM_CLASSES))[0])
+            raise ValueError(
+                f"invalid action {array[env]} for env {env}; expected an integer token in "
+                f"[0, {NUM_CLASSES - 1}] (0 = hold, 1 = rest, 2..37 = MIDI pitches 48..83)"
+            )
+        return array.astype(np.int64)  # a copy: the state keeps it
+
+    def _composition_of(self, index: int) -> np.ndarray:
+        if not 0 <= index < self.num_envs:
+            raise IndexError(f"env index {index} out of range [0, {self.num_envs - 1}]")
+        return self._state.composition[index].copy()
+
+    def _render_one(self, index: int) -> Any:
+        from melody_env.io import render
+
+        tokens = self._state.composition[index]
+        key, steps_per_bar = self._episode_keys[index], self.layout.steps_per_bar
+        if self.render_mode == "ansi":
+            primer = self._state.primers[index] if self._state.primers else None
+            return render.render_ansi(tokens, key, self._state.step, steps_per_bar, primer)
+        # A fixed-size image: the steps not played yet are drawn as silence (a note-off, holds).
+        padded = np.zeros(self._state.length, dtype=np.int64)
+        padded[: len(tokens)] = tokens
+        if len(tokens) < len(padded):
+            padded[len(tokens)] = NOTE_OFF
+        return render.render_rgb(padded, key, steps_per_bar)
+
+
+def _is_primer_list(value: Any) -> bool:
+    """Whether a ``primer`` option lists one primer per env rather than being one primer."""
+    if value is None or isinstance(value, (str, os.PathLike)):
+        return False
+    if isinstance(value, np.ndarray):
+        return value.ndim == 2
+    return isinstance(value, Sequence) and any(
+        item is None or isinstance(item, (str, Path, os.PathLike, Sequence, np.ndarray))
+        for item in value
+    )
+
+
+def _stack_primers(primers: list[np.ndarray]) -> np.ndarray:
+    """``int64 [N, T]`` when all primers are ``T`` long, else an object array of arrays."""
+    if len({len(primer) for primer in primers}) == 1:
+        return np.stack(primers).astype(np.int64)
+    stacked = np.empty(len(primers), dtype=object)
+    for index, primer in enumerate(primers):
+        stacked[index] = np.array(primer, dtype=np.int64)
+    return stacked

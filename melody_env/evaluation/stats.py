@@ -90,11 +90,13 @@ def bootstrap_ratios(
         with np.errstate(invalid="ignore", divide="ignore"):
             ratios[start : start + size] = (sums[:k] / sums[k:]).T
     tail = (1.0 - confidence) / 2.0 * 100.0
+    ratios = np.where(np.isfinite(ratios), ratios, np.nan)
     defined = np.isfinite(ratios).mean(axis=0) >= 0.5
-    with np.errstate(invalid="ignore"):
-        low = np.nanpercentile(np.where(np.isfinite(ratios), ratios, np.nan), tail, axis=0)
-        high = np.nanpercentile(np.where(np.isfinite(ratios), ratios, np.nan), 100 - tail, axis=0)
-    return np.where(defined, low, math.nan), np.where(defined, high, math.nan)
+    low, high = np.full(k, math.nan), np.full(k, math.nan)
+    if defined.any():
+        low[defined] = np.nanpercentile(ratios[:, defined], tail, axis=0)
+        high[defined] = np.nanpercentile(ratios[:, defined], 100 - tail, axis=0)
+    return low, high
 
 
 def summarize(

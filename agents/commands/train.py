@@ -102,7 +102,12 @@ def build_config(args: argparse.Namespace):
     from agents.rl_tuner.config import make_config
 
     if args.resume:
-        config = ckpt.load_checkpoint(args.out).config
+        try:
+            config = ckpt.load_checkpoint(args.out).config
+        except FileNotFoundError as error:
+            raise FileNotFoundError(
+                f"cannot resume: {error}. Start a new run without --resume."
+            ) from error
         for name in _RESUME_FIXED:
             given = getattr(args, name)
             if given is not None and given != getattr(config, name):

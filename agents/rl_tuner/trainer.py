@@ -200,8 +200,8 @@ class Trainer:
                     config.checkpoint_every
                     and progress.global_step >= progress.next_checkpoint_step
                 ):
-                    self.save()
                     progress.next_checkpoint_step = progress.global_step + config.checkpoint_every
+                    self.save()
         finally:
             if bar is not None:
                 bar.close()

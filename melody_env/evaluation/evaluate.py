@@ -303,7 +303,10 @@ class _Rollout:
             env_kwargs.get("steps_per_bar", DEFAULT_STEPS_PER_BAR),
         )
         self.reward_function = RewardFunction(
-            **{k: env_kwargs[k] for k in _REWARD_KWARGS if k in env_kwargs}
+            env_kwargs.get("reward_mode", "music_theory_all"),
+            env_kwargs.get("reward_scaler", 2.0),
+            env_kwargs.get("reward_terms"),
+            env_kwargs.get("reward_weights"),
         )
         primer_seed, action_seed = np.random.SeedSequence(seed).spawn(2)
         self.primer_rng = np.random.default_rng(primer_seed)

@@ -109,13 +109,18 @@ def test_a_gradient_step_trains_only_the_q_network():
     mask = np.ones(finished.actions.shape, dtype=bool)
     stats = gradient_step(agent, optimizer, to_batch(finished), mask, step=123)
     assert np.isfinite(stats.td_loss)
-    for before, after in zip(prior_before, agent.reward_rnn.parameters()):
+    for before, after in zip(prior_before, agent.reward_rnn.parameters(), strict=True):
         assert torch.equal(before, after) and after.grad is None
     for before, after, online in zip(
-        target_before, agent.target_q_network.parameters(), agent.q_network.parameters()
+        target_before,
+        agent.target_q_network.parameters(),
+        agent.q_network.parameters(),
+        strict=False,
     ):
         assert torch.allclose(after, 0.5 * before + 0.5 * online, atol=1e-6)
-    assert any(not torch.equal(b, a) for b, a in zip(q_before, agent.q_network.parameters()))
+    assert any(
+        not torch.equal(b, a) for b, a in zip(q_before, agent.q_network.parameters(), strict=True)
+    )
 
 
 def test_a_non_finite_target_stops_before_any_update_naming_the_step():
@@ -127,7 +132,7 @@ def test_a_non_finite_target_stops_before_any_update_naming_the_step():
     optimizer = torch.optim.Adam(agent.q_network.parameters())
     with pytest.raises(FloatingPointError, match="step 4242"):
         gradient_step(agent, optimizer, batch, np.ones(batch.actions.shape, bool), step=4242)
-    for before, after in zip(q_before, agent.q_network.parameters()):
+    for before, after in zip(q_before, agent.q_network.parameters(), strict=True):
         assert torch.equal(before, after)
 
 

@@ -104,7 +104,9 @@ def test_networks_start_equal_and_only_the_q_network_trains():
     note_rnn = NoteRNN(NoteRNNConfig(hidden_size=8), seed=0)
     q_network, target, prior = build_networks(note_rnn)
     for model in (q_network, target, prior):
-        for (name, a), b in zip(model.state_dict().items(), note_rnn.state_dict().values()):
+        for (name, a), b in zip(
+            model.state_dict().items(), note_rnn.state_dict().values(), strict=True
+        ):
             assert torch.equal(a, b), name
     assert all(p.requires_grad for p in q_network.parameters())
     assert not any(p.requires_grad for p in target.parameters())
@@ -122,5 +124,5 @@ def test_soft_update_moves_the_target_by_eta():
             parameter.add_(1.0)
     before = [p.clone() for p in target.parameters()]
     soft_update(target, q_network, 0.01)
-    for old, new, online in zip(before, target.parameters(), q_network.parameters()):
+    for old, new, online in zip(before, target.parameters(), q_network.parameters(), strict=True):
         assert torch.allclose(new, 0.99 * old + 0.01 * online, atol=1e-6)

@@ -218,7 +218,9 @@ def reward_term_histograms(
             high = max(a.max() for a in arrays.values())
             edges = np.linspace(low, high if high > low else low + 1.0, bins + 1)
             for name, values in arrays.items():
-                axes.hist(values, bins=edges, alpha=0.55, label=name, density=True)
+                axes.hist(
+                    values, bins=edges, histtype="step", linewidth=1.2, label=name, density=True
+                )
         axes.set_title(term.removeprefix("reward/") + " (sum per composition)", fontsize=8)
         axes.tick_params(labelsize=7)
     handles, labels = figure.axes[0].get_legend_handles_labels()

@@ -174,3 +174,26 @@ def test_the_step_after_a_termination_is_a_reset_step_and_is_not_recorded(note_r
     assert [recorded for recorded, _ in results] == [3, 3, 3, 3]
     assert not composer.episode_start.any()
     assert len(results[-1][1]) == 3
+
+
+def test_a_non_finite_target_stops_the_run_without_a_poisoned_checkpoint(
+    note_rnn_path, tmp_path, monkeypatch
+):
+    from agents.rl_tuner.replay import CompositionReplay
+
+    real_sample = CompositionReplay.sample
+    calls = []
+
+    def poisoned_sample(self, batch_size):
+        batch = real_sample(self, batch_size)
+        calls.append(1)
+        if len(calls) > 4:  # in the round after the first checkpoint (step 128)
+            batch.rewards[0, 0] = np.inf
+        return batch
+
+    monkeypatch.setattr(CompositionReplay, "sample", poisoned_sample)
+    with pytest.raises(FloatingPointError, match=r"non-finite TD target at training step \d+"):
+        train(tiny_config(note_rnn_path), tmp_path / "run", log=lambda *_: None)
+    loaded = ckpt.load_checkpoint(tmp_path / "run")
+    assert loaded.state["progress"]["global_step"] == 128
+    assert all(torch.isfinite(t).all() for t in loaded.tensors.values() if t.is_floating_point())

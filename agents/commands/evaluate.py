@@ -62,7 +62,7 @@ def add_parser(subparsers) -> None:
         "--samples", type=int, default=8, help="compositions drawn and exported per model"
     )
     parser.add_argument(
-        "--batch-size", type=int, default=10_000, help="compositions composed at once"
+        "--batch-size", type=int, default=5_000, help="compositions composed at once"
     )
     parser.add_argument(
         "--bootstrap", type=int, default=1000, help="bootstrap resamples (0: no intervals)"

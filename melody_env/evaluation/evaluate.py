@@ -120,7 +120,7 @@ def evaluate(
     *,
     reward_rnn: NoteRNN | str | os.PathLike | None = None,
     deterministic: bool = False,
-    batch_size: int = 10_000,
+    batch_size: int = 5_000,
     engine: str = "auto",
     n_bootstrap: int = 1000,
     env_kwargs: Mapping[str, Any] | None = None,

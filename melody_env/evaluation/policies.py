@@ -38,6 +38,16 @@ from melody_env.music.encoding import NUM_CLASSES
 UNIFORM_LOG_PROB = -float(np.log(NUM_CLASSES))
 
 
+def normalize_log_probs(scores: np.ndarray) -> np.ndarray:
+    """``scores - logsumexp(scores)`` per row (a log-softmax).
+
+    >>> np.exp(normalize_log_probs(np.array([[0.0, np.log(3.0)]]))).round(2)
+    array([[0.25, 0.75]])
+    """
+    top = scores.max(axis=1, keepdims=True)
+    return scores - (top + np.log(np.exp(scores - top).sum(axis=1, keepdims=True)))
+
+
 def sample_tokens(log_probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One token per row of ``log_probs [B, 38]`` (inverse-CDF sampling, renormalised).
 
@@ -150,8 +160,9 @@ class NoteRNNPolicy:
         if deterministic:
             best = np.eye(NUM_CLASSES, dtype=bool)[prior_log_probs.argmax(axis=1)]
             return np.where(best, 0.0, -np.inf)
-        scaled = prior_log_probs / self.temperature
-        return scaled - np.logaddexp.reduce(scaled, axis=1, keepdims=True)
+        if self.temperature == 1.0:
+            return prior_log_probs  # already a log-softmax
+        return normalize_log_probs(prior_log_probs / self.temperature)
 
     def sample_from_prior(
         self, prior_log_probs: np.ndarray, rng: np.random.Generator, deterministic: bool = False
@@ -205,8 +216,7 @@ class NoteRNNPolicy:
             tokens = torch.from_numpy(np.stack([primers[row] for row in group]))
             lp, (h_new, c_new) = self.model.prime(tokens)
             log_probs[index], h[:, index], c[:, index] = lp, h_new, c_new
-        scaled = log_probs.numpy().astype(np.float64) / self.temperature
-        scaled = scaled - np.logaddexp.reduce(scaled, axis=1, keepdims=True)
+        scaled = normalize_log_probs(log_probs.numpy().astype(np.float64) / self.temperature)
         return scaled, (h.numpy(), c.numpy())
 
     def _read_primer(self, obs_row: np.ndarray, last_token: int) -> np.ndarray:

@@ -180,7 +180,7 @@ def training_curves(run_dir: str | os.PathLike, path: str | os.PathLike, smooth:
             if smooth > 1 and len(values) >= smooth:
                 values = np.convolve(values, np.ones(smooth) / smooth, mode="valid")
                 steps = steps[smooth - 1 :]
-            axes.plot(steps, values, linewidth=1.2)
+            axes.plot(steps, values, linewidth=1.2, marker="o" if len(values) <= 30 else None)
         else:
             axes.text(0.5, 0.5, "not logged", ha="center", va="center", transform=axes.transAxes)
         axes.set_title(label, fontsize=9)

@@ -145,7 +145,7 @@ def run_command(args: argparse.Namespace) -> int:
         model_dir = out / name
         model_dir.mkdir(parents=True, exist_ok=True)
         with atomic_path(model_dir / "compositions.npy") as tmp, open(tmp, "wb") as handle:
-            np.save(handle, result.tokens)
+            np.save(handle, result.tokens.astype(np.uint8))  # tokens < 38
         if args.samples:
             samples = result.tokens[: args.samples]
             titles = [

@@ -261,7 +261,10 @@ def policy_log_probs(
     if callable(getattr(sb3_policy, "get_distribution", None)) and state is None:
         with torch.no_grad():
             obs_tensor = sb3_policy.obs_to_tensor(observation)[0]
-            distribution = getattr(sb3_policy.get_distribution(obs_tensor), "distribution", None)
+            try:
+                distribution = sb3_policy.get_distribution(obs_tensor).distribution
+            except (TypeError, AttributeError):  # e.g. recurrent policies need their LSTM state
+                return None
             logits = getattr(distribution, "logits", None)
             if logits is not None and logits.shape[-1] == NUM_CLASSES:
                 return torch.log_softmax(logits, -1).cpu().numpy().astype(np.float64)

@@ -259,3 +259,18 @@ def test_kl_from_prior():
     assert kl_from_prior(uniform, uniform)[0] == pytest.approx(0.0)
     point = np.where(np.arange(38) == 3, 0.0, -np.inf)[None]
     assert kl_from_prior(point, uniform)[0] == pytest.approx(np.log(38))
+
+
+def test_sb3_contrib_recurrent_ppo_keeps_its_lstm_state(tiny_rnn, tmp_path):
+    from sb3_contrib import RecurrentPPO
+
+    env = gym.make(ENV_ID, reward_rnn=tiny_rnn)
+    kwargs = {"lstm_hidden_size": 8, "net_arch": [8]}
+    model = RecurrentPPO("MlpLstmPolicy", env, n_steps=32, batch_size=32, policy_kwargs=kwargs)
+    result = evaluate(model, n=8, reward_rnn=tiny_rnn, n_bootstrap=0, deterministic=True)
+    assert result.tokens.shape == (8, 32) and result.summary["kl"].value > 0
+    model.save(tmp_path / "rppo.zip")
+    assert detect_sb3_algorithm(tmp_path / "rppo.zip") == "sb3-recurrentppo"
+    loaded = load_policy(str(tmp_path / "rppo.zip"))
+    again = evaluate(loaded, n=8, reward_rnn=tiny_rnn, n_bootstrap=0, deterministic=True)
+    np.testing.assert_array_equal(again.tokens, result.tokens)

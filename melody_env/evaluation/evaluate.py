@@ -319,7 +319,6 @@ class _Rollout:
 
     def _choose(self, obs, prior, policy_state, episode_start):
         """One step's actions, the policy's log-probs (or None) and its new recurrent state."""
-        prior = prior.astype(np.float64)
         if self.fast:
             actions = self.policy.sample_from_prior(prior, self.action_rng, self.deterministic)
             log_pi = self.policy.log_probs_from_prior(prior, self.deterministic)
@@ -333,11 +332,14 @@ class _Rollout:
         return actions, log_pi, policy_state
 
     def _kl(self, log_pi, prior, actions) -> np.ndarray:
+        if log_pi is prior:  # the policy is the Note RNN itself
+            return np.zeros(len(actions))
+        prior = prior.astype(np.float64)
         if self.deterministic and not self.fast:
             return -prior[np.arange(len(actions)), actions]  # a point mass on the action
         if log_pi is None:
             return np.full(len(actions), np.nan)
-        return kl_from_prior(log_pi, prior)
+        return kl_from_prior(np.asarray(log_pi, np.float64), prior)
 
     def run_state(self, size: int, batch_index: int, batch_size: int):
         recorder = StatisticsRecorder(self.reward_function, size)
@@ -353,7 +355,7 @@ class _Rollout:
         policy_state, episode_start = None, np.ones(size, bool)
         with seeded_global_rngs(self.seed + batch_index):
             for step in range(self.length):
-                prior = state.next_log_probs.astype(np.float64)
+                prior = state.next_log_probs
                 view = None if obs is None else obs.copy()
                 actions, log_pi, policy_state = self._choose(
                     view, prior, policy_state, episode_start
@@ -382,7 +384,7 @@ class _Rollout:
         )
         try:
             obs, info = envs.reset(seed=self.seed * 1_000_003 + batch_index * batch_size)
-            prior = np.asarray(info["prior_log_probs"], np.float64)
+            prior = np.asarray(info["prior_log_probs"])
             primers = [np.asarray(p, np.int64) for p in info["primer"]]
             tokens = np.zeros((size, self.length), np.int64)
             log_prob, total, kl = np.zeros(size), np.zeros(size), np.zeros(size)
@@ -399,7 +401,7 @@ class _Rollout:
                     tokens[:, step] = actions
                     total += rewards
                     log_prob += info["log_prob"]
-                    prior = np.asarray(info["prior_log_probs"], np.float64)
+                    prior = np.asarray(info["prior_log_probs"])
         finally:
             envs.close()
         table = score_compositions(tokens, self.key, primers, None, self.reward_function)

@@ -49,15 +49,15 @@ def normalize_log_probs(scores: np.ndarray) -> np.ndarray:
 
 
 def sample_tokens(log_probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One token per row of ``log_probs [B, 38]`` (inverse-CDF sampling, renormalised).
+    """One token per row of normalised ``log_probs [B, 38]`` (inverse-CDF sampling, float32).
 
     >>> sample_tokens(np.log(np.eye(38)[[3, 7]] + 1e-12), np.random.default_rng(0))
     array([3, 7])
     """
-    probs = np.exp(log_probs - log_probs.max(axis=1, keepdims=True))
-    cdf = np.cumsum(probs, axis=1)
-    threshold = rng.random(len(cdf))[:, None] * cdf[:, -1:]
-    return np.minimum((cdf <= threshold).sum(axis=1), log_probs.shape[1] - 1).astype(np.int64)
+    cdf = np.cumsum(np.exp(np.asarray(log_probs, dtype=np.float32)), axis=1)
+    threshold = rng.random(len(cdf), dtype=np.float32) * cdf[:, -1]
+    chosen = np.argmax(cdf > threshold[:, None], axis=1)
+    return np.minimum(chosen, log_probs.shape[1] - 1).astype(np.int64)
 
 
 def _batch_size(observation: np.ndarray) -> tuple[int, bool]:

@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--results", default=None, help="markdown file to append the result to")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
 
     if DEFAULT_CHECKPOINT.is_file():
         reward_rnn, which = NoteRNN.load(), f"shipped checkpoint {DEFAULT_CHECKPOINT.name}"
@@ -62,7 +63,8 @@ def main() -> None:
         f"sample + score {args.n:,} compositions: {sampling:.1f} s = {rate:,.0f} compositions/s",
         f"bootstrap 95% intervals ({args.bootstrap} resamples, all statistics): {bootstrap:.1f} s",
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"torch {torch.__version__} ({torch.get_num_threads()} threads)",
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads), 1-min load average "
+        f"{load_before:.1f} before / {os.getloadavg()[0]:.1f} after (other jobs share the CPUs)",
     ]
     print("\n".join(lines))
     if args.results:

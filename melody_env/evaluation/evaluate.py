@@ -188,7 +188,7 @@ def evaluate(
         run = rollout.run_state if engine == "state" else rollout.run_vector
         parts.append(run(size, batch_index, batch_size))
     tokens = np.concatenate([part[0] for part in parts])
-    primers = [primer for part in parts for primer in part[1]]
+    primers = [tokens_ for part in parts for tokens_ in part[1]]
     table = {name: np.concatenate([part[2][name] for part in parts]) for name in parts[0][2]}
     seconds = time.perf_counter() - start
 

@@ -1,9 +1,12 @@
 """``melody-rl pretrain``: train the Note RNN on the folk-tune corpus and report n-gram baselines.
 
-Reproduce the shipped checkpoint (about 15 minutes on 2 CPU cores, after a ~8-minute first
-extraction of the corpus into the cache)::
+Reproduce the shipped checkpoint (about 15 minutes of training on one CPU thread, after a
+7-14 minute first extraction of the corpus into the cache; see its MODEL_CARD.md)::
 
-    melody-rl pretrain --seed 0 --out runs/note_rnn --ship
+    melody-rl pretrain --seed 0 --threads 1 --out runs/note_rnn --ship
+
+The same seed and thread count give the same weights. Two threads are faster on an idle machine
+but can be several times slower on a busy one (the shipped run shared its machine).
 
 Train on the public-domain collections only::
 
@@ -31,21 +34,34 @@ def add_parser(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     data = parser.add_argument_group("data")
-    data.add_argument("--collections", nargs="+", default=list(COLLECTIONS), metavar="NAME",
-                      help=f"music21 collections (default: all of {', '.join(COLLECTIONS)})")
-    data.add_argument("--held-out", type=_none_or, default="airdsAirs",
-                      help="collection used only for evaluation, or 'none' (default: airdsAirs)")
-    data.add_argument("--limit", type=int, default=None,
-                      help="keep only the first N tunes of each collection")
-    data.add_argument("--cache-dir", default=None,
-                      help="corpus cache (default: $MELODY_RL_CACHE/corpus or ~/.cache/melody-rl/corpus)")
+    data.add_argument(
+        "--collections",
+        nargs="+",
+        default=list(COLLECTIONS),
+        metavar="NAME",
+        help=f"music21 collections (default: all of {', '.join(COLLECTIONS)})",
+    )
+    data.add_argument(
+        "--held-out",
+        type=_none_or,
+        default="airdsAirs",
+        help="collection used only for evaluation, or 'none' (default: airdsAirs)",
+    )
+    data.add_argument(
+        "--limit", type=int, default=None, help="keep only the first N tunes of each collection"
+    )
+    data.add_argument(
+        "--cache-dir",
+        default=None,
+        help="corpus cache (default: $MELODY_RL_CACHE/corpus or ~/.cache/melody-rl/corpus)",
+    )
     data.add_argument("--processes", type=int, default=2, help="extraction processes")
     model = parser.add_argument_group("model and optimisation")
     model.add_argument("--hidden-size", type=int, default=100)
     model.add_argument("--layers", type=int, default=1)
     model.add_argument("--window", type=int, default=128, help="truncated-BPTT window (steps)")
     model.add_argument("--batch-size", type=int, default=32)
-    model.add_argument("--epochs", type=int, default=30)
+    model.add_argument("--epochs", type=int, default=20)
     model.add_argument("--max-steps", type=int, default=None, help="stop after N steps instead")
     model.add_argument("--lr", type=float, default=3e-3)
     model.add_argument("--lr-schedule", choices=("cosine", "constant"), default="cosine")
@@ -55,13 +71,20 @@ def add_parser(subparsers) -> None:
     model.add_argument("--seed", type=int, default=0)
     model.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     run = parser.add_argument_group("run")
-    run.add_argument("--ngram-max-order", type=int, default=9,
-                     help="fit Kneser-Ney baselines of orders 1..N (0: none)")
+    run.add_argument(
+        "--ngram-max-order",
+        type=int,
+        default=9,
+        help="fit Kneser-Ney baselines of orders 1..N (0: none)",
+    )
     run.add_argument("--out", default="runs/pretrain", help="run folder")
     run.add_argument("--no-tensorboard", action="store_true", help="do not log to TensorBoard")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
-    run.add_argument("--ship", action="store_true",
-                     help="also copy the checkpoint, report and a model card into the package")
+    run.add_argument(
+        "--ship",
+        action="store_true",
+        help="also copy the checkpoint, report and a model card into the package",
+    )
     parser.set_defaults(func=run_command)
 
 
@@ -96,20 +119,50 @@ def config_from_args(args: argparse.Namespace):
 
 def canonical_command(config, ship: bool = False) -> str:
     """A full, explicit command line that reruns ``config`` (every training option spelled out)."""
-    parts = ["melody-rl", "pretrain", "--collections", *config.collections,
-             "--held-out", str(config.held_out).replace("None", "none")]
+    parts = [
+        "melody-rl",
+        "pretrain",
+        "--collections",
+        *config.collections,
+        "--held-out",
+        str(config.held_out).replace("None", "none"),
+    ]
     if config.limit is not None:
         parts += ["--limit", str(config.limit)]
-    parts += ["--hidden-size", str(config.hidden_size), "--layers", str(config.num_layers),
-              "--window", str(config.window), "--batch-size", str(config.batch_size),
-              "--epochs", str(config.epochs)]
+    parts += [
+        "--hidden-size",
+        str(config.hidden_size),
+        "--layers",
+        str(config.num_layers),
+        "--window",
+        str(config.window),
+        "--batch-size",
+        str(config.batch_size),
+        "--epochs",
+        str(config.epochs),
+    ]
     if config.max_steps is not None:
         parts += ["--max-steps", str(config.max_steps)]
-    parts += ["--lr", repr(config.lr), "--lr-schedule", config.lr_schedule,
-              "--warmup-steps", str(config.warmup_steps), "--grad-clip", repr(config.grad_clip),
-              "--weight-decay", repr(config.weight_decay), "--seed", str(config.seed),
-              "--threads", str(config.threads),
-              "--ngram-max-order", str(max(config.ngram_orders, default=0)), "--out", config.out]
+    parts += [
+        "--lr",
+        repr(config.lr),
+        "--lr-schedule",
+        config.lr_schedule,
+        "--warmup-steps",
+        str(config.warmup_steps),
+        "--grad-clip",
+        repr(config.grad_clip),
+        "--weight-decay",
+        repr(config.weight_decay),
+        "--seed",
+        str(config.seed),
+        "--threads",
+        str(config.threads),
+        "--ngram-max-order",
+        str(max(config.ngram_orders, default=0)),
+        "--out",
+        config.out,
+    ]
     if not config.tensorboard:
         parts.append("--no-tensorboard")
     if ship:

@@ -22,7 +22,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--length", type=int, default=32, help="tokens (sixteenths) per melody")
     parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--checkpoint", default=None, help="Note RNN .safetensors (default: shipped)")
+    parser.add_argument(
+        "--checkpoint", default=None, help="Note RNN .safetensors (default: shipped)"
+    )
     parser.add_argument("--primer-token", type=int, default=None, help="first input token, 0..37")
     parser.set_defaults(func=run_command)
 
@@ -59,7 +61,9 @@ def sample_melodies(
     melody = torch.empty((n, length), dtype=torch.int64)
     for step in range(length):
         log_probs, state = model.step(tokens, state)
-        tokens = torch.multinomial(torch.softmax(log_probs / temperature, -1), 1, generator=generator)
+        tokens = torch.multinomial(
+            torch.softmax(log_probs / temperature, -1), 1, generator=generator
+        )
         tokens = tokens[:, 0]
         melody[:, step] = tokens
     return melody.numpy()

@@ -18,6 +18,7 @@ import json
 import logging
 import multiprocessing
 import os
+import time
 import warnings
 import zipfile
 import zlib
@@ -58,7 +59,9 @@ class ExtractionSettings:
         for name in ("min_steps", "min_distinct_pitches"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"ExtractionSettings.{name} must be a positive integer, got {value!r}")
+                raise ValueError(
+                    f"ExtractionSettings.{name} must be a positive integer, got {value!r}"
+                )
 
 
 @dataclass
@@ -69,7 +72,8 @@ class Melodies:
     tokens: np.ndarray
     offsets: np.ndarray
     piece_ids: np.ndarray
-    stats: dict[str, int] = field(default_factory=dict)
+    stats: dict[str, float] = field(default_factory=dict)
+    """Tunes read, kept and dropped (by reason), and the extraction's wall time in seconds."""
 
     def __len__(self) -> int:
         return len(self.piece_ids)
@@ -169,6 +173,7 @@ def extract_collection(
     settings = settings or ExtractionSettings()
     if processes < 1:
         raise ValueError(f"processes must be a positive integer, got {processes!r}")
+    started = time.perf_counter()
     tunes = read_tunes(collection, limit)
     jobs = [(piece_id, text, asdict(settings)) for piece_id, text in tunes]
     bar = tqdm(total=len(jobs), desc=f"extract {collection}", disable=not progress, unit="tune")
@@ -189,6 +194,7 @@ def extract_collection(
     kept = [(piece_id, tokens) for piece_id, tokens, status in results if status == "kept"]
     lengths = [len(tokens) for _, tokens in kept]
     stats = {"tunes": len(results), **{k: counts.get(k, 0) for k in _STATUSES}}
+    stats["seconds"] = round(time.perf_counter() - started, 1)  # wall time of the extraction
     return Melodies(
         collection=collection,
         tokens=np.concatenate([t for _, t in kept]).astype(np.uint8)

@@ -2,8 +2,8 @@
 
 The steps, in order:
 
-1. Parse the tune with music21 as ABC 2.1 (accidentals carry through the bar) (the optional ``data`` extra) and keep the first part (and, inside
-   it, the first voice) of multi-voice tunes.
+1. Parse the tune with music21 (the optional ``data`` extra) as ABC 2.1, so accidentals carry
+   through the bar; keep the first part (and, inside it, the first voice) of multi-voice tunes.
 2. Find the key with ``analyze('key')`` (Krumhansl-Schmuckler) rather than the ``K:`` line, which
    in the Essen collection gives only the signature; transpose by the nearest interval (-6..+5
    semitones) that moves a major tonic to C or a minor tonic to A.

@@ -160,6 +160,8 @@ class KneserNeyModel:
         for start in range(0, len(windows), chunk):
             block = windows[start : start + chunk]
             probs = self._distributions(block[:, :-1])
-            log_probs[start : start + len(block)] = np.log(probs[np.arange(len(block)), block[:, -1]])
+            log_probs[start : start + len(block)] = np.log(
+                probs[np.arange(len(block)), block[:, -1]]
+            )
             argmax[start : start + len(block)] = probs.argmax(axis=1)
         return log_probs, argmax

@@ -7,19 +7,31 @@ from melody_env.models.evaluation import markdown_table
 
 LICENCES = {
     "essenFolksong": (
-        "Essen Folksong Collection (Schaffrath, via music21). music21's corpus notice: legal "
-        "status unclear; permission was given for non-commercial distribution and use within "
-        "music21. **Non-commercial use only.**"
+        "Essen Folksong Collection (EsAC, ABC by Seymour Shlien). music21's notice: legal status "
+        "unclear; permission was given for non-commercial distribution and use in music21. "
+        "**Non-commercial use only.**"
     ),
-    "oneills1850": "O'Neill's Music of Ireland (1850 edition); public domain.",
-    "ryansMammoth": "Ryan's Mammoth Collection (1883); public domain.",
-    "airdsAirs": "Aird's Selection of Scotch, English, Irish and Foreign Airs (1780s); public domain.",
-    "miscFolk": "Miscellaneous folk-tune books (music21's miscFolk); public domain.",
+    "oneills1850": "O'Neill's Music of Ireland: 1850 Melodies (Chicago, 1903); public domain.",
+    "ryansMammoth": "Ryan's Mammoth Collection (Boston, 1883); public domain.",
+    "airdsAirs": (
+        "Aird's Selection of Scotch, English, Irish and Foreign Airs (Glasgow, 1782-1803); "
+        "public domain."
+    ),
+    "miscFolk": (
+        "American fife tunes and Bruce & Stokoe's Northumbrian Minstrelsy (1882), ABC by Jack "
+        "Campin; public domain."
+    ),
 }
 
 
-def model_card(report: dict, checkpoint_bytes: int) -> str:
-    """Markdown model card: data and licences, splits, metrics, provenance."""
+def model_card(report: dict, checkpoint_bytes: int, notes: str = "") -> str:
+    """Markdown model card: data and licences, splits, metrics, provenance.
+
+    Args:
+        report: the run's ``report.json``.
+        checkpoint_bytes: size of the shipped checkpoint.
+        notes: extra markdown appended under "Notes" (e.g. facts the report does not hold).
+    """
     corpus = report["corpus"]
     config = report["config"]
     collections = corpus["collections"]
@@ -28,7 +40,9 @@ def model_card(report: dict, checkpoint_bytes: int) -> str:
         "**Research and non-commercial use only**: the training data include "
         + ", ".join(non_commercial)
         + ", licensed for non-commercial use. To get an unencumbered model, retrain on the "
-        "public-domain collections only (`--collections " + " ".join(PUBLIC_DOMAIN_COLLECTIONS) + "`)."
+        "public-domain collections only (`--collections "
+        + " ".join(PUBLIC_DOMAIN_COLLECTIONS)
+        + "`)."
         if non_commercial
         else "All training data are public domain."
     )
@@ -40,9 +54,10 @@ def model_card(report: dict, checkpoint_bytes: int) -> str:
         "# Note RNN (pretrained melody LSTM)",
         "",
         "The next-token model of the RL Tuner (Jaques et al. 2017): one-hot tokens (38) -> "
-        f"LSTM ({config['num_layers']} layer, {config['hidden_size']} units) -> 38 logits, over the "
-        "38-token melody encoding on a sixteenth-note grid (0 = hold, 1 = rest, 2..37 = MIDI "
-        f"48..83). {checkpoint_bytes / 1024:.0f} KB, safetensors; load with `NoteRNN.load()`.",
+        f"LSTM ({config['num_layers']} layer, {config['hidden_size']} units) -> 38 logits, "
+        "over the 38-token melody encoding on a sixteenth-note grid (0 = hold, 1 = rest, "
+        f"2..37 = MIDI 48..83). {checkpoint_bytes / 1024:.0f} KB, safetensors; "
+        "load with `NoteRNN.load()`.",
         "",
         "## Intended use and licence",
         "",
@@ -66,12 +81,21 @@ def model_card(report: dict, checkpoint_bytes: int) -> str:
             f"| {name} | {role} | {s['tunes']} | {s['kept']} | {s['parse_failed']} | "
             f"{LICENCES[name]} |"
         )
+    if all("seconds" in stats[name] for name in collections):
+        total = sum(stats[name]["seconds"] for name in collections)
+        lines += [
+            "",
+            f"Extracting these collections took {total:.0f} s with "
+            f"{config['processes']} processes (cached afterwards).",
+        ]
     lines += [
         "",
         "Splits are by piece, from a hash of `collection/piece id` (90/5/5 train/validation/"
         "test over the training collections); the held-out collection is never trained on. "
-        "Evaluation melodies that exactly copy a training melody are removed "
-        f"({corpus['evaluation_duplicates_removed']}).",
+        "Evaluation melodies that exactly copy a training melody are removed ("
+        + ", ".join(f"{n} from {k}" for k, n in corpus["evaluation_duplicates_removed"].items())
+        + "). The public-domain books' ABC transcriptions were made by volunteers and ship "
+        "with music21 under its corpus notice (`music21/corpus/license.txt`).",
         "",
         "| split | pieces | tokens |",
         "|---|---|---|",
@@ -98,7 +122,7 @@ def model_card(report: dict, checkpoint_bytes: int) -> str:
         f"warm-up steps), global grad-norm clip {config['grad_clip']}, weight decay "
         f"{config['weight_decay']}, batch {config['batch_size']} lanes x {config['window']}-step "
         f"truncated-BPTT windows, {len(history)} epochs ({report['training']['steps']} steps), "
-        f"seed {config['seed']}, {config['threads']} torch threads.",
+        f"seed {config['seed']}, torch CPU threads: {config['threads']}.",
         "",
         f"Final validation loss {history[-1].get('validation_loss', float('nan')):.4f} nats/token.",
         "",
@@ -115,4 +139,6 @@ def model_card(report: dict, checkpoint_bytes: int) -> str:
         f"torch {machine['torch']}, CPU only. The full report is `note_rnn.json`.",
         "",
     ]
+    if notes:
+        lines += ["## Notes", "", notes.strip(), ""]
     return "\n".join(lines)

@@ -91,7 +91,9 @@ def run_pretraining(config: PretrainConfig, command: str = "", progress: bool = 
     }
     splits, duplicates = make_splits(collections, config.held_out)
     corpus_seconds = time.perf_counter() - started
-    evaluation = {name: splits[name].melodies for name in EVALUATION_SPLITS if splits[name].melodies}
+    evaluation = {
+        name: splits[name].melodies for name in EVALUATION_SPLITS if splits[name].melodies
+    }
     if "validation" not in evaluation:
         raise ValueError("the validation split is empty; use more tunes (limit) or collections")
 
@@ -148,7 +150,9 @@ def run_pretraining(config: PretrainConfig, command: str = "", progress: bool = 
     metadata = {
         "seed": str(config.seed),
         "command": command,
-        "corpus": json.dumps({"collections": list(config.collections), "held_out": config.held_out}),
+        "corpus": json.dumps(
+            {"collections": list(config.collections), "held_out": config.held_out}
+        ),
     }
     result.model.save(out / "note_rnn.safetensors", metadata=metadata)
     atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
@@ -160,9 +164,10 @@ def report_markdown(report: dict) -> str:
     """The metrics table and the margin, as markdown."""
     lines = ["# Note RNN pretraining report", "", markdown_table(report["results"]), ""]
     if report.get("best_ngram"):
+        margin = report["margin_over_best_ngram"]
         lines.append(
-            f"The LSTM's {report['margin_split']} cross-entropy is "
-            f"{report['margin_over_best_ngram']:.1%} lower than the best n-gram's "
+            f"The LSTM's {report['margin_split']} cross-entropy is {abs(margin):.1%} "
+            f"{'lower' if margin >= 0 else 'higher'} than the best n-gram's "
             f"({report['best_ngram']})."
         )
     splits = report["corpus"]["splits"]
@@ -171,10 +176,13 @@ def report_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def ship(run_dir: str | os.PathLike, target_dir: str | os.PathLike | None = None) -> Path:
+def ship(
+    run_dir: str | os.PathLike, target_dir: str | os.PathLike | None = None, notes: str = ""
+) -> Path:
     """Copy a run's checkpoint and report into the package, with a model card.
 
-    Writes ``note_rnn.safetensors``, ``note_rnn.json`` (the report) and ``MODEL_CARD.md``.
+    Writes ``note_rnn.safetensors``, ``note_rnn.json`` (the report) and ``MODEL_CARD.md`` (with
+    ``notes`` appended) to ``target_dir`` (default: ``melody_env/models/checkpoints``).
     Returns the checkpoint path.
     """
     run_dir = Path(run_dir)
@@ -185,6 +193,7 @@ def ship(run_dir: str | os.PathLike, target_dir: str | os.PathLike | None = None
     checkpoint = target / DEFAULT_CHECKPOINT.name
     model.save(checkpoint, metadata=metadata)
     atomic_write_text(target / "note_rnn.json", json.dumps(report, indent=2) + "\n")
-    atomic_write_text(target / "MODEL_CARD.md", model_card(report, checkpoint.stat().st_size))
+    atomic_write_text(
+        target / "MODEL_CARD.md", model_card(report, checkpoint.stat().st_size, notes)
+    )
     return checkpoint
-

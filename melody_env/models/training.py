@@ -49,14 +49,14 @@ class PretrainConfig:
     """Truncated-BPTT window, in sixteenth steps (8 bars of 4/4)."""
     batch_size: int = 32
     """Lanes (melody streams) per gradient step."""
-    epochs: int = 30
+    epochs: int = 20
     """Passes over the training melodies (ignored if ``max_steps`` is set)."""
     max_steps: int | None = None
     """Stop after this many gradient steps instead (tests, quick trials)."""
     lr: float = 3e-3
     """Peak Adam learning rate."""
     lr_schedule: str = "cosine"
-    """``"cosine"``: linear warm-up, then cosine decay to ``min_lr_ratio * lr``; or ``"constant"``."""
+    """``"cosine"`` (linear warm-up, cosine decay to ``min_lr_ratio * lr``) or ``"constant"``."""
     warmup_steps: int = 200
     """Linear warm-up steps of the cosine schedule."""
     min_lr_ratio: float = 0.02
@@ -105,17 +105,22 @@ class PretrainConfig:
             )
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(
-                f"PretrainConfig.lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}"
+                f"PretrainConfig.lr_schedule must be one of {LR_SCHEDULES}, "
+                f"got {self.lr_schedule!r}"
             )
         if not 0 <= self.min_lr_ratio <= 1:
-            raise ValueError(f"PretrainConfig.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
+            raise ValueError(
+                f"PretrainConfig.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}"
+            )
         if self.held_out is not None and self.held_out not in self.collections:
             raise ValueError(
                 f"PretrainConfig.held_out {self.held_out!r} must be one of the collections "
                 f"{self.collections} or None"
             )
         if any(not isinstance(o, int) or o < 1 for o in self.ngram_orders):
-            raise ValueError(f"PretrainConfig.ngram_orders must be positive, got {self.ngram_orders}")
+            raise ValueError(
+                f"PretrainConfig.ngram_orders must be positive, got {self.ngram_orders}"
+            )
 
 
 @dataclass
@@ -211,14 +216,22 @@ def train_note_rnn(
     lengths = np.array([len(m) for m in melodies])
     if len(melodies) == 0 or (lengths < 2).any():
         raise ValueError("training needs at least one melody, each of at least 2 tokens")
-    model = NoteRNN(NoteRNNConfig(hidden_size=config.hidden_size, num_layers=config.num_layers),
-                    seed=config.seed)
+    model = NoteRNN(
+        NoteRNNConfig(hidden_size=config.hidden_size, num_layers=config.num_layers),
+        seed=config.seed,
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     plans = []
     total = 0
     for epoch in range(config.epochs if config.max_steps is None else 10**9):
-        plans.append(plan_epoch(lengths, config.batch_size, config.window,
-                                np.random.default_rng([config.seed, epoch])))
+        plans.append(
+            plan_epoch(
+                lengths,
+                config.batch_size,
+                config.window,
+                np.random.default_rng([config.seed, epoch]),
+            )
+        )
         total += len(plans[-1].melody)
         if config.max_steps is not None and total >= config.max_steps:
             break

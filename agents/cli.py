@@ -16,6 +16,8 @@ SUBCOMMAND_MODULES = (
     "agents.commands.train",
     "agents.commands.generate",
     "agents.commands.evaluate",
+    "agents.commands.baseline",
+    "agents.commands.benchmark",
 )
 """Modules that each add one subcommand."""
 

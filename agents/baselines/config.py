@@ -1,0 +1,89 @@
+"""Configuration of one baseline run (an SB3 algorithm on the melody env).
+
+>>> config = BaselineConfig(algo="sb3-ppo", total_steps=4096, hyperparams={"gamma": 0.8})
+>>> config.algorithm_kwargs()["gamma"], config.algorithm_kwargs()["n_steps"]
+(0.8, 32)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from agents.baselines.algorithms import ALGORITHMS, get_algorithm
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """Everything that defines one baseline run; stored in its ``summary.json``."""
+
+    algo: str = "sb3-ppo"
+    """One of :data:`agents.baselines.algorithms.ALGORITHMS`."""
+    total_steps: int = 200_000
+    """Training env transitions (one token placed in one composition), as ``melody-rl train``
+    counts them. On-policy methods collect whole rollouts, so they may end a little past it."""
+    seed: int = 0
+    """Seeds the model, the env's primers and the evaluation."""
+    num_envs: int = 64
+    """Compositions composed at once by the batched env."""
+    key: str = "C major"
+    """Key of every training and evaluation composition (the paper: C major)."""
+    reward_scaler: float = 2.0
+    """Weight of r_MT in the reward, ``1 / c`` (the paper's ``c = 0.5``)."""
+    reward_rnn: str | None = None
+    """Note RNN checkpoint of the env's reward; ``None`` = the shipped one."""
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+    """Overrides of the algorithm's defaults (SB3 keyword arguments)."""
+    eval_compositions: int = 1000
+    """Compositions sampled by the evaluation suite for the summary (0: no evaluation)."""
+    note_rnn_column: bool = True
+    """Add the untuned Note RNN, evaluated on the same primers, to ``summary.md``."""
+    num_samples: int = 8
+    """MIDI samples written to ``samples/``."""
+    torch_threads: int = 1
+    """Torch intra-op threads."""
+    progress_bar: bool = False
+    """Show SB3's progress bar (needs ``tqdm`` and ``rich``)."""
+
+    def __post_init__(self) -> None:
+        get_algorithm(self.algo)
+        for name, minimum in (
+            ("total_steps", 1),
+            ("num_envs", 1),
+            ("eval_compositions", 0),
+            ("num_samples", 0),
+            ("torch_threads", 1),
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        if not self.reward_scaler > 0:
+            raise ValueError(f"reward_scaler must be > 0, got {self.reward_scaler!r}")
+
+    def algorithm_kwargs(self) -> dict[str, Any]:
+        """The algorithm's defaults with :attr:`hyperparams` applied (``policy_kwargs`` merged)."""
+        kwargs = dict(ALGORITHMS[self.algo].hyperparams)
+        overrides = dict(self.hyperparams)
+        if isinstance(overrides.get("policy_kwargs"), dict):
+            overrides["policy_kwargs"] = {
+                **kwargs.get("policy_kwargs", {}),
+                **overrides["policy_kwargs"],
+            }
+        kwargs.update(overrides)
+        return kwargs
+
+    def env_kwargs(self) -> dict[str, Any]:
+        """Arguments of the env (and of the evaluation's env)."""
+        return {"key": self.key, "reward_scaler": self.reward_scaler}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BaselineConfig:
+        """Rebuild from :meth:`to_dict`, rejecting unknown fields."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown BaselineConfig fields {sorted(unknown)}")
+        return cls(**data)

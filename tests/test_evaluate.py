@@ -134,6 +134,7 @@ def test_sb3_dqn_model_saved_and_loaded(tiny_rnn, tmp_path):
     np.testing.assert_array_equal(again.tokens, greedy.tokens)
 
 
+@pytest.mark.slow
 def test_sb3_dqn_trained_for_200_steps(tiny_rnn, tmp_path):
     model = make_dqn(tiny_rnn)
     model.learn(200)
@@ -261,6 +262,7 @@ def test_kl_from_prior():
     assert kl_from_prior(point, uniform)[0] == pytest.approx(np.log(38))
 
 
+@pytest.mark.slow
 def test_sb3_contrib_recurrent_ppo_keeps_its_lstm_state(tiny_rnn, tmp_path):
     from sb3_contrib import RecurrentPPO
 

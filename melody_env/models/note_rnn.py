@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -28,6 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from melody_env.atomic import atomic_path
+from melody_env.models import lstm_step
 from melody_env.music.encoding import NUM_CLASSES
 
 DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "note_rnn.safetensors"
@@ -134,9 +136,11 @@ class NoteRNN(nn.Module):
         outputs, state = self.lstm(inputs, state)  # outputs: [batch, time, hidden]
         return self.head(outputs), state
 
-    @torch.no_grad()
     def step(self, tokens: torch.Tensor, state: LSTMState) -> tuple[torch.Tensor, LSTMState]:
         """Consume one token per sequence; return next-token log-probabilities and the new state.
+
+        Runs :mod:`~melody_env.models.lstm_step` (the same maths as :meth:`forward`, without its
+        per-call overhead; numpy for a batch of one) on CPU models; no gradient flows.
 
         Args:
             tokens: int64 ``[batch]``.
@@ -145,9 +149,39 @@ class NoteRNN(nn.Module):
         Returns:
             ``log_probs [batch, num_classes]`` (log-softmax) and the new state.
         """
-        with single_threaded():
+        weights = self._step_weights()
+        if weights is not None and tokens.shape[0] == 1:
+            h, c = (tensor.detach().numpy() for tensor in state)
+            log_probs, h, c = lstm_step.step_numpy(weights, tokens.numpy(), h, c)
+            return torch.from_numpy(log_probs), (torch.from_numpy(h), torch.from_numpy(c))
+        with torch.no_grad(), single_threaded():
+            if weights is not None:
+                return lstm_step.step_torch(weights, tokens, state)
             logits, state = self.forward(tokens.unsqueeze(1), state)
             return torch.log_softmax(logits[:, 0], dim=-1), state
+
+    def step_arrays(
+        self, tokens: np.ndarray, state: tuple[np.ndarray, np.ndarray]
+    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """:meth:`step` on numpy arrays (no conversions on the batch-of-one path)."""
+        weights = self._step_weights()
+        if weights is not None and len(tokens) == 1:
+            log_probs, h, c = lstm_step.step_numpy(weights, tokens, *state)
+            return log_probs, (h, c)
+        tokens = torch.from_numpy(np.ascontiguousarray(tokens, dtype=np.int64))
+        log_probs, (h, c) = self.step(tokens, tuple(torch.from_numpy(x) for x in state))
+        return log_probs.numpy(), (h.numpy(), c.numpy())
+
+    def _step_weights(self) -> lstm_step.StepWeights | None:
+        """The weights arranged for :meth:`step`, rebuilt after any change to the parameters."""
+        lstm, head = self._modules["lstm"], self._modules["head"]
+        cached = self.__dict__.get("_step_cache")
+        if cached is not None and cached.key == lstm_step.weights_key(lstm, head):
+            return cached
+        if not lstm_step.supports(lstm, head):
+            return None
+        self.__dict__["_step_cache"] = lstm_step.build(lstm, head)
+        return self.__dict__["_step_cache"]
 
     @torch.no_grad()
     def prime(self, tokens: torch.Tensor, state: LSTMState | None = None):

@@ -1,0 +1,146 @@
+"""One inference step of the Note RNN without ``nn.LSTM``'s per-call overhead.
+
+An env step feeds the reward RNN one token per composition. Through ``nn.LSTM`` that costs a
+one-hot input, a weight-layout check and a dozen dispatched ops, which dominate for small
+batches. Here the input projection of a one-hot token is one row of a table
+(``W_ih^T + b_ih + b_hh``), the four gates come from one matrix product, and a batch of one runs
+in numpy, whose per-call cost is a fraction of torch's. The maths are ``nn.LSTM``'s (gates
+``i, f, g, o``; ``c' = f c + i g``; ``h' = o tanh(c')``), so results agree with it to float32
+rounding. :meth:`~melody_env.models.note_rnn.NoteRNN.step` uses it; training uses ``forward``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class StepWeights:
+    """A Note RNN's weights arranged for stepping, gates reordered to ``i, f, o, g``.
+
+    Attributes:
+        key: identifies the parameters they were built from (see :func:`weights_key`).
+        torch_layers: per layer ``(input, W_hh^T, bias)``; ``input`` is the token table
+            ``[classes, 4H]`` (biases included) for layer 0, ``W_ih^T`` for the others.
+        numpy_layers: the same as numpy arrays with the ``i, f, o`` columns halved, so that one
+            ``tanh`` gives all gates: ``sigmoid(x) = 0.5 * tanh(x / 2) + 0.5``.
+        head: ``(W^T, b)`` of the output layer, torch and numpy.
+    """
+
+    key: tuple
+    torch_layers: tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], ...]
+    numpy_layers: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]
+    torch_head: tuple[torch.Tensor, torch.Tensor]
+    numpy_head: tuple[np.ndarray, np.ndarray]
+    hidden_size: int
+
+
+def weights_key(lstm: nn.LSTM, head: nn.Linear) -> tuple:
+    """Changes whenever a parameter is replaced, moved or updated in place."""
+    params = (*lstm._flat_weights, head.weight, head.bias)
+    return tuple(p._version for p in params) + tuple(p.data_ptr() for p in params)
+
+
+def supports(lstm: nn.LSTM, head: nn.Linear) -> bool:
+    """Whether :func:`build` handles this model (CPU floats, no dropout being applied)."""
+    weight = head.weight
+    return (
+        weight.device.type == "cpu"
+        and weight.dtype in (torch.float32, torch.float64)
+        and lstm.bias
+        and lstm.proj_size == 0
+        and not (lstm.training and lstm.dropout > 0 and lstm.num_layers > 1)
+    )
+
+
+@torch.no_grad()
+def build(lstm: nn.LSTM, head: nn.Linear) -> StepWeights:
+    """Arrange ``lstm`` and ``head`` weights for :func:`step_torch` and :func:`step_numpy`."""
+    hidden = lstm.hidden_size
+    i_f, g, o = slice(0, 2 * hidden), slice(2 * hidden, 3 * hidden), slice(3 * hidden, None)
+    order = torch.arange(4 * hidden)
+    order = torch.cat([order[i_f], order[o], order[g]])  # (i, f, g, o) -> (i, f, o, g)
+    torch_layers, numpy_layers = [], []
+    for layer in range(lstm.num_layers):
+        w_ih = getattr(lstm, f"weight_ih_l{layer}").detach()
+        w_hh = getattr(lstm, f"weight_hh_l{layer}").detach()
+        bias = (getattr(lstm, f"bias_ih_l{layer}") + getattr(lstm, f"bias_hh_l{layer}")).detach()
+        w_ih_t, w_hh_t, bias = w_ih.t()[:, order], w_hh.t()[:, order], bias[order]
+        first = (w_ih_t + bias) if layer == 0 else w_ih_t  # one-hot input: a row per token
+        torch_layers.append((first.contiguous(), w_hh_t.contiguous(), bias.contiguous()))
+        halve = torch.ones(4 * hidden, dtype=bias.dtype)
+        halve[: 3 * hidden] = 0.5
+        numpy_layers.append(
+            tuple((tensor * halve).numpy() for tensor in (first, w_hh_t, bias))  # copies
+        )
+    head_w_t = head.weight.detach().t().contiguous()
+    head_b = head.bias.detach().clone()
+    return StepWeights(
+        key=weights_key(lstm, head),
+        torch_layers=tuple(torch_layers),
+        numpy_layers=tuple(numpy_layers),
+        torch_head=(head_w_t, head_b),
+        numpy_head=(head_w_t.numpy().copy(), head_b.numpy().copy()),
+        hidden_size=hidden,
+    )
+
+
+def step_torch(
+    weights: StepWeights, tokens: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """Log-probabilities ``[B, classes]`` after ``tokens [B]`` and the new ``(h, c)``."""
+    h, c = state
+    three = 3 * weights.hidden_size
+    hidden = weights.hidden_size
+    new_h, new_c = [], []
+    x = None
+    for layer, (first, w_hh_t, bias) in enumerate(weights.torch_layers):
+        if layer == 0:
+            gates = torch.addmm(first[tokens], h[layer], w_hh_t)
+        else:
+            gates = torch.addmm(torch.addmm(bias, x, first), h[layer], w_hh_t)
+        sig = gates[:, :three].sigmoid()
+        c_layer = torch.addcmul(
+            sig[:, hidden : 2 * hidden] * c[layer], sig[:, :hidden], gates[:, three:].tanh()
+        )
+        x = sig[:, 2 * hidden :] * c_layer.tanh()
+        new_h.append(x)
+        new_c.append(c_layer)
+    logits = torch.addmm(weights.torch_head[1], x, weights.torch_head[0])
+    return torch.log_softmax(logits, dim=-1), (torch.stack(new_h), torch.stack(new_c))
+
+
+def step_numpy(
+    weights: StepWeights, tokens: np.ndarray, h: np.ndarray, c: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`step_torch` for one sequence in numpy: ``tokens [1]``, ``h, c [layers, 1, H]``."""
+    three = 3 * weights.hidden_size
+    hidden = weights.hidden_size
+    layers = []
+    x = None
+    for layer, (first, w_hh_t, bias) in enumerate(weights.numpy_layers):
+        gates = np.dot(h[layer], w_hh_t)
+        if layer == 0:
+            gates += first[tokens]
+        else:
+            gates += np.dot(x, first)
+            gates += bias
+        np.tanh(gates, gates)
+        sig = gates[:, :three]
+        sig *= 0.5
+        sig += 0.5
+        c_layer = sig[:, hidden : 2 * hidden] * c[layer]
+        c_layer += sig[:, :hidden] * gates[:, three:]
+        x = sig[:, 2 * hidden :] * np.tanh(c_layer)
+        layers.append((x, c_layer))
+    logits = np.dot(x, weights.numpy_head[0])
+    logits += weights.numpy_head[1]
+    logits -= logits.max()
+    logits -= np.log(np.exp(logits).sum())
+    if len(layers) == 1:
+        return logits, x[None], c_layer[None]
+    return logits, np.stack([h for h, _ in layers]), np.stack([c for _, c in layers])

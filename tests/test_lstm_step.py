@@ -1,0 +1,48 @@
+"""NoteRNN.step's fast path (melody_env.models.lstm_step) equals the module's forward."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from melody_env.models import NoteRNN, NoteRNNConfig
+
+
+@pytest.mark.parametrize(
+    "config", [NoteRNNConfig(), NoteRNNConfig(hidden_size=8, num_layers=2)], ids=["100", "2x8"]
+)
+@pytest.mark.parametrize("batch", [1, 7])
+def test_fast_rnn_step_matches_forward(config, batch):
+    model = NoteRNN(config, seed=0).eval()
+    tokens = torch.randint(0, 38, (12, batch), generator=torch.Generator().manual_seed(0))
+    state_forward = state_step = model.initial_state(batch)
+    state_arrays = tuple(x.numpy() for x in model.initial_state(batch))
+    for step_tokens in tokens:
+        with torch.no_grad():
+            logits, state_forward = model(step_tokens[:, None], state_forward)
+        log_probs, state_step = model.step(step_tokens, state_step)
+        array_log_probs, state_arrays = model.step_arrays(step_tokens.numpy(), state_arrays)
+        expected = torch.log_softmax(logits[:, 0], dim=-1)
+        torch.testing.assert_close(log_probs, expected, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(array_log_probs, expected.numpy(), rtol=1e-5, atol=1e-5)
+        for got, want in zip(state_step, state_forward, strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_fast_rnn_step_follows_weight_changes():
+    model = NoteRNN(seed=0)
+    tokens, state = torch.tensor([14]), model.initial_state(1)
+    before, _ = model.step(tokens, state)
+    with torch.no_grad():
+        model.head.bias[3] += 5.0  # in place, as an optimizer step
+    after, _ = model.step(tokens, state)
+    assert after[0, 3] > before[0, 3]
+    model.load_state_dict(NoteRNN(seed=1).state_dict())
+    loaded, _ = model.step(tokens, state)
+    expected, _ = NoteRNN(seed=1).step(tokens, state)
+    torch.testing.assert_close(loaded, expected)
+    model.double()
+    assert model.step(tokens.repeat(2), model.initial_state(2))[0].dtype == torch.float64
+    dropout = NoteRNN(NoteRNNConfig(hidden_size=4, num_layers=2, dropout=0.5)).train()
+    assert dropout._step_weights() is None  # training-time dropout: forward() is used

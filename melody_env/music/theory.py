@@ -8,6 +8,12 @@ and pitch classes, never on token indices, so they hold in every key.
 Conventions: ``history`` is ``int [B, t]`` (the composition before the current step, ``t >= 0``),
 ``action`` is ``int [B]`` (the token being placed), ``sequence`` is ``history`` with ``action``
 appended (``int [B, t + 1]``).
+
+Where a detector needs the whole history, it is written as a small step function over a state
+that sums the history up (:class:`RunState`, :class:`LeapState`, the onset line, window codes),
+and the whole-composition function folds the history through it. The env keeps those states
+from step to step (and :mod:`melody_env.music.step_tables` tabulates the step functions), so a
+step costs the same at the first and the last note, with the same code deciding each rule.
 """
 
 from __future__ import annotations
@@ -16,7 +22,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from melody_env.music.encoding import NO_EVENT, NOT_A_PITCH, NOTE_OFF, TOKEN_PITCHES
+from melody_env.music.encoding import (
+    NO_EVENT,
+    NOT_A_PITCH,
+    NOTE_OFF,
+    NUM_CLASSES,
+    NUM_SPECIAL_EVENTS,
+    TOKEN_PITCHES,
+)
 
 # --- Interval classes of `classify_interval` (non-negative values are plain semitone distances).
 NO_PREVIOUS_NOTE = -9
@@ -36,6 +49,17 @@ STEPS_BETWEEN_LEAPS = 6
 LEAP_NONE = 0
 LEAP_RESOLVED = 1
 LEAP_DOUBLED = -1
+
+# --- Thresholds of the repetition test (`repeats_excessively`).
+REPEATS_ALLOWED = 4
+"""Identical tokens allowed in a row before the next one is excessive."""
+REPEATS_ALLOWED_INTERRUPTED = 6
+"""The same when holds or rests sit between them."""
+RESTS_ALLOWED = 1
+"""Rests allowed in a run of holds and rests before another one is excessive."""
+
+MOTIF_LENGTH = 8
+"""The original's motif window: the last 8 tokens (half a bar of sixteenths)."""
 
 
 def append_action(history: np.ndarray, action: np.ndarray) -> np.ndarray:
@@ -74,6 +98,71 @@ def is_pitch_class(pitch: np.ndarray, pitch_class: np.ndarray) -> np.ndarray:
     return (pitch != NOT_A_PITCH) & (pitch % 12 == pitch_class)
 
 
+@dataclass
+class RunState:
+    """The end of each composition as the repetition test sees it.
+
+    Attributes:
+        last_note: ``int [B]``: token of the last note onset, -1 before the first.
+        note_count: ``int [B]``: occurrences of ``last_note`` in its run, the longest suffix made
+            of ``last_note``, holds and rests (it starts after the previous other note).
+        note_interrupted: ``bool [B]``: a hold or a rest sits in that run, even before the
+            first ``last_note``.
+        holds: ``int [B]``: holds since the last onset.
+        rests: ``int [B]``: rests since the last onset.
+    """
+
+    last_note: np.ndarray
+    note_count: np.ndarray
+    note_interrupted: np.ndarray
+    holds: np.ndarray
+    rests: np.ndarray
+
+    @classmethod
+    def empty(cls, batch_size: int) -> RunState:
+        zeros = np.zeros(batch_size, dtype=np.int64)
+        return cls(
+            np.full(batch_size, -1, np.int64), zeros, np.zeros(batch_size, bool), zeros, zeros
+        )
+
+
+def run_step(state: RunState, action: np.ndarray) -> RunState:
+    """The :class:`RunState` after placing ``action [B]`` (``state`` is not modified)."""
+    action = np.asarray(action)
+    is_note = action >= NUM_SPECIAL_EVENTS
+    same = action == state.last_note
+    return RunState(
+        last_note=np.where(is_note, action, state.last_note),
+        note_count=np.where(is_note, np.where(same, state.note_count + 1, 1), state.note_count),
+        # A new note's run starts after the previous note: the holds and rests before it count.
+        note_interrupted=np.where(
+            is_note,
+            np.where(same, state.note_interrupted, (state.holds > 0) | (state.rests > 0)),
+            True,
+        ),
+        holds=np.where(is_note, 0, state.holds + (action == NO_EVENT)),
+        rests=np.where(is_note, 0, state.rests + (action == NOTE_OFF)),
+    )
+
+
+def repeats_excessively(state: RunState, action: np.ndarray) -> np.ndarray:
+    """Whether ``action [B]`` repeats excessively after a composition in ``state``.
+
+    A note repeats excessively if it is the last note and that note already occurs more than
+    ``REPEATS_ALLOWED`` times in its run (``REPEATS_ALLOWED_INTERRUPTED`` if holds or rests sit
+    in the run); a hold, if more than ``REPEATS_ALLOWED`` holds (``..._INTERRUPTED`` with rests
+    among them) follow the last onset; a rest, if more than ``RESTS_ALLOWED`` rests do.
+    """
+    action = np.asarray(action)
+    note_limit = np.where(state.note_interrupted, REPEATS_ALLOWED_INTERRUPTED, REPEATS_ALLOWED)
+    hold_limit = np.where(state.rests > 0, REPEATS_ALLOWED_INTERRUPTED, REPEATS_ALLOWED)
+    return (
+        ((action == state.last_note) & (state.note_count > note_limit))
+        | ((action == NO_EVENT) & (state.holds > hold_limit))
+        | ((action == NOTE_OFF) & (state.rests > RESTS_ALLOWED))
+    )
+
+
 def is_excessive_repetition(history: np.ndarray, action: np.ndarray) -> np.ndarray:
     """The original's "repeated notes" test, with hold and rest in their real meaning.
 
@@ -87,7 +176,8 @@ def is_excessive_repetition(history: np.ndarray, action: np.ndarray) -> np.ndarr
     - otherwise (holds or rests in between), ``n > 6``.
 
     The original tested 0 as "note off" and 1 as "hold", the reverse of its data, so it punished
-    every note held for more than two sixteenths; here 0 is hold and 1 is rest.
+    every note held for more than two sixteenths; here 0 is hold and 1 is rest. Computed by
+    folding ``history`` through :func:`run_step` and asking :func:`repeats_excessively`.
 
     >>> history = np.array([[14, 14, 14, 14, 14, 14], [14, 0, 0, 0, 0, 0]])
     >>> is_excessive_repetition(history, np.array([14, 0]))
@@ -96,21 +186,10 @@ def is_excessive_repetition(history: np.ndarray, action: np.ndarray) -> np.ndarr
     array([False, False])
     """
     history = np.asarray(history)
-    action = np.asarray(action)
-    batch, length = history.shape
-    if length == 0:
-        return np.zeros(batch, dtype=bool)
-    reversed_history = history[:, ::-1]
-    matches = reversed_history == action[:, None]
-    special = (reversed_history == NO_EVENT) | (reversed_history == NOTE_OFF)
-    stops = ~matches & ~special
-    # Index (in reversed order) of the first token that ends the run, or `length` if none.
-    run_end = np.where(stops.any(axis=1), np.argmax(stops, axis=1), length)
-    in_run = np.arange(length)[None, :] < run_end[:, None]
-    repeats = (matches & in_run).sum(axis=1)
-    interrupted = (special & ~matches & in_run).any(axis=1)
-    threshold = np.where(interrupted, 6, 4)
-    return np.where(action == NOTE_OFF, repeats > 1, repeats > threshold)
+    state = RunState.empty(history.shape[0])
+    for column in history.T:
+        state = run_step(state, column)
+    return repeats_excessively(state, action)
 
 
 def onset_autocorrelation(sequence: np.ndarray, lags=(1, 2, 3)) -> np.ndarray:
@@ -127,29 +206,67 @@ def onset_autocorrelation(sequence: np.ndarray, lags=(1, 2, 3)) -> np.ndarray:
     >>> onset_autocorrelation(np.array([[14, 0, 16, 0, 14, 0, 16, 0]]), lags=(1, 2)).round(3)
     array([[-0.75,  0.5 ]])
     """
+    return line_autocorrelation(*onset_line(sequence), lags)
+
+
+def onset_line(sequence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The melodic line of each row: ``float [B, t]`` onset pitches, left-aligned and padded with
+    zeros to the sequence's length, and ``int [B]`` their number.
+
+    >>> line, count = onset_line(np.array([[14, 0, 16, 1]]))
+    >>> line.tolist(), count.tolist()
+    ([[60.0, 62.0, 0.0, 0.0]], [2])
+    """
     pitches = TOKEN_PITCHES[np.asarray(sequence)].astype(np.float64)
     is_note = pitches != NOT_A_PITCH
     count = is_note.sum(axis=1)
-    # Left-justify each row's onsets so the line is contiguous: x[b, :count[b]].
     order = np.argsort(~is_note, axis=1, kind="stable")
     line = np.take_along_axis(pitches, order, axis=1)
     valid = np.arange(line.shape[1])[None, :] < count[:, None]
+    return np.where(valid, line, 0.0), count
+
+
+def line_autocorrelation(line: np.ndarray, count: np.ndarray, lags=(1, 2, 3)) -> np.ndarray:
+    """:func:`onset_autocorrelation` of lines given as :func:`onset_line` returns them.
+
+    The sums run over the whole padded width of ``line`` (the zeros add nothing), which is the
+    length of the sequence the line came from.
+    """
+    line = np.asarray(line, dtype=np.float64)
+    count = np.asarray(count)
+    width = line.shape[1]
+    valid = np.arange(width) < count[:, None]
     safe_count = np.maximum(count, 1)
-    mean = np.where(valid, line, 0.0).sum(axis=1) / safe_count
+    mean = line.sum(axis=1) / safe_count
     centred = np.where(valid, line - mean[:, None], 0.0)
     variance = (centred**2).sum(axis=1) / safe_count
-    result = np.zeros((line.shape[0], len(lags)))
+    defined = variance > 0
+    # Rows without variance get rho = 0 below; dividing by 1 there avoids a 0/0 warning.
+    scale = safe_count * np.where(defined, variance, 1.0)
+    products = np.zeros((line.shape[0], len(lags)))
     for column, lag in enumerate(lags):
-        if lag >= line.shape[1]:
-            continue
-        products = (centred[:, lag:] * centred[:, :-lag]).sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rho = products / (safe_count * variance)
-        result[:, column] = np.where((variance > 0) & (count > lag), rho, 0.0)
-    return result
+        if lag < width:
+            products[:, column] = (centred[:, lag:] * centred[:, :-lag]).sum(axis=1)
+    keep = defined[:, None] & (count[:, None] > np.asarray(lags))
+    return np.where(keep, products / scale[:, None], 0.0)
 
 
-def motif_distinct_notes(sequence: np.ndarray, motif_length: int = 8) -> np.ndarray:
+# Bit ``token - 2`` for a note token, 0 for hold and rest: a set of pitches is an OR of bits.
+_PITCH_BITS = np.where(
+    np.arange(NUM_CLASSES) >= NUM_SPECIAL_EVENTS,
+    np.left_shift(1, np.maximum(np.arange(NUM_CLASSES) - NUM_SPECIAL_EVENTS, 0)),
+    0,
+).astype(np.uint64)
+
+
+def _popcount(bits: np.ndarray) -> np.ndarray:
+    if hasattr(np, "bitwise_count"):  # numpy >= 2.0
+        return np.bitwise_count(bits).astype(np.int64)
+    as_bytes = np.unpackbits(bits.astype(np.uint64).view(np.uint8).reshape(len(bits), 8), axis=1)
+    return as_bytes.sum(axis=1).astype(np.int64)
+
+
+def motif_distinct_notes(sequence: np.ndarray, motif_length: int = MOTIF_LENGTH) -> np.ndarray:
     """Number of distinct pitches among the onsets of the last ``motif_length`` tokens.
 
     0 while the sequence is shorter than ``motif_length``. The original calls the window a
@@ -161,28 +278,53 @@ def motif_distinct_notes(sequence: np.ndarray, motif_length: int = 8) -> np.ndar
     sequence = np.asarray(sequence)
     if sequence.shape[1] < motif_length:
         return np.zeros(sequence.shape[0], dtype=np.int64)
-    window = np.sort(TOKEN_PITCHES[sequence[:, -motif_length:]], axis=1)
-    new_value = np.ones_like(window, dtype=bool)
-    new_value[:, 1:] = window[:, 1:] != window[:, :-1]
-    return (new_value & (window != NOT_A_PITCH)).sum(axis=1)
+    pitch_set = np.bitwise_or.reduce(_PITCH_BITS[sequence[:, -motif_length:]], axis=1)
+    return _popcount(pitch_set)
 
 
-def repeats_earlier_window(sequence: np.ndarray, motif_length: int = 8) -> np.ndarray:
+def window_codes(sequence: np.ndarray, motif_length: int = MOTIF_LENGTH) -> np.ndarray:
+    """One integer per window of ``motif_length`` consecutive tokens, equal iff the windows are.
+
+    Returns ``int64 [B, t + 2 - motif_length]``: column ``j`` codes ``sequence[:, j : j + m]``
+    (the tokens as digits in base 38; ``motif_length <= 11`` fits in 64 bits).
+    """
+    sequence = np.asarray(sequence, dtype=np.int64)
+    if sequence.shape[1] < motif_length:
+        return np.zeros((sequence.shape[0], 0), dtype=np.int64)
+    windows = np.lib.stride_tricks.sliding_window_view(sequence, motif_length, axis=1)
+    return windows @ _digit_weights(motif_length)
+
+
+def window_code(window: np.ndarray) -> np.ndarray:
+    """:func:`window_codes` of exactly one window per row, ``int [B, m] -> int64 [B]``."""
+    return window @ _digit_weights(window.shape[1])
+
+
+def _digit_weights(motif_length: int) -> np.ndarray:
+    if motif_length not in _DIGIT_WEIGHTS:
+        _DIGIT_WEIGHTS[motif_length] = NUM_CLASSES ** np.arange(motif_length - 1, -1, -1)
+    return _DIGIT_WEIGHTS[motif_length]
+
+
+_DIGIT_WEIGHTS: dict[int, np.ndarray] = {}
+
+
+def repeats_earlier_window(sequence: np.ndarray, motif_length: int = MOTIF_LENGTH) -> np.ndarray:
     """True where the last ``motif_length`` tokens also occur, exactly, entirely before them.
 
     >>> motif = [14, 0, 16, 0, 18, 0, 14, 0]
     >>> repeats_earlier_window(np.array([motif + [2] + motif]))
     array([ True])
     """
-    sequence = np.asarray(sequence)
-    batch, length = sequence.shape
-    if length < 2 * motif_length:
-        return np.zeros(batch, dtype=bool)
-    window = sequence[:, -motif_length:]
-    earlier = np.lib.stride_tricks.sliding_window_view(
-        sequence[:, : length - motif_length], motif_length, axis=1
-    )  # [B, positions, motif_length]
-    return (earlier == window[:, None, :]).all(axis=2).any(axis=1)
+    return last_window_repeats(window_codes(sequence, motif_length), motif_length)
+
+
+def last_window_repeats(codes: np.ndarray, motif_length: int = MOTIF_LENGTH) -> np.ndarray:
+    """:func:`repeats_earlier_window` from the sequence's :func:`window_codes`."""
+    codes = np.asarray(codes)
+    if codes.shape[1] <= motif_length:  # the sequence is shorter than two windows
+        return np.zeros(codes.shape[0], dtype=bool)
+    return (codes[:, :-motif_length] == codes[:, -1:]).any(axis=1)
 
 
 def classify_interval(
@@ -207,8 +349,23 @@ def classify_interval(
     Args:
         tonic, mediant, dominant: ``int [B]`` pitch classes of each row's key.
     """
+    return interval_class(last_note_pitch(history), action, tonic, mediant, dominant)
+
+
+def interval_class(
+    previous: np.ndarray,
+    action: np.ndarray,
+    tonic: np.ndarray,
+    mediant: np.ndarray,
+    dominant: np.ndarray,
+) -> np.ndarray:
+    """:func:`classify_interval` given the previous note's pitch (``NOT_A_PITCH`` if none).
+
+    >>> int(interval_class(np.array([60]), np.array([21]), 0, 4, 7)[0]) == IN_KEY_FIFTH  # C4 G4
+    True
+    """
     action = np.asarray(action)
-    previous = last_note_pitch(history)
+    previous = np.asarray(previous)
     pitch = TOKEN_PITCHES[action]
     has_previous = previous != NOT_A_PITCH
     # Degrees relative to the tonic: 0 tonic, `third` mediant, 7 dominant.

@@ -1,5 +1,11 @@
 """State of ``B`` compositions advanced in lockstep: the engine of both the single and the
-vector env (the single env is a batch of one), so each rule runs through one code path."""
+vector env (the single env is a batch of one), so each rule runs through one code path.
+
+Each step costs the same at the first and the last token: what the rules need to know about
+the history is kept up to date token by token (the last note, the run and leap states of
+:mod:`melody_env.music.theory` as indices into :mod:`melody_env.music.step_tables`, the melodic
+line, the motif window codes) instead of being recomputed from the whole history.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +16,24 @@ import torch
 
 from melody_env.models.note_rnn import NoteRNN
 from melody_env.music import theory
-from melody_env.music.encoding import NOT_A_PITCH, TOKEN_PITCHES
+from melody_env.music.encoding import NUM_CLASSES, NUM_SPECIAL_EVENTS, TOKEN_PITCHES
 from melody_env.music.keys import Key
+from melody_env.music.step_tables import NO_NOTE, PAIRS, RUN_CLASSES, step_tables
 from melody_env.rewards.composition import RewardBreakdown, RewardFunction
 from melody_env.rewards.context import KeyArrays, RewardContext
 
+MOTIF_LENGTH = theory.MOTIF_LENGTH
+
 
 class CompositionState:
-    """Tokens, keys, leap memory and reward-RNN state of ``batch_size`` compositions.
+    """Tokens, keys, rule states and reward-RNN state of ``batch_size`` compositions.
 
     Args:
         batch_size: number of compositions.
         length: tokens per composition.
         reward_rnn: the frozen Note RNN scoring each token.
-        reward_function: the weighted reward terms.
+        reward_function: the weighted reward terms (any callable ``RewardContext ->
+            RewardBreakdown``).
     """
 
     def __init__(
@@ -39,14 +49,26 @@ class CompositionState:
         self.reward_function = reward_function
         self.tokens = np.zeros((batch_size, length), dtype=np.int64)
         self.step = 0
-        self.leap = theory.LeapState.empty(batch_size)
-        self.last_pitch = np.full(batch_size, NOT_A_PITCH, dtype=np.int64)
         self.previous_token = np.zeros(batch_size, dtype=np.int64)
         self.keys: list[Key] = []
         self.key_arrays: KeyArrays | None = None
         self.primers: list[np.ndarray] = []
-        self.rnn_state = reward_rnn.initial_state(batch_size)
-        self.next_log_probs = np.zeros((batch_size, reward_rnn.config.num_classes), np.float32)
+        self.rnn_state = tuple(x.numpy() for x in reward_rnn.initial_state(batch_size))
+        num_classes = reward_rnn.config.num_classes
+        self.next_log_probs = np.zeros((batch_size, num_classes), np.float32)
+        # Rule states, kept token by token.
+        self._tables = step_tables()
+        rows = np.arange(batch_size)
+        self._log_prob_index = rows * num_classes
+        self._key_token = np.zeros(batch_size, dtype=np.int64)  # key * NUM_CLASSES
+        self._key_pair = np.zeros(batch_size, dtype=np.int64)  # key * PAIRS
+        self._last_note = np.full(batch_size, NO_NOTE, dtype=np.int64)
+        self._run = np.full(batch_size, self._tables.run_start, dtype=np.int64)
+        self._leap = np.full(batch_size, self._tables.leap_start, dtype=np.int64)
+        self._onsets = np.zeros((batch_size, length))  # the melodic line, zero-padded
+        self._onset_index = rows * length
+        self._onset_count = np.zeros(batch_size, dtype=np.int64)
+        self._window_codes = np.zeros((batch_size, max(length - MOTIF_LENGTH + 1, 0)), np.int64)
 
     @property
     def finished(self) -> bool:
@@ -61,13 +83,18 @@ class CompositionState:
         """Start new compositions after ``primers`` (non-empty token arrays) in ``keys``."""
         self.tokens[:] = 0
         self.step = 0
-        self.leap.reset()
         self.primers = primers
         self.keys = keys
         self.key_arrays = KeyArrays.from_keys(keys)
+        self._key_token = self.key_arrays.index * NUM_CLASSES
+        self._key_pair = self.key_arrays.index * PAIRS
         self.previous_token = np.array([primer[-1] for primer in primers], dtype=np.int64)
         # The primer is not part of the composition, so no previous note for the interval rules.
-        self.last_pitch[:] = NOT_A_PITCH
+        self._last_note[:] = NO_NOTE
+        self._run[:] = self._tables.run_start
+        self._leap[:] = self._tables.leap_start
+        self._onsets[:] = 0.0
+        self._onset_count[:] = 0
         self._prime_reward_rnn(primers)
 
     def _prime_reward_rnn(self, primers: list[np.ndarray]) -> None:
@@ -75,6 +102,12 @@ class CompositionState:
         rows_by_length = defaultdict(list)
         for row, primer in enumerate(primers):
             rows_by_length[len(primer)].append(row)
+        if len(rows_by_length) == 1:
+            tokens = torch.from_numpy(np.stack(primers).astype(np.int64))
+            log_probs, state = self.reward_rnn.prime(tokens)
+            self.rnn_state = tuple(x.numpy() for x in state)
+            self.next_log_probs = log_probs.numpy()
+            return
         h, c = (tensor.clone() for tensor in self.reward_rnn.initial_state(self.batch_size))
         log_probs = torch.empty(self.batch_size, self.reward_rnn.config.num_classes)
         for rows in rows_by_length.values():
@@ -83,14 +116,32 @@ class CompositionState:
             index = torch.tensor(rows)
             log_probs[index] = group_log_probs
             h[:, index], c[:, index] = group_h, group_c
-        self.rnn_state = (h, c)
+        self.rnn_state = (h.numpy(), c.numpy())
         self.next_log_probs = log_probs.numpy()
 
     def advance(self, actions: np.ndarray) -> RewardBreakdown:
         """Place ``actions [B]`` at the current step; return the rewards they earn."""
-        step = self.step
-        log_prob = self.next_log_probs[np.arange(self.batch_size), actions]
-        leap_outcome, self.leap = theory.leap_step(self.leap, self.last_pitch, actions)
+        step, tables = self.step, self._tables
+        actions = np.asarray(actions)
+        if step >= self.length:
+            raise RuntimeError(f"the compositions are finished ({self.length} steps); reset first")
+        self.tokens[:, step] = actions
+        pitch = TOKEN_PITCHES[actions]
+        is_note = actions >= NUM_SPECIAL_EVENTS
+        pair = self._last_note * NUM_CLASSES + actions
+        # Detectors of the new token, from the states the history left (see step_tables).
+        leap = self._leap * PAIRS + pair
+        leap_outcome = tables.leap_outcome[leap]
+        self._leap = tables.leap_next[leap]
+        run = self._run * RUN_CLASSES + tables.run_class[pair]
+        is_repeating = tables.run_repeats[run]
+        self._run = tables.run_next[run]
+        # The melodic line gets the pitch if the token is a note (else a 0 past its end).
+        self._onsets.reshape(-1)[self._onset_index + self._onset_count] = pitch * is_note
+        self._onset_count += is_note
+        if step >= MOTIF_LENGTH - 1:
+            window = self.tokens[:, step + 1 - MOTIF_LENGTH : step + 1]
+            self._window_codes[:, step + 1 - MOTIF_LENGTH] = theory.window_code(window)
         context = RewardContext(
             history=self.tokens[:, :step],
             action=actions,
@@ -98,15 +149,19 @@ class CompositionState:
             length=self.length,
             keys=self.key_arrays,
             previous_token=self.previous_token,
-            log_prob=log_prob,
+            log_prob=self.next_log_probs.reshape(-1)[self._log_prob_index + actions],
             leap_outcome=leap_outcome,
+            sequence=self.tokens[:, : step + 1],
+            pitch=pitch,
+            in_key=tables.in_key[self._key_token + actions],
+            interval=tables.interval[self._key_pair + pair],
+            is_repeating=is_repeating,
+            onset_line=(self._onsets[:, : step + 1], self._onset_count.copy()),
+            window_codes=self._window_codes[:, : max(step + 2 - MOTIF_LENGTH, 0)],
         )
         breakdown = self.reward_function(context)
-        self.tokens[:, step] = actions
+        self._last_note = tables.last_note[pair]
         self.step = step + 1
         self.previous_token = actions
-        pitch = TOKEN_PITCHES[actions]
-        self.last_pitch = np.where(pitch != NOT_A_PITCH, pitch, self.last_pitch)
-        log_probs, self.rnn_state = self.reward_rnn.step(torch.from_numpy(actions), self.rnn_state)
-        self.next_log_probs = log_probs.numpy()
+        self.next_log_probs, self.rnn_state = self.reward_rnn.step_arrays(actions, self.rnn_state)
         return breakdown

@@ -82,11 +82,17 @@ class ObservationLayout:
     def write_step(self, obs: np.ndarray, step: int, actions: np.ndarray) -> None:
         """Record ``actions`` as the tokens of ``step`` and move the position to ``step + 1``."""
         slices = self.slices
-        rows = np.arange(len(actions))
         last = slices["last_token"]
         obs[:, last] = 0.0
-        obs[rows, last.start + actions] = 1.0
-        obs[rows, slices["composition"].start + NUM_CLASSES * step + actions] = 1.0
+        if obs.flags.c_contiguous:  # one flat write for both one-hots of each row
+            columns = np.arange(0, obs.size, obs.shape[1]) + actions
+            flat = obs.reshape(-1)
+            flat[columns + last.start] = 1.0
+            flat[columns + (slices["composition"].start + NUM_CLASSES * step)] = 1.0
+        else:
+            rows = np.arange(len(actions))
+            obs[rows, last.start + actions] = 1.0
+            obs[rows, slices["composition"].start + NUM_CLASSES * step + actions] = 1.0
         self._write_position(obs, step + 1)
 
     def _write_position(self, obs: np.ndarray, step: int) -> None:

@@ -56,7 +56,7 @@ def log_prob_term(ctx: RewardContext) -> np.ndarray:
 
 def key_distribute_prob_term(ctx: RewardContext) -> np.ndarray:
     """1/23 for an in-key token (the original's ``key`` mode: uniform mass over the key)."""
-    return np.where(theory.in_key(ctx.pitch, ctx.keys.scale_mask), KEY_DISTRIBUTE_PROB, 0.0)
+    return np.where(ctx.in_key, KEY_DISTRIBUTE_PROB, 0.0)
 
 
 def non_repeating_term(ctx: RewardContext) -> np.ndarray:
@@ -195,27 +195,33 @@ class RewardFunction:
                 raise ValueError(f"reward weight of {name!r} must be finite, got {weight!r}")
             merged[name] = float(weight)
         self.weights = {name: weight for name, weight in merged.items() if weight != 0.0}
+        self._weight_column = np.array(list(self.weights.values()))[:, None]
 
     def __call__(self, ctx: RewardContext) -> RewardBreakdown:
+        # Sums run in term order from 0, one row at a time (``np.add.accumulate``): the same
+        # additions as ``0 + w1 * v1 + w2 * v2 + ...``, in one call.
+        zero = np.zeros(ctx.batch_size)
         rule_values = {name: rule(ctx) for name, rule in MUSIC_THEORY_RULES.items()}
-        music_theory = sum(rule_values.values())
-        terms = {}
-        total = np.zeros(ctx.batch_size)
-        for name, weight in self.weights.items():
-            value = rule_values[name] if name in rule_values else self._evaluate(name, ctx)
-            terms[name] = value
-            total = total + weight * value
+        music_theory = np.add.accumulate(np.array([zero, *rule_values.values()]), axis=0)[-1]
+        terms = {
+            name: rule_values[name] if name in rule_values else self._evaluate(name, ctx)
+            for name in self.weights
+        }
+        weighted = np.array([zero, *terms.values()], dtype=np.float64)
+        weighted[1:] *= self._weight_column
+        total = np.add.accumulate(weighted, axis=0)[-1]
         return RewardBreakdown(total, terms, music_theory, ctx.log_prob.astype(np.float64))
 
     def _evaluate(self, name: str, ctx: RewardContext) -> np.ndarray:
         value = np.asarray(self.available_terms[name](ctx), dtype=np.float64)
-        try:
-            value = np.broadcast_to(value, (ctx.batch_size,))
-        except ValueError as error:
-            raise ValueError(
-                f"reward term {name!r} returned shape {value.shape}; it must return one number or "
-                f"an array of shape ({ctx.batch_size},)"
-            ) from error
+        if value.shape != (ctx.batch_size,):
+            try:
+                value = np.broadcast_to(value, (ctx.batch_size,))
+            except ValueError as error:
+                raise ValueError(
+                    f"reward term {name!r} returned shape {value.shape}; it must return one "
+                    f"number or an array of shape ({ctx.batch_size},)"
+                ) from error
         if not np.isfinite(value).all():
             raise ValueError(f"reward term {name!r} returned a non-finite value: {value}")
         return value

@@ -3,32 +3,43 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 
 from melody_env.music import theory
 from melody_env.music.encoding import TOKEN_PITCHES
-from melody_env.music.keys import Key
+from melody_env.music.keys import KEY_NAMES, Key
+
+_ALL_KEYS = [Key.from_name(name) for name in KEY_NAMES]  # position = Key.index
 
 
 @dataclass(frozen=True)
 class KeyArrays:
-    """The keys of a batch of compositions as arrays (``[B]`` pitch classes, ``[B, 12]`` mask)."""
+    """The keys of a batch of compositions as arrays (``[B]`` pitch classes, ``[B, 12]`` mask,
+    ``[B]`` :attr:`Key.index <melody_env.music.keys.Key.index>`)."""
 
     tonic: np.ndarray
     mediant: np.ndarray
     dominant: np.ndarray
     scale_mask: np.ndarray
+    index: np.ndarray | None = None
 
     @classmethod
     def from_keys(cls, keys: list[Key]) -> KeyArrays:
+        index = np.fromiter((key.index for key in keys), dtype=np.int64, count=len(keys))
         return cls(
-            tonic=np.array([key.tonic for key in keys], dtype=np.int64),
-            mediant=np.array([key.mediant for key in keys], dtype=np.int64),
-            dominant=np.array([key.dominant for key in keys], dtype=np.int64),
-            scale_mask=np.stack([key.scale_mask for key in keys]),
+            tonic=_TONICS[index],
+            mediant=_MEDIANTS[index],
+            dominant=_DOMINANTS[index],
+            scale_mask=_SCALE_MASKS[index],
+            index=index,
         )
+
+
+_TONICS = np.array([key.tonic for key in _ALL_KEYS], dtype=np.int64)
+_MEDIANTS = np.array([key.mediant for key in _ALL_KEYS], dtype=np.int64)
+_DOMINANTS = np.array([key.dominant for key in _ALL_KEYS], dtype=np.int64)
+_SCALE_MASKS = np.stack([key.scale_mask for key in _ALL_KEYS])
 
 
 class RewardContext:
@@ -45,7 +56,9 @@ class RewardContext:
         leap_outcome: ``int8 [B]``: :func:`melody_env.music.theory.leap_step`'s outcome for
             ``action`` (computed once per step by the composition state, which owns the memory).
 
-    Derived quantities are computed on first use and shared by the terms.
+    The derived quantities below are computed from ``history`` on first use and shared by the
+    terms. The composition state, which keeps them up to date step by step, passes them in
+    instead (keyword arguments of the same names); its arrays are valid during the step.
     """
 
     def __init__(
@@ -58,6 +71,14 @@ class RewardContext:
         previous_token: np.ndarray,
         log_prob: np.ndarray,
         leap_outcome: np.ndarray,
+        *,
+        sequence: np.ndarray | None = None,
+        pitch: np.ndarray | None = None,
+        in_key: np.ndarray | None = None,
+        interval: np.ndarray | None = None,
+        is_repeating: np.ndarray | None = None,
+        onset_line: tuple[np.ndarray, np.ndarray] | None = None,
+        window_codes: np.ndarray | None = None,
     ) -> None:
         self.history = history
         self.action = action
@@ -67,6 +88,14 @@ class RewardContext:
         self.previous_token = previous_token
         self.log_prob = log_prob
         self.leap_outcome = leap_outcome
+        self._sequence = sequence
+        self._pitch = pitch
+        self._in_key = in_key
+        self._interval = interval
+        self._is_repeating = is_repeating
+        self._onset_line = onset_line
+        self._window_codes = window_codes
+        self._motif_notes: np.ndarray | None = None
 
     @property
     def batch_size(self) -> int:
@@ -76,29 +105,61 @@ class RewardContext:
     def is_last_step(self) -> bool:
         return self.step == self.length - 1
 
-    @cached_property
+    @property
     def sequence(self) -> np.ndarray:
         """``int [B, t + 1]``: ``history`` with ``action`` appended."""
-        return theory.append_action(self.history, self.action)
+        if self._sequence is None:
+            self._sequence = theory.append_action(self.history, self.action)
+        return self._sequence
 
-    @cached_property
+    @property
     def pitch(self) -> np.ndarray:
         """``int [B]``: MIDI pitch of ``action`` (``NOT_A_PITCH`` for hold and rest)."""
-        return TOKEN_PITCHES[self.action]
+        if self._pitch is None:
+            self._pitch = TOKEN_PITCHES[self.action]
+        return self._pitch
 
-    @cached_property
+    @property
+    def in_key(self) -> np.ndarray:
+        """``bool [B]``: :func:`melody_env.music.theory.in_key` of ``action``."""
+        if self._in_key is None:
+            self._in_key = theory.in_key(self.pitch, self.keys.scale_mask)
+        return self._in_key
+
+    @property
     def interval(self) -> np.ndarray:
         """``int [B]``: :func:`melody_env.music.theory.classify_interval` of ``action``."""
-        return theory.classify_interval(
-            self.history, self.action, self.keys.tonic, self.keys.mediant, self.keys.dominant
-        )
+        if self._interval is None:
+            keys = self.keys
+            self._interval = theory.classify_interval(
+                self.history, self.action, keys.tonic, keys.mediant, keys.dominant
+            )
+        return self._interval
 
-    @cached_property
+    @property
     def is_repeating(self) -> np.ndarray:
         """``bool [B]``: ``action`` repeats excessively."""
-        return theory.is_excessive_repetition(self.history, self.action)
+        if self._is_repeating is None:
+            self._is_repeating = theory.is_excessive_repetition(self.history, self.action)
+        return self._is_repeating
 
-    @cached_property
+    @property
     def motif_notes(self) -> np.ndarray:
         """``int [B]``: distinct pitches in the last 8 tokens (0 before step 7)."""
-        return theory.motif_distinct_notes(self.sequence)
+        if self._motif_notes is None:
+            self._motif_notes = theory.motif_distinct_notes(self.sequence)
+        return self._motif_notes
+
+    @property
+    def onset_line(self) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`melody_env.music.theory.onset_line` of ``sequence``: the melodic line."""
+        if self._onset_line is None:
+            self._onset_line = theory.onset_line(self.sequence)
+        return self._onset_line
+
+    @property
+    def window_codes(self) -> np.ndarray:
+        """:func:`melody_env.music.theory.window_codes` of ``sequence`` (motif windows)."""
+        if self._window_codes is None:
+            self._window_codes = theory.window_codes(self.sequence)
+        return self._window_codes

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from melody_env.music import theory
-from melody_env.music.encoding import NO_EVENT, NUM_SPECIAL_EVENTS
+from melody_env.music.encoding import MAX_PITCH, MIN_PITCH, NO_EVENT, NUM_SPECIAL_EVENTS
 from melody_env.rewards.context import RewardContext
 
 OUT_OF_KEY_PENALTY = -1.0
@@ -23,7 +23,7 @@ REPEATING_PENALTY = -100.0
 AUTOCORRELATION_THRESHOLD = 0.15
 AUTOCORRELATION_PENALTY_SCALE = -3.0
 AUTOCORRELATION_LAGS = (1, 2, 3)
-MOTIF_LENGTH = 8
+MOTIF_LENGTH = theory.MOTIF_LENGTH
 MIN_MOTIF_NOTES = 3
 MOTIF_REWARD = 3.0
 MOTIF_BONUS_PER_EXTRA_NOTE = 0.3
@@ -52,14 +52,25 @@ INTERVAL_BASE_REWARDS = {
 BEYOND_OCTAVE_BASE_REWARD = -1.0
 """Any interval larger than an octave."""
 
-_INTERVAL_CODES = np.array(list(INTERVAL_BASE_REWARDS))
-_INTERVAL_VALUES = np.array(list(INTERVAL_BASE_REWARDS.values()))
+
+def _interval_rewards() -> np.ndarray:
+    """The reward of every interval class, from ``NO_PREVIOUS_NOTE`` to the widest interval."""
+    codes = range(theory.NO_PREVIOUS_NOTE, MAX_PITCH - MIN_PITCH + 1)
+    base = [
+        BEYOND_OCTAVE_BASE_REWARD if code > 12 else INTERVAL_BASE_REWARDS.get(code, 0.0)
+        for code in codes
+    ]
+    return INTERVAL_REWARD_SCALE * np.array(base)
+
+
+_INTERVAL_REWARDS = _interval_rewards()  # indexed by code - NO_PREVIOUS_NOTE
+_LEAP_REWARDS = np.array([LEAP_DOUBLED_PENALTY, 0.0, LEAP_RESOLVED_REWARD])  # by outcome + 1
+assert (theory.LEAP_DOUBLED, theory.LEAP_NONE, theory.LEAP_RESOLVED) == (-1, 0, 1)
 
 
 def key_reward(ctx: RewardContext) -> np.ndarray:
     """-1 for a note outside the key; hold and rest are in every key."""
-    inside = theory.in_key(ctx.pitch, ctx.keys.scale_mask)
-    return np.where(inside, 0.0, OUT_OF_KEY_PENALTY)
+    return np.where(ctx.in_key, 0.0, OUT_OF_KEY_PENALTY)
 
 
 def tonic_reward(ctx: RewardContext) -> np.ndarray:
@@ -94,7 +105,7 @@ def autocorrelation_reward(ctx: RewardContext) -> np.ndarray:
     short prefixes: a two-note line always has rho_1 = -0.5). Unlike the original, only note
     onsets make the line (hold and rest are not pitches).
     """
-    rho = np.abs(theory.onset_autocorrelation(ctx.sequence, AUTOCORRELATION_LAGS))
+    rho = np.abs(theory.line_autocorrelation(*ctx.onset_line, AUTOCORRELATION_LAGS))
     return AUTOCORRELATION_PENALTY_SCALE * np.where(rho > AUTOCORRELATION_THRESHOLD, rho, 0.0).sum(
         1
     )
@@ -102,40 +113,38 @@ def autocorrelation_reward(ctx: RewardContext) -> np.ndarray:
 
 def motif_reward(ctx: RewardContext) -> np.ndarray:
     """+3 (+0.3 per distinct pitch beyond 3) when the last 8 tokens hold at least 3 pitches."""
-    notes = ctx.motif_notes
-    bonus = MOTIF_BONUS_PER_EXTRA_NOTE * np.maximum(notes - MIN_MOTIF_NOTES, 0)
-    return np.where(notes >= MIN_MOTIF_NOTES, MOTIF_REWARD + bonus, 0.0)
+    return _MOTIF_REWARDS[ctx.motif_notes]
 
 
 def repeated_motif_reward(ctx: RewardContext) -> np.ndarray:
     """+4 (+1 per distinct pitch beyond 3) when the last 8 tokens are a motif that was already
     played, token for token, entirely before them."""
-    notes = ctx.motif_notes
-    repeated = (notes >= MIN_MOTIF_NOTES) & theory.repeats_earlier_window(
-        ctx.sequence, MOTIF_LENGTH
-    )
-    bonus = REPEATED_MOTIF_BONUS_PER_EXTRA_NOTE * np.maximum(notes - MIN_MOTIF_NOTES, 0)
-    return np.where(repeated, REPEATED_MOTIF_REWARD + bonus, 0.0)
+    repeated = theory.last_window_repeats(ctx.window_codes, MOTIF_LENGTH)
+    return np.where(repeated, _REPEATED_MOTIF_REWARDS[ctx.motif_notes], 0.0)
+
+
+def _motif_rewards(notes: np.ndarray, reward: float, bonus_per_note: float) -> np.ndarray:
+    """A motif's reward by its number of distinct pitches (0 below ``MIN_MOTIF_NOTES``)."""
+    bonus = bonus_per_note * np.maximum(notes - MIN_MOTIF_NOTES, 0)
+    return np.where(notes >= MIN_MOTIF_NOTES, reward + bonus, 0.0)
+
+
+_NOTE_COUNTS = np.arange(MOTIF_LENGTH + 1)  # distinct pitches a window can hold
+_MOTIF_REWARDS = _motif_rewards(_NOTE_COUNTS, MOTIF_REWARD, MOTIF_BONUS_PER_EXTRA_NOTE)
+_REPEATED_MOTIF_REWARDS = _motif_rewards(
+    _NOTE_COUNTS, REPEATED_MOTIF_REWARD, REPEATED_MOTIF_BONUS_PER_EXTRA_NOTE
+)
 
 
 def preferred_intervals_reward(ctx: RewardContext) -> np.ndarray:
     """5 x the interval's base reward: steps, thirds and tonic-dominant fifths are preferred,
     sevenths and leaps beyond an octave punished, holding after the tonic or dominant rewarded."""
-    code = ctx.interval
-    match = code[:, None] == _INTERVAL_CODES[None, :]
-    base = np.where(match.any(axis=1), _INTERVAL_VALUES[match.argmax(axis=1)], 0.0)
-    base = np.where(code > 12, BEYOND_OCTAVE_BASE_REWARD, base)
-    return INTERVAL_REWARD_SCALE * base
+    return _INTERVAL_REWARDS[ctx.interval - theory.NO_PREVIOUS_NOTE]
 
 
 def leap_resolution_reward(ctx: RewardContext) -> np.ndarray:
     """+5 when a leap is resolved, -5 when a leap is followed by another in the same direction."""
-    outcome = ctx.leap_outcome
-    return np.where(
-        outcome == theory.LEAP_RESOLVED,
-        LEAP_RESOLVED_REWARD,
-        np.where(outcome == theory.LEAP_DOUBLED, LEAP_DOUBLED_PENALTY, 0.0),
-    )
+    return _LEAP_REWARDS[ctx.leap_outcome + 1]
 
 
 def unique_extremes_reward(ctx: RewardContext) -> np.ndarray:

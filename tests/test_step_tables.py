@@ -1,0 +1,139 @@
+"""The env's incremental rule states and lookup tables answer exactly as the theory functions.
+
+The composition state keeps what the rules need token by token (step tables, melodic line,
+window codes); a reward context built from the bare history recomputes
+everything with the whole-composition functions of :mod:`melody_env.music.theory`. Both must
+give the same detectors and rewards, bit for bit, on any melody in any key.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from melody_env.envs.composition_state import CompositionState
+from melody_env.models import NoteRNN, NoteRNNConfig
+from melody_env.music import theory
+from melody_env.music.encoding import NO_EVENT, NOTE_OFF
+from melody_env.music.keys import KEY_NAMES, Key
+from melody_env.rewards.composition import RewardFunction
+from melody_env.rewards.context import RewardContext
+from melody_env.rewards.rules import MUSIC_THEORY_RULES
+
+DERIVED = ("pitch", "in_key", "interval", "is_repeating", "motif_notes", "window_codes")
+
+
+def random_melodies(rng: np.random.Generator, batch: int, length: int) -> np.ndarray:
+    """Melodies rich in what the rules look for: repeats, holds, rests, leaps and motifs."""
+    kinds = rng.integers(0, 4, size=batch)
+    melodies = rng.integers(0, 38, size=(batch, length))
+    few = rng.choice([0, 0, 1, 14, 14, 16, 21, 26, 2, 37], size=(batch, length))
+    motif = np.tile(rng.choice([0, 1, 14, 16, 18, 21], size=(batch, 8)), (1, length // 8 + 1))
+    walk = np.clip(
+        14 + np.cumsum(rng.choice([-12, -7, -2, -1, 1, 2, 7, 9], (batch, length)), 1), 2, 37
+    )
+    walk = np.where(rng.random((batch, length)) < 0.3, rng.integers(0, 2, (batch, length)), walk)
+    for kind, source in enumerate((few, motif[:, :length], walk)):
+        melodies[kinds == kind + 1] = source[kinds == kind + 1]
+    return melodies
+
+
+class Recorder:
+    """A reward function that keeps each step's context (and rewards as the env's)."""
+
+    def __init__(self) -> None:
+        self.reward = RewardFunction("music_theory_all")
+        self.contexts: list[RewardContext] = []
+
+    def __call__(self, ctx: RewardContext):
+        self.contexts.append(ctx)
+        return self.reward(ctx)
+
+
+@pytest.mark.parametrize("batch", [1, 13])
+def test_incremental_state_equals_whole_history_functions(batch):
+    rng = np.random.default_rng(batch)
+    rnn = NoteRNN(NoteRNNConfig(hidden_size=4), seed=0)
+    length = 40
+    for episode in range(6):
+        recorder = Recorder()
+        state = CompositionState(batch, length, rnn, recorder)
+        keys = [Key.from_name(KEY_NAMES[i]) for i in rng.integers(0, 24, batch)]
+        state.reset([rng.integers(0, 38, size=1 + episode % 3) for _ in range(batch)], keys)
+        melodies = random_melodies(rng, batch, length)
+        for step in range(length):
+            state.advance(melodies[:, step].copy())
+            fast = recorder.contexts[-1]
+            slow = RewardContext(
+                fast.history.copy(),
+                fast.action,
+                fast.step,
+                fast.length,
+                fast.keys,
+                fast.previous_token,
+                fast.log_prob,
+                fast.leap_outcome,
+            )
+            for name in DERIVED:
+                got, expected = getattr(fast, name), getattr(slow, name)
+                assert got.dtype == expected.dtype, name
+                np.testing.assert_array_equal(got, expected, err_msg=f"{name} at step {step}")
+            for got, expected in zip(fast.onset_line, slow.onset_line, strict=True):
+                np.testing.assert_array_equal(got, expected)
+            for name, rule in MUSIC_THEORY_RULES.items():
+                assert rule(fast).tobytes() == rule(slow).tobytes(), f"{name} at step {step}"
+
+
+def test_leap_memory_matches_leap_step():
+    """The tabulated leap state gives leap_step's outcomes over whole melodies."""
+    rng = np.random.default_rng(0)
+    melodies = random_melodies(rng, 64, 48)
+    recorder = Recorder()
+    state = CompositionState(64, 48, NoteRNN(NoteRNNConfig(hidden_size=2), seed=0), recorder)
+    state.reset([np.array([1])] * 64, [Key.from_name("D minor")] * 64)
+    leap, previous = theory.LeapState.empty(64), np.full(64, theory.NOT_A_PITCH)
+    for step in range(48):
+        state.advance(melodies[:, step].copy())
+        outcome, leap = theory.leap_step(leap, previous, melodies[:, step])
+        np.testing.assert_array_equal(recorder.contexts[-1].leap_outcome, outcome)
+        pitch = theory.TOKEN_PITCHES[melodies[:, step]]
+        previous = np.where(pitch != theory.NOT_A_PITCH, pitch, previous)
+
+
+def repetition_by_scanning(history: list[int], action: int) -> bool:
+    """The docstring's definition, one melody at a time: scan back over the current run."""
+    repeats, interrupted = 0, False
+    for token in reversed(history):
+        if token == action:
+            repeats += 1
+        elif token in (NO_EVENT, NOTE_OFF):
+            interrupted = True
+        else:
+            break
+    if action == NOTE_OFF:
+        return repeats > 1
+    return repeats > (6 if interrupted else 4)
+
+
+def test_repetition_follows_its_definition():
+    rng = np.random.default_rng(1)
+    for _ in range(300):
+        length = int(rng.integers(0, 20))
+        history = rng.choice([0, 0, 1, 5, 5, 5, 7], size=(8, length))
+        action = rng.choice([0, 1, 5, 7], size=8)
+        got = theory.is_excessive_repetition(history, action)
+        expected = [
+            repetition_by_scanning(list(h), a) for h, a in zip(history, action, strict=True)
+        ]
+        assert got.tolist() == expected, (history, action)
+
+
+def test_window_codes_identify_windows():
+    rng = np.random.default_rng(2)
+    sequence = rng.integers(0, 38, size=(3, 30))
+    codes = theory.window_codes(sequence, 8)
+    windows = np.lib.stride_tricks.sliding_window_view(sequence, 8, axis=1)
+    same_code = codes[:, :, None] == codes[:, None, :]
+    same_window = (windows[:, :, None, :] == windows[:, None, :, :]).all(axis=3)
+    np.testing.assert_array_equal(same_code, same_window)
+    np.testing.assert_array_equal(theory.window_code(sequence[:, -8:]), codes[:, -1])

@@ -66,14 +66,20 @@ class ObservationLayout:
         slices = self.slices
         obs[:] = 0.0
         rows = np.arange(len(primers))
-        last_tokens = np.array([primer[-1] for primer in primers])
+        width = self.primer_context
+        if len({len(primer) for primer in primers}) == 1:  # the usual case: one array op
+            stacked = np.stack(primers)
+            tail = stacked[:, stacked.shape[1] - min(width, stacked.shape[1]) :]
+            slots = np.arange(width - tail.shape[1], width)
+            obs[rows[:, None], slices["primer"].start + NUM_CLASSES * slots + tail] = 1.0
+            last_tokens = stacked[:, -1]
+        else:
+            for row, primer in enumerate(primers):
+                tail = primer[len(primer) - min(width, len(primer)) :]
+                slots = np.arange(width - len(tail), width)
+                obs[row, slices["primer"].start + NUM_CLASSES * slots + tail] = 1.0
+            last_tokens = np.array([primer[-1] for primer in primers])
         obs[rows, slices["last_token"].start + last_tokens] = 1.0
-        primer_start = slices["primer"].start
-        for row, primer in enumerate(primers):
-            tail = primer[-self.primer_context :] if self.primer_context else primer[:0]
-            first_slot = self.primer_context - len(tail)
-            columns = primer_start + NUM_CLASSES * (first_slot + np.arange(len(tail))) + tail
-            obs[row, columns] = 1.0
         obs[rows, slices["key_tonic"].start + np.array([key.tonic for key in keys])] = 1.0
         modes = np.array([MODES.index(key.mode) for key in keys])
         obs[rows, slices["key_mode"].start + modes] = 1.0

@@ -38,6 +38,9 @@ DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "note_rnn.safetenso
 LSTMState = tuple[torch.Tensor, torch.Tensor]
 """``(h, c)``, each of shape ``[num_layers, batch, hidden_size]``."""
 
+PRIME_BY_STEPS = 16
+"""Primers up to this length are read token by token with the fast :meth:`NoteRNN.step`."""
+
 
 @contextlib.contextmanager
 def single_threaded() -> Iterator[None]:
@@ -185,7 +188,16 @@ class NoteRNN(nn.Module):
 
     @torch.no_grad()
     def prime(self, tokens: torch.Tensor, state: LSTMState | None = None):
-        """Run over ``tokens [batch, time]``; return the next-token log-probs and the state."""
+        """Run over ``tokens [batch, time]``; return the next-token log-probs and the state.
+
+        Short primers (up to :data:`PRIME_BY_STEPS` tokens, e.g. the env's one-token random
+        primers) go through :meth:`step`, longer ones through :meth:`forward`.
+        """
+        if tokens.shape[1] <= PRIME_BY_STEPS and self._step_weights() is not None:
+            state = self.initial_state(tokens.shape[0]) if state is None else state
+            for column in tokens.T:
+                log_probs, state = self.step(column, state)
+            return log_probs, state
         with single_threaded():
             logits, state = self.forward(tokens, state)
             return torch.log_softmax(logits[:, -1], dim=-1), state

@@ -101,9 +101,10 @@ def test_ansi_primer_is_drawn_first():
     assert "primer 2 steps" in lines[0]
     c4 = next(line for line in lines if line.startswith(" C4  "))
     d4 = next(line for line in lines if line.startswith(" D4  "))
-    # The composition's leading holds continue the primer's C4 (drawn '=' as composed steps).
-    assert c4 == " C4  |o-==|:.|"
-    assert d4 == " D4  |:...|#=|"
+    # The composition's leading holds continue the primer's C4 (drawn '=' as composed steps);
+    # the bar starts with the composition, the primer runs up to it.
+    assert c4 == " C4   o-|==..|"
+    assert d4 == " D4   ..|:.#=|"
     assert lines[-1] == "tokens: hold:2 D4:2"
 
 

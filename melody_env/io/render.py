@@ -80,8 +80,8 @@ def render_ansi(
     below the lowest (C4 +- 1 when nothing sounds). The label names the pitch; a ``*`` in front
     marks a pitch outside ``key``. One column per sixteenth: ``#`` a note onset, ``=`` the note
     held, ``.`` nothing, ``:`` nothing on a beat (every 4 steps), ``|`` a bar line every
-    ``steps_per_bar`` steps. The primer, when given, is drawn first with ``o`` and ``-`` and the
-    bars count from its start. With ``step``, the columns from ``step`` on are not composed yet:
+    ``steps_per_bar`` steps. The primer, when given, is drawn first with ``o`` and ``-``; bars and
+    beats count from the composition's first step. With ``step``, the columns from ``step`` on are not composed yet:
     they stay blank and a ``^`` marks the next one. The header gives the key and the step count;
     the footer lists the composed tokens as ``name:steps`` (an event and its holds), wrapped at 80
     columns.
@@ -98,12 +98,12 @@ def render_ansi(
 
     >>> print(render_ansi([16, 0, 0, 0], "C major", step=2, primer=[14, 0]))
     C major | 4 steps | step 2/4 | primer 2 steps | * = out of key
-    *D#4 |:...  |
-     D4  |:.#=  |
-    *C#4 |:...  |
-     C4  |o-..  |
-     B3  |:...  |
-              ^
+    *D#4  ..|:.  |
+     D4   ..|#=  |
+    *C#4  ..|:.  |
+     C4   o-|:.  |
+     B3   ..|:.  |
+               ^
     tokens: D4:2
     """
     key = Key.from_name(key)
@@ -127,23 +127,28 @@ def render_ansi(
     if len(primer):
         header.append(f"primer {len(primer)} steps")
     lines = [" | ".join([*header, "* = out of key"])]
+    # Bars and beats count from the composition's first step; the primer runs up to it.
+    offset = np.arange(len(pitch)) - len(primer)
+    bar_before = offset % steps_per_bar == 0
+    marker_column = None
     for row_pitch in range(high, low - 1, -1):
         mark = " " if key.contains(row_pitch) else "*"
-        cells = []
+        cells = [] if bar_before[:1].all() else [" "]
         for column in range(len(pitch)):
-            if column % steps_per_bar == 0:
+            if bar_before[column]:
                 cells.append("|")
+            if column == len(primer) + written:
+                marker_column = len(cells)
             if not composed[column]:
                 cells.append(" ")
             elif pitch[column] == row_pitch:
                 held, struck = ("-", "o") if in_primer[column] else ("=", "#")
                 cells.append(struck if onset[column] else held)
             else:
-                cells.append(":" if column % STEPS_PER_BEAT == 0 else ".")
+                cells.append(":" if offset[column] % STEPS_PER_BEAT == 0 else ".")
         lines.append(f"{mark}{pitch_name(row_pitch):<4}" + "".join(cells) + "|")
-    if step is not None and step < len(tokens):
-        column = len(primer) + step
-        lines.append(" " * (5 + column + column // steps_per_bar + 1) + "^")
+    if step is not None and step < len(tokens) and marker_column is not None:
+        lines.append(" " * (5 + marker_column) + "^")
     footer = "tokens: " + (_compact_names(tokens[:written]) or "(none)")
     lines.extend(textwrap.wrap(footer, TEXT_WIDTH, subsequent_indent="  "))
     return "\n".join(lines)

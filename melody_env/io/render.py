@@ -81,10 +81,10 @@ def render_ansi(
     marks a pitch outside ``key``. One column per sixteenth: ``#`` a note onset, ``=`` the note
     held, ``.`` nothing, ``:`` nothing on a beat (every 4 steps), ``|`` a bar line every
     ``steps_per_bar`` steps. The primer, when given, is drawn first with ``o`` and ``-``; bars and
-    beats count from the composition's first step. With ``step``, the columns from ``step`` on are not composed yet:
-    they stay blank and a ``^`` marks the next one. The header gives the key and the step count;
-    the footer lists the composed tokens as ``name:steps`` (an event and its holds), wrapped at 80
-    columns.
+    beats count from the composition's first step. With ``step``, the columns from ``step`` on
+    are not composed yet: they stay blank and a ``^`` marks the next one. The header gives the
+    key and the step count; the footer lists the composed tokens as ``name:steps`` (an event and
+    its holds), wrapped at 80 columns.
 
     Args:
         tokens: the composition.

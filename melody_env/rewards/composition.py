@@ -210,7 +210,8 @@ class RewardFunction:
         weighted = np.array([zero, *terms.values()], dtype=np.float64)
         weighted[1:] *= self._weight_column
         total = np.add.accumulate(weighted, axis=0)[-1]
-        return RewardBreakdown(total, terms, music_theory, ctx.log_prob.astype(np.float64))
+        log_prob = terms["log_prob"] if "log_prob" in terms else ctx.log_prob.astype(np.float64)
+        return RewardBreakdown(total, terms, music_theory, log_prob)
 
     def _evaluate(self, name: str, ctx: RewardContext) -> np.ndarray:
         value = np.asarray(self.available_terms[name](ctx), dtype=np.float64)

@@ -174,8 +174,6 @@ class MelodyCompositionVectorEnv(VectorEnv):
         )
         self._obs = np.zeros((self.num_envs, self.layout.size), dtype=np.float32)
         self._env_rngs: list[np.random.Generator | None] = [None] * self.num_envs
-        self._all_envs = np.ones(self.num_envs, dtype=bool)
-        self._all_envs.setflags(write=False)
         self._episode_keys = [self.key] * self.num_envs
         self._started = False
         self._autoreset = False
@@ -216,7 +214,7 @@ class MelodyCompositionVectorEnv(VectorEnv):
             raise FloatingPointError(
                 f"non-finite reward {rewards[env]} in env {env} at step {self._state.step}"
             )
-        mask = self._all_envs
+        mask = np.ones(self.num_envs, dtype=bool)  # every env has every entry
         terms: dict[str, np.ndarray] = {}
         for name, value in breakdown.terms.items():
             terms[name] = np.array(value, dtype=np.float64)
@@ -281,7 +279,7 @@ class MelodyCompositionVectorEnv(VectorEnv):
         self._episode_keys = keys
         self._started = True
         self._autoreset = False
-        mask = self._all_envs
+        mask = np.ones(self.num_envs, dtype=bool)  # every env has every entry
         key_names = np.empty(self.num_envs, dtype=object)
         for index, key in enumerate(keys):
             key_names[index] = key.name

@@ -18,11 +18,13 @@ from melody_env.models.note_rnn import NoteRNN
 from melody_env.music import theory
 from melody_env.music.encoding import NUM_CLASSES, NUM_SPECIAL_EVENTS, TOKEN_PITCHES
 from melody_env.music.keys import Key
-from melody_env.music.step_tables import NO_NOTE, PAIRS, RUN_CLASSES, step_tables
+from melody_env.music.step_tables import NO_NOTE, PAIRS, step_tables
 from melody_env.rewards.composition import RewardBreakdown, RewardFunction
 from melody_env.rewards.context import KeyArrays, RewardContext
 
 MOTIF_LENGTH = theory.MOTIF_LENGTH
+_IS_NOTE = np.arange(NUM_CLASSES) >= NUM_SPECIAL_EVENTS
+_ONSET_PITCH = np.where(_IS_NOTE, TOKEN_PITCHES, 0).astype(np.float64)  # 0 for hold and rest
 
 
 class CompositionState:
@@ -62,12 +64,14 @@ class CompositionState:
         self._log_prob_index = rows * num_classes
         self._key_token = np.zeros(batch_size, dtype=np.int64)  # key * NUM_CLASSES
         self._key_pair = np.zeros(batch_size, dtype=np.int64)  # key * PAIRS
-        self._last_note = np.full(batch_size, NO_NOTE, dtype=np.int64)
-        self._run = np.full(batch_size, self._tables.run_start, dtype=np.int64)
-        self._leap = np.full(batch_size, self._tables.leap_start, dtype=np.int64)
-        self._onsets = np.zeros((batch_size, length))  # the melodic line, zero-padded
-        self._onset_index = rows * length
-        self._onset_count = np.zeros(batch_size, dtype=np.int64)
+        # The states are rows of the step tables (see step_tables.StepTables).
+        self._last_note_row = np.full(batch_size, NO_NOTE * NUM_CLASSES, dtype=np.int64)
+        self._run_row = np.full(batch_size, self._tables.run_start, dtype=np.int64)
+        self._leap_row = np.full(batch_size, self._tables.leap_start, dtype=np.int64)
+        # The melodic line of each row, zero-padded, flat; the next onset goes to _onset_next.
+        self._onsets = np.zeros(batch_size * length)
+        self._onset_start = rows * length
+        self._onset_next = self._onset_start.copy()
         self._window_codes = np.zeros((batch_size, max(length - MOTIF_LENGTH + 1, 0)), np.int64)
 
     @property
@@ -90,11 +94,11 @@ class CompositionState:
         self._key_pair = self.key_arrays.index * PAIRS
         self.previous_token = np.array([primer[-1] for primer in primers], dtype=np.int64)
         # The primer is not part of the composition, so no previous note for the interval rules.
-        self._last_note[:] = NO_NOTE
-        self._run[:] = self._tables.run_start
-        self._leap[:] = self._tables.leap_start
+        self._last_note_row[:] = NO_NOTE * NUM_CLASSES
+        self._run_row[:] = self._tables.run_start
+        self._leap_row[:] = self._tables.leap_start
         self._onsets[:] = 0.0
-        self._onset_count[:] = 0
+        self._onset_next[:] = self._onset_start
         self._prime_reward_rnn(primers)
 
     def _prime_reward_rnn(self, primers: list[np.ndarray]) -> None:
@@ -126,19 +130,17 @@ class CompositionState:
         if step >= self.length:
             raise RuntimeError(f"the compositions are finished ({self.length} steps); reset first")
         self.tokens[:, step] = actions
-        pitch = TOKEN_PITCHES[actions]
-        is_note = actions >= NUM_SPECIAL_EVENTS
-        pair = self._last_note * NUM_CLASSES + actions
+        pair = self._last_note_row + actions
         # Detectors of the new token, from the states the history left (see step_tables).
-        leap = self._leap * PAIRS + pair
+        leap = self._leap_row + pair
         leap_outcome = tables.leap_outcome[leap]
-        self._leap = tables.leap_next[leap]
-        run = self._run * RUN_CLASSES + tables.run_class[pair]
+        self._leap_row = tables.leap_next[leap]
+        run = self._run_row + tables.run_class[pair]
         is_repeating = tables.run_repeats[run]
-        self._run = tables.run_next[run]
-        # The melodic line gets the pitch if the token is a note (else a 0 past its end).
-        self._onsets.reshape(-1)[self._onset_index + self._onset_count] = pitch * is_note
-        self._onset_count += is_note
+        self._run_row = tables.run_next[run]
+        # A note joins the melodic line (a hold or rest writes a 0 past its end).
+        self._onsets[self._onset_next] = _ONSET_PITCH[actions]
+        self._onset_next += _IS_NOTE[actions]
         if step >= MOTIF_LENGTH - 1:
             window = self.tokens[:, step + 1 - MOTIF_LENGTH : step + 1]
             self._window_codes[:, step + 1 - MOTIF_LENGTH] = theory.window_code(window)
@@ -152,15 +154,18 @@ class CompositionState:
             log_prob=self.next_log_probs.reshape(-1)[self._log_prob_index + actions],
             leap_outcome=leap_outcome,
             sequence=self.tokens[:, : step + 1],
-            pitch=pitch,
+            pitch=TOKEN_PITCHES[actions],
             in_key=tables.in_key[self._key_token + actions],
             interval=tables.interval[self._key_pair + pair],
             is_repeating=is_repeating,
-            onset_line=(self._onsets[:, : step + 1], self._onset_count.copy()),
+            onset_line=(
+                self._onsets.reshape(self.batch_size, self.length)[:, : step + 1],
+                self._onset_next - self._onset_start,
+            ),
             window_codes=self._window_codes[:, : max(step + 2 - MOTIF_LENGTH, 0)],
         )
         breakdown = self.reward_function(context)
-        self._last_note = tables.last_note[pair]
+        self._last_note_row = tables.last_note_row[pair]
         self.step = step + 1
         self.previous_token = actions
         self.next_log_probs, self.rnn_state = self.reward_rnn.step_arrays(actions, self.rnn_state)

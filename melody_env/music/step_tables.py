@@ -53,23 +53,27 @@ MAX_LEAP_STEPS = theory.STEPS_BETWEEN_LEAPS + 1
 class StepTables:
     """Flat lookup tables (see the module docstring for the indices).
 
+    States are kept as the offsets of their rows, so each lookup costs one addition:
+    ``pair = last_note_row + token``, ``run_row + run_class[pair]``, ``leap_row + pair``.
+
     Attributes:
         in_key: ``bool [key * 38 + token]``: :func:`~melody_env.music.theory.in_key`.
         interval: ``int64 [key * PAIRS + pair]``: :func:`~melody_env.music.theory.interval_class`.
-        last_note: ``int64 [pair]``: ``last_note`` after the token.
+        last_note_row: ``int64 [pair]``: ``last_note * 38`` after the token.
         run_class: ``int64 [pair]``: the token's class for the run state (:data:`RUN_CLASSES`).
-        run_repeats: ``bool [run * 4 + class]``:
+        run_repeats: ``bool [run_row + class]``:
             :func:`~melody_env.music.theory.repeats_excessively`.
-        run_next: ``int64 [run * 4 + class]``: the run state after the token.
-        leap_outcome: ``int8 [leap * PAIRS + pair]``: :func:`~melody_env.music.theory.leap_step`'s
+        run_next: ``int64 [run_row + class]``: the row of the run state after the token.
+        leap_outcome: ``int8 [leap_row + pair]``: :func:`~melody_env.music.theory.leap_step`'s
             outcome.
-        leap_next: ``int32 [leap * PAIRS + pair]``: the leap state after the token.
-        run_start, leap_start: the states of an empty composition.
+        leap_next: ``int32 [leap_row + pair]``: the row of the leap state after the token.
+        run_start, leap_start: the rows of an empty composition's states; its ``last_note_row``
+            is ``NO_NOTE * 38``.
     """
 
     in_key: np.ndarray
     interval: np.ndarray
-    last_note: np.ndarray
+    last_note_row: np.ndarray
     run_class: np.ndarray
     run_repeats: np.ndarray
     run_next: np.ndarray
@@ -198,17 +202,17 @@ def step_tables() -> StepTables:
     tables = StepTables(
         in_key=in_key,
         interval=interval,
-        last_note=last_note,
+        last_note_row=last_note * NUM_CLASSES,
         run_class=run_class,
         run_repeats=run_repeats,
-        run_next=run_next,
+        run_next=run_next * RUN_CLASSES,
         leap_outcome=leap_outcome,
-        leap_next=leap_next,
-        run_start=int(_run_code(0, 0, 0, 0)),
-        leap_start=leap_start,
+        leap_next=leap_next * np.int32(PAIRS),
+        run_start=int(_run_code(0, 0, 0, 0)) * RUN_CLASSES,
+        leap_start=leap_start * PAIRS,
     )
-    for table in (in_key, interval, last_note, run_class, run_repeats, run_next):
-        table.setflags(write=False)
-    leap_outcome.setflags(write=False)
-    leap_next.setflags(write=False)
+    for name in ("in_key", "interval", "last_note_row", "run_class", "run_repeats", "run_next"):
+        getattr(tables, name).setflags(write=False)
+    tables.leap_outcome.setflags(write=False)
+    tables.leap_next.setflags(write=False)
     return tables

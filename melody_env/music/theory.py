@@ -229,25 +229,24 @@ def onset_line(sequence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def line_autocorrelation(line: np.ndarray, count: np.ndarray, lags=(1, 2, 3)) -> np.ndarray:
     """:func:`onset_autocorrelation` of lines given as :func:`onset_line` returns them.
 
-    The sums run over the whole padded width of ``line`` (the zeros add nothing), which is the
-    length of the sequence the line came from.
+    ``line`` holds positive pitches then zeros. The sums run over its whole padded width (the
+    zeros add nothing), which is the length of the sequence the line came from.
     """
     line = np.asarray(line, dtype=np.float64)
     count = np.asarray(count)
-    width = line.shape[1]
-    valid = np.arange(width) < count[:, None]
+    sum_rows = np.add.reduce  # what ndarray.sum calls, without its Python wrapper
     safe_count = np.maximum(count, 1)
-    mean = line.sum(axis=1) / safe_count
-    centred = np.where(valid, line - mean[:, None], 0.0)
-    variance = (centred**2).sum(axis=1) / safe_count
+    mean = sum_rows(line, 1) / safe_count
+    centred = np.where(line != 0.0, line - mean[:, None], 0.0)
+    variance = sum_rows(centred * centred, 1) / safe_count
     defined = variance > 0
-    # Rows without variance get rho = 0 below; dividing by 1 there avoids a 0/0 warning.
-    scale = safe_count * np.where(defined, variance, 1.0)
+    # Rows without variance get rho = 0 below; dividing them by 1 avoids a 0/0 warning.
+    scale = safe_count * variance + ~defined
     products = np.zeros((line.shape[0], len(lags)))
     for column, lag in enumerate(lags):
-        if lag < width:
-            products[:, column] = (centred[:, lag:] * centred[:, :-lag]).sum(axis=1)
-    keep = defined[:, None] & (count[:, None] > np.asarray(lags))
+        if lag < line.shape[1]:
+            products[:, column] = sum_rows(centred[:, lag:] * centred[:, :-lag], 1)
+    keep = (count * defined)[:, None] > np.asarray(lags)  # defined and more than lag notes
     return np.where(keep, products / scale[:, None], 0.0)
 
 

@@ -41,8 +41,8 @@ class StepWeights:
 
 def weights_key(lstm: nn.LSTM, head: nn.Linear) -> tuple:
     """Changes whenever a parameter is replaced, moved or updated in place."""
-    params = (*lstm._flat_weights, head.weight, head.bias)
-    return tuple(p._version for p in params) + tuple(p.data_ptr() for p in params)
+    params = (*lstm._flat_weights, head._parameters["weight"], head._parameters["bias"])
+    return tuple([p._version for p in params] + [p.data_ptr() for p in params])
 
 
 def supports(lstm: nn.LSTM, head: nn.Linear) -> bool:

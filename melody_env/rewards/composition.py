@@ -25,6 +25,7 @@ mode                              reward
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -108,6 +109,7 @@ BUILTIN_TERMS: dict[str, RewardTerm] = {
     "scale": scale_term,
 }
 """Every term the package defines, by name."""
+_RULE_NAMES = list(MUSIC_THEORY_RULES)
 
 _BASIC = ("key", "tonic", "repeated_notes")
 REWARD_MODES: dict[str, tuple[tuple[str, ...], bool]] = {
@@ -195,23 +197,43 @@ class RewardFunction:
                 raise ValueError(f"reward weight of {name!r} must be finite, got {weight!r}")
             merged[name] = float(weight)
         self.weights = {name: weight for name, weight in merged.items() if weight != 0.0}
-        self._weight_column = np.array(list(self.weights.values()))[:, None]
 
     def __call__(self, ctx: RewardContext) -> RewardBreakdown:
-        # Sums run in term order from 0, one row at a time (``np.add.accumulate``): the same
-        # additions as ``0 + w1 * v1 + w2 * v2 + ...``, in one call.
         zero = np.zeros(ctx.batch_size)
         rule_values = {name: rule(ctx) for name, rule in MUSIC_THEORY_RULES.items()}
+        # ``0 + v1 + v2 + ...`` in term order, as one call: ``np.add.accumulate`` adds row by row.
         music_theory = np.add.accumulate(np.array([zero, *rule_values.values()]), axis=0)[-1]
         terms = {
             name: rule_values[name] if name in rule_values else self._evaluate(name, ctx)
             for name in self.weights
         }
-        weighted = np.array([zero, *terms.values()], dtype=np.float64)
-        weighted[1:] *= self._weight_column
-        total = np.add.accumulate(weighted, axis=0)[-1]
+        total = self._weighted_sum(terms, music_theory, zero)
         log_prob = terms["log_prob"] if "log_prob" in terms else ctx.log_prob.astype(np.float64)
         return RewardBreakdown(total, terms, music_theory, log_prob)
+
+    def _weighted_sum(
+        self, terms: dict[str, np.ndarray], music_theory: np.ndarray, zero: np.ndarray
+    ) -> np.ndarray:
+        """``0 + w1 * v1 + w2 * v2 + ...`` in term order (the floating-point sum is order-bound)."""
+        weights = self.weights
+        names = list(weights)
+        scale = weights.get(_RULE_NAMES[0], 0.0)
+        if (
+            names[: len(_RULE_NAMES)] == _RULE_NAMES
+            and scale >= 1.0
+            and math.frexp(scale)[0] == 0.5
+            and all(weights[name] == scale for name in _RULE_NAMES)
+        ):
+            # The presets: the nine rules first, weighted by a power of two such as the default
+            # 2.0. Scaling by a power of two is exact, so their weighted sum is s * r_MT, bit for
+            # bit, and only the remaining terms (log p) need adding.
+            total = scale * music_theory
+            for name in names[len(_RULE_NAMES) :]:
+                total = total + weights[name] * terms[name]
+            return total
+        weighted = np.array([zero, *terms.values()], dtype=np.float64)
+        weighted[1:] *= np.array(list(weights.values()))[:, None]
+        return np.add.accumulate(weighted, axis=0)[-1]
 
     def _evaluate(self, name: str, ctx: RewardContext) -> np.ndarray:
         value = np.asarray(self.available_terms[name](ctx), dtype=np.float64)

@@ -125,7 +125,7 @@ def step_numpy(
     for layer, (first, w_hh_t, bias) in enumerate(weights.numpy_layers):
         gates = np.dot(h[layer], w_hh_t)
         if layer == 0:
-            gates += first[tokens]
+            gates += first[tokens[0]]  # a view of the token's row
         else:
             gates += np.dot(x, first)
             gates += bias

@@ -137,3 +137,48 @@ def test_window_codes_identify_windows():
     same_window = (windows[:, :, None, :] == windows[:, None, :, :]).all(axis=3)
     np.testing.assert_array_equal(same_code, same_window)
     np.testing.assert_array_equal(theory.window_code(sequence[:, -8:]), codes[:, -1])
+
+
+def autocorrelation_by_formula(tokens: list[int], lag: int) -> float:
+    """rho_k of the onsets' pitches, straight from the docstring's formula."""
+    line = [float(theory.TOKEN_PITCHES[t]) for t in tokens if theory.TOKEN_PITCHES[t] >= 0]
+    n = len(line)
+    if lag >= n:
+        return 0.0
+    mean = sum(line) / n
+    variance = sum((x - mean) ** 2 for x in line) / n
+    if variance == 0:
+        return 0.0
+    products = sum((line[i] - mean) * (line[i - lag] - mean) for i in range(lag, n))
+    return products / (n * variance)
+
+
+def test_autocorrelation_follows_its_formula():
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        sequence = random_melodies(rng, 4, int(rng.integers(0, 40)))
+        got = theory.onset_autocorrelation(sequence, (1, 2, 3))
+        for row, tokens in enumerate(sequence.tolist()):
+            expected = [autocorrelation_by_formula(tokens, lag) for lag in (1, 2, 3)]
+            np.testing.assert_allclose(got[row], expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("scaler", [2.0, 1.0, 0.5, 0.1, 8.0])
+@pytest.mark.parametrize("mode", ["music_theory_all", "music_theory_basic", "scale"])
+def test_reward_sums_run_in_term_order(mode, scaler):
+    """Total and r_MT equal ``0 + w1 * v1 + w2 * v2 + ...`` bit for bit, whatever the weights."""
+    rng = np.random.default_rng(4)
+    recorder = Recorder()
+    recorder.reward = RewardFunction(mode, reward_scaler=scaler)
+    state = CompositionState(16, 32, NoteRNN(NoteRNNConfig(hidden_size=4), seed=0), recorder)
+    state.reset([np.array([1])] * 16, [Key.from_name("E minor")] * 16)
+    for step_tokens in random_melodies(rng, 16, 32).T:
+        breakdown = state.advance(step_tokens.copy())
+        ctx = recorder.contexts[-1]
+        total, music_theory = np.zeros(16), 0
+        for name, weight in recorder.reward.weights.items():
+            total = total + weight * breakdown.terms[name]
+        for rule in MUSIC_THEORY_RULES.values():
+            music_theory = music_theory + rule(ctx)
+        assert breakdown.total.tobytes() == total.tobytes()
+        assert breakdown.music_theory.tobytes() == music_theory.tobytes()

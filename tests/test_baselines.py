@@ -119,11 +119,14 @@ def test_every_algorithm_builds_with_its_defaults(tiny_rnn):
     from agents.baselines.train import build_model, make_training_env
 
     for algo in ALGORITHMS:
-        config = BaselineConfig(algo=algo, num_envs=2)
+        small = {"buffer_size": 64} if "buffer_size" in ALGORITHMS[algo].hyperparams else {}
+        config = BaselineConfig(algo=algo, num_envs=2, hyperparams=small)
         envs = make_training_env(config, tiny_rnn)
         model = build_model(config, envs, None)
         assert model.gamma == ALGORITHMS[algo].hyperparams["gamma"]
         envs.close()
+    # SB3 edits policy_kwargs in place (A2C adds RMSprop): the defaults must stay as they were.
+    assert ALGORITHMS["sb3-dqn"].hyperparams["policy_kwargs"] == {"net_arch": [256, 256]}
 
 
 # --- training runs ---------------------------------------------------------------------------

@@ -70,6 +70,8 @@ EXTRA_ROWS = (
     ("steps_per_second", "Env steps per second", False),
 )
 """Rows after the Table-1 rows: (key, label, percent)."""
+FULL_BUDGET = 200_000
+"""Env steps per run of the full benchmark; a smaller budget is flagged in the table's text."""
 SECTION = "## RL algorithms"
 """Heading of our section in the shared results file."""
 
@@ -99,6 +101,8 @@ class BenchmarkConfig:
     """Note RNN checkpoint (``None``: shipped)."""
     command: str = field(default="", compare=False)
     """The command line, recorded beside the table."""
+    note: str = field(default="", compare=False)
+    """A sentence printed beside the table (e.g. what else ran on the machine)."""
 
     def __post_init__(self) -> None:
         from agents.baselines.algorithms import ALGORITHMS
@@ -280,10 +284,23 @@ def results_markdown(results: dict[str, Any], out: Path | None = None) -> str:
         if steps
         else f"Machine: {results['machine']}.",
         "",
+        *([config["note"], ""] if config.get("note") else []),
+        *(
+            [
+                f"**Reduced budget**: {config['total_steps']:,} env steps per run, not the "
+                f"{FULL_BUDGET:,} of the full benchmark (which needs several CPU hours); the "
+                "numbers show where each algorithm stands early in training, not where it ends.",
+                "",
+            ]
+            if config["total_steps"] < FULL_BUDGET
+            else []
+        ),
         f"Each run and reference composed {config['eval_compositions']:,} compositions per seed "
         f"(key {config['key']}, one random primer token, the same primers for every column of a "
         f"seed), scored by the evaluation suite; {mode} (DQN and QR-DQN: epsilon-greedy at their "
-        "final epsilon, 0.05). Cells: mean ± std over seeds. Wall time is training only.",
+        "final epsilon, 0.05). Cells: mean ± std over seeds. Wall time is training only, with the "
+        "runs sharing the cores with each other (and, on a shared machine, with other work). "
+        "The learning curves are training-time (with exploration), read from each run's logs.",
         "",
         *lines,
         "",

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -61,9 +62,13 @@ class BaselineConfig:
             raise ValueError(f"reward_scaler must be > 0, got {self.reward_scaler!r}")
 
     def algorithm_kwargs(self) -> dict[str, Any]:
-        """The algorithm's defaults with :attr:`hyperparams` applied (``policy_kwargs`` merged)."""
-        kwargs = dict(ALGORITHMS[self.algo].hyperparams)
-        overrides = dict(self.hyperparams)
+        """The algorithm's defaults with :attr:`hyperparams` applied (``policy_kwargs`` merged).
+
+        A deep copy: SB3 constructors edit ``policy_kwargs`` in place (A2C adds its optimizer),
+        which must not leak into the shared defaults.
+        """
+        kwargs = copy.deepcopy(ALGORITHMS[self.algo].hyperparams)
+        overrides = copy.deepcopy(self.hyperparams)
         if isinstance(overrides.get("policy_kwargs"), dict):
             overrides["policy_kwargs"] = {
                 **kwargs.get("policy_kwargs", {}),

@@ -58,6 +58,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--results", default=None, help="also write the table into this file's section"
     )
+    parser.add_argument("--note", default="", help="a sentence to print beside the table")
     parser.set_defaults(func=run_command)
 
 
@@ -82,6 +83,7 @@ def run_command(args: argparse.Namespace) -> int:
             key=args.key,
             reward_rnn=args.reward_rnn,
             command=command_line(),
+            note=args.note,
         )
         results = run_benchmark(config, args.out)
     except (FileNotFoundError, ValueError) as error:

@@ -361,18 +361,19 @@ class MelodyCompositionVectorEnv(VectorEnv):
                 f"actions must have shape ({self.num_envs},), one token per env; got shape "
                 f"{array.shape}: {actions!r}"
             )
-        if not np.issubdtype(array.dtype, np.integer):
+        if array.dtype.kind not in "iu":  # signed or unsigned integers
             raise ValueError(
                 f"actions must be integer tokens in [0, {NUM_CLASSES - 1}], got dtype "
                 f"{array.dtype}: {actions!r}"
             )
-        if array.min() < 0 or array.max() >= NUM_CLASSES:
+        tokens = array.astype(np.int64)  # a copy: the state keeps it
+        if (tokens.view(np.uint64) >= NUM_CLASSES).any():  # negative ones wrap around
             env = int(np.flatnonzero((array < 0) | (array >= NUM_CLASSES))[0])
             raise ValueError(
                 f"invalid action {array[env]} for env {env}; expected an integer token in "
                 f"[0, {NUM_CLASSES - 1}] (0 = hold, 1 = rest, 2..37 = MIDI pitches 48..83)"
             )
-        return array.astype(np.int64)  # a copy: the state keeps it
+        return tokens
 
     def _composition_of(self, index: int) -> np.ndarray:
         if not 0 <= index < self.num_envs:

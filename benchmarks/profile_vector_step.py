@@ -1,0 +1,140 @@
+"""Where the time of one native vector-env step goes, at ``--num-envs`` (default 256).
+
+Runs the native :class:`~melody_env.MelodyCompositionVectorEnv` with a random policy and times,
+inside each step: the reward-RNN step, each music-theory rule, the rest of the reward function
+(other terms, weighting, sums), the rule-state bookkeeping of ``CompositionState.advance``
+(lookup tables, melodic line, window codes, context), the observation write and the rest of
+``step`` (action checks, info arrays, the observation copy). Autoreset steps are timed apart.
+Same setup as ``env_throughput.py``: ``NoteRNN(seed=0)``, ``torch.set_num_threads(1)``.
+Prints a markdown table (median over ``--repeats`` runs of the per-step means).
+
+    python benchmarks/profile_vector_step.py
+    python benchmarks/profile_vector_step.py --num-envs 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+
+from melody_env import MelodyCompositionVectorEnv
+from melody_env.models import NoteRNN
+from melody_env.rewards import rules
+
+EPISODE = 32
+
+
+class Timers:
+    """Accumulates seconds per component; ``wrap`` times a callable under a name."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    def wrap(self, name: str, function: Callable) -> Callable:
+        seconds = self.seconds
+
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                seconds[name] += time.perf_counter() - start
+
+        return timed
+
+
+def profile(num_envs: int, episodes: int) -> tuple[dict[str, float], float]:
+    """Mean microseconds per (non-reset) step of each component, and of the whole step."""
+    timers = Timers()
+    envs = MelodyCompositionVectorEnv(num_envs, reward_rnn=NoteRNN(seed=0))
+    state = envs._state
+    saved_rules = dict(rules.MUSIC_THEORY_RULES)
+    for name, rule in saved_rules.items():  # RewardFunction looks the rules up at each call
+        rules.MUSIC_THEORY_RULES[name] = timers.wrap(f"rule: {name}", rule)
+    try:
+        state.reward_rnn.step_arrays = timers.wrap("reward RNN step", state.reward_rnn.step_arrays)
+        state.reward_function = timers.wrap("reward function", state.reward_function)
+        state.advance = timers.wrap("advance", state.advance)
+        # The layout is a frozen dataclass: set the timed method around its __setattr__.
+        write_step = timers.wrap("observation write", envs.layout.write_step)
+        object.__setattr__(envs.layout, "write_step", write_step)
+        envs.reset(seed=0)
+        actions = np.random.default_rng(0).integers(
+            0, 38, size=(episodes * (EPISODE + 1), num_envs)
+        )
+        envs.step(actions[0])
+        for key in list(timers.seconds):
+            timers.seconds[key] = 0.0
+        steps, step_seconds = 0, 0.0
+        for step_actions in actions[1:]:
+            resetting = envs._autoreset
+            start = time.perf_counter()
+            envs.step(step_actions)
+            elapsed = time.perf_counter() - start
+            if resetting:
+                timers.seconds["autoreset step (apart)"] += elapsed
+                continue
+            steps += 1
+            step_seconds += elapsed
+    finally:
+        rules.MUSIC_THEORY_RULES.clear()
+        rules.MUSIC_THEORY_RULES.update(saved_rules)
+        del state.reward_rnn.step_arrays
+    seconds = dict(timers.seconds)
+    rule_total = sum(value for key, value in seconds.items() if key.startswith("rule: "))
+    components = {key: value for key, value in seconds.items() if key.startswith("rule: ")}
+    components["reward RNN step"] = seconds["reward RNN step"]
+    components["reward function: other terms, weights, sums"] = (
+        seconds["reward function"] - rule_total
+    )
+    components["rule states, context (advance bookkeeping)"] = (
+        seconds["advance"] - seconds["reward function"] - seconds["reward RNN step"]
+    )
+    components["observation write"] = seconds["observation write"]
+    components["step: checks, infos, obs copy"] = (
+        step_seconds - seconds["advance"] - seconds["observation write"]
+    )
+    per_step = {key: value / steps * 1e6 for key, value in components.items()}
+    resets = len(actions[1:]) - steps
+    per_step["autoreset step (per reset)"] = seconds["autoreset step (apart)"] / resets * 1e6
+    return per_step, step_seconds / steps * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--num-envs", type=int, default=256)
+    parser.add_argument("--episodes", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    load_before = os.getloadavg()[0]
+    runs = [profile(args.num_envs, args.episodes) for _ in range(args.repeats)]
+    names = list(runs[0][0])
+    medians = {name: float(np.median([run[0][name] for run in runs])) for name in names}
+    total = float(np.median([run[1] for run in runs]))
+    print(
+        f"N = {args.num_envs}, median of {args.repeats} runs of {args.episodes} episodes; "
+        f"1-min load average {load_before:.1f} before / {os.getloadavg()[0]:.1f} after"
+    )
+    print("\n| component | us per step | share of step |")
+    print("|---|---:|---:|")
+    for name in names:
+        if name.startswith("autoreset"):
+            continue
+        print(f"| {name} | {medians[name]:,.1f} | {medians[name] / total:.0%} |")
+    print(f"| **whole step** (timers included) | **{total:,.1f}** | 100% |")
+    print(f"| autoreset step (every {EPISODE + 1}th, not above) | {medians[names[-1]]:,.1f} | |")
+
+
+if __name__ == "__main__":
+    main()

@@ -41,6 +41,7 @@ def build_config(env_runners: int = 2, envs_per_runner: int = 8, batch: int = 20
         PPOConfig()
         .environment(ENV_NAME, env_config=env_config)
         .env_runners(num_env_runners=env_runners, num_envs_per_env_runner=envs_per_runner)
+        .fault_tolerance(restart_failed_env_runners=False)  # fail fast, don't restart forever
         .training(
             gamma=0.9,
             lambda_=0.95,
@@ -59,12 +60,18 @@ def build_config(env_runners: int = 2, envs_per_runner: int = 8, batch: int = 20
     )
 
 
-def train(iterations: int, env_runners: int = 2, batch: int = 2048, **env_config) -> list[dict]:
+def train(
+    iterations: int,
+    env_runners: int = 2,
+    batch: int = 2048,
+    envs_per_runner: int = 8,
+    **env_config,
+) -> list[dict]:
     """Build PPO, train ``iterations`` times, print and return each iteration's metrics."""
     import ray
 
     ray.init(num_cpus=max(2, env_runners + 1), include_dashboard=False, ignore_reinit_error=True)
-    algo = build_config(env_runners, batch=batch, **env_config).build_algo()
+    algo = build_config(env_runners, envs_per_runner, batch, **env_config).build_algo()
     history = []
     try:
         for iteration in range(iterations):

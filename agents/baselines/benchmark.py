@@ -22,6 +22,7 @@ import json
 import multiprocessing
 import os
 import platform
+import shlex
 import sys
 import time
 import traceback
@@ -432,4 +433,4 @@ def command_line() -> str:
     program = Path(sys.argv[0]).name
     if program in ("__main__.py", "cli.py"):
         program = "melody-rl"
-    return " ".join([program, *sys.argv[1:]])
+    return shlex.join([program, *sys.argv[1:]])

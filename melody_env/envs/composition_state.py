@@ -83,8 +83,13 @@ class CompositionState:
         """``int [B, step]``: the tokens placed so far."""
         return self.tokens[:, : self.step]
 
-    def reset(self, primers: list[np.ndarray], keys: list[Key]) -> None:
-        """Start new compositions after ``primers`` (non-empty token arrays) in ``keys``."""
+    def reset(self, primers: list[np.ndarray] | np.ndarray, keys: list[Key]) -> None:
+        """Start new compositions after ``primers`` in ``keys``.
+
+        Args:
+            primers: one non-empty token array per composition, or an ``int [B, T]`` array.
+            keys: one key per composition.
+        """
         self.tokens[:] = 0
         self.step = 0
         self.primers = primers
@@ -92,30 +97,33 @@ class CompositionState:
         self.key_arrays = KeyArrays.from_keys(keys)
         self._key_token = self.key_arrays.index * NUM_CLASSES
         self._key_pair = self.key_arrays.index * PAIRS
-        self.previous_token = np.array([primer[-1] for primer in primers], dtype=np.int64)
+        stacked = stack_primers(primers)
+        if stacked is not None:
+            self.previous_token = stacked[:, -1].copy()
+        else:
+            self.previous_token = np.array([primer[-1] for primer in primers], dtype=np.int64)
         # The primer is not part of the composition, so no previous note for the interval rules.
         self._last_note_row[:] = NO_NOTE * NUM_CLASSES
         self._run_row[:] = self._tables.run_start
         self._leap_row[:] = self._tables.leap_start
         self._onsets[:] = 0.0
         self._onset_next[:] = self._onset_start
-        self._prime_reward_rnn(primers)
+        self._prime_reward_rnn(primers, stacked)
 
-    def _prime_reward_rnn(self, primers: list[np.ndarray]) -> None:
-        # Primers of equal length run as one batch; the default random-note primers are all 1 long.
-        rows_by_length = defaultdict(list)
-        for row, primer in enumerate(primers):
-            rows_by_length[len(primer)].append(row)
-        if len(rows_by_length) == 1:
-            tokens = torch.from_numpy(np.stack(primers).astype(np.int64))
-            log_probs, state = self.reward_rnn.prime(tokens)
+    def _prime_reward_rnn(self, primers: list[np.ndarray], stacked: np.ndarray | None) -> None:
+        if stacked is not None:  # the usual case, e.g. the default one-token random primers
+            log_probs, state = self.reward_rnn.prime(torch.from_numpy(stacked))
             self.rnn_state = tuple(x.numpy() for x in state)
             self.next_log_probs = log_probs.numpy()
             return
+        # Primers of equal length run as one batch.
+        rows_by_length = defaultdict(list)
+        for row, primer in enumerate(primers):
+            rows_by_length[len(primer)].append(row)
         h, c = (tensor.clone() for tensor in self.reward_rnn.initial_state(self.batch_size))
         log_probs = torch.empty(self.batch_size, self.reward_rnn.config.num_classes)
         for rows in rows_by_length.values():
-            tokens = torch.from_numpy(np.stack([primers[row] for row in rows]))
+            tokens = torch.from_numpy(np.stack([primers[row] for row in rows]).astype(np.int64))
             group_log_probs, (group_h, group_c) = self.reward_rnn.prime(tokens)
             index = torch.tensor(rows)
             log_probs[index] = group_log_probs
@@ -170,3 +178,13 @@ class CompositionState:
         self.previous_token = actions
         self.next_log_probs, self.rnn_state = self.reward_rnn.step_arrays(actions, self.rnn_state)
         return breakdown
+
+
+def stack_primers(primers: list[np.ndarray] | np.ndarray) -> np.ndarray | None:
+    """The primers as one ``int64 [B, T]`` array if they all have ``T`` tokens, else ``None``."""
+    if isinstance(primers, np.ndarray) and primers.ndim == 2:
+        return primers.astype(np.int64, copy=False)
+    length = len(primers[0])
+    if all(len(primer) == length for primer in primers):
+        return np.array(primers, dtype=np.int64)
+    return None

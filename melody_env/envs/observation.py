@@ -61,14 +61,18 @@ class ObservationLayout:
     def size(self) -> int:
         return self.slices["key_mode"].stop
 
-    def write_reset(self, obs: np.ndarray, primers: list[np.ndarray], keys: list[Key]) -> None:
-        """Fill ``obs [B, size]`` for compositions that start now."""
+    def write_reset(
+        self, obs: np.ndarray, primers: list[np.ndarray] | np.ndarray, keys: list[Key]
+    ) -> None:
+        """Fill ``obs [B, size]`` for compositions that start now (``primers``: one token array
+        per composition, or an ``int [B, T]`` array)."""
         slices = self.slices
         obs[:] = 0.0
         rows = np.arange(len(primers))
         width = self.primer_context
-        if len({len(primer) for primer in primers}) == 1:  # the usual case: one array op
-            stacked = np.stack(primers)
+        equal_lengths = isinstance(primers, np.ndarray) and primers.ndim == 2
+        if equal_lengths or len({len(primer) for primer in primers}) == 1:  # one array op
+            stacked = np.asarray(primers) if equal_lengths else np.stack(primers)
             tail = stacked[:, stacked.shape[1] - min(width, stacked.shape[1]) :]
             slots = np.arange(width - tail.shape[1], width)
             obs[rows[:, None], slices["primer"].start + NUM_CLASSES * slots + tail] = 1.0

@@ -26,7 +26,11 @@ class KeyArrays:
 
     @classmethod
     def from_keys(cls, keys: list[Key]) -> KeyArrays:
-        index = np.fromiter((key.index for key in keys), dtype=np.int64, count=len(keys))
+        first = keys[0]
+        if all(key is first for key in keys):  # one key for all (the envs' default)
+            index = np.full(len(keys), first.index, dtype=np.int64)
+        else:
+            index = np.fromiter((key.index for key in keys), dtype=np.int64, count=len(keys))
         return cls(
             tonic=_TONICS[index],
             mediant=_MEDIANTS[index],

@@ -274,8 +274,10 @@ class MelodyCompositionVectorEnv(VectorEnv):
             resolve_primer(spec, key, self._env_rng(index))
             for index, (spec, key) in enumerate(zip(primer_specs, keys, strict=True))
         ]
-        self._state.reset(primers, keys)
-        self.layout.write_reset(self._obs, primers, keys)
+        stacked = _stack_primers(primers)  # int64 [N, T], or an object array if lengths differ
+        batch = primers if stacked.dtype == object else stacked
+        self._state.reset(batch, keys)
+        self.layout.write_reset(self._obs, batch, keys)
         self._episode_keys = keys
         self._started = True
         self._autoreset = False
@@ -288,7 +290,7 @@ class MelodyCompositionVectorEnv(VectorEnv):
             "_prior_log_probs": mask,
             "key": key_names,
             "_key": mask,
-            "primer": _stack_primers(primers),
+            "primer": stacked.copy(),
             "_primer": mask,
         }
         return self._obs.copy(), info
@@ -386,7 +388,8 @@ class MelodyCompositionVectorEnv(VectorEnv):
         tokens = self._state.composition[index]
         key, steps_per_bar = self._episode_keys[index], self.layout.steps_per_bar
         if self.render_mode == "ansi":
-            primer = self._state.primers[index] if self._state.primers else None
+            primers = self._state.primers
+            primer = primers[index] if len(primers) else None
             return render.render_ansi(tokens, key, self._state.step, steps_per_bar, primer)
         # A fixed-size image: the steps not played yet are drawn as silence (a note-off, holds).
         padded = np.zeros(self._state.length, dtype=np.int64)
@@ -410,8 +413,9 @@ def _is_primer_list(value: Any) -> bool:
 
 def _stack_primers(primers: list[np.ndarray]) -> np.ndarray:
     """``int64 [N, T]`` when all primers are ``T`` long, else an object array of arrays."""
-    if len({len(primer) for primer in primers}) == 1:
-        return np.stack(primers).astype(np.int64)
+    length = len(primers[0])
+    if all(len(primer) == length for primer in primers):
+        return np.array(primers, dtype=np.int64)
     stacked = np.empty(len(primers), dtype=object)
     for index, primer in enumerate(primers):
         stacked[index] = np.array(primer, dtype=np.int64)

@@ -3,11 +3,14 @@
 A random policy (actions drawn in advance) drives: the single env through ``gymnasium.make``
 (default wrappers); Gymnasium's ``SyncVectorEnv`` and ``AsyncVectorEnv`` of single envs; the
 native :class:`~melody_env.MelodyCompositionVectorEnv`; and, as the ceiling of the native env,
-the bare batched reward-RNN step (``NoteRNN.step`` at the same batch size). Each row is the
-median of ``--repeats`` timed runs of whole episodes (autoresets included). All runs use a
+the bare batched reward-RNN step (``NoteRNN.step`` at the same batch size). A timed run plays
+whole episodes (autoreset steps included, as a trainer sees them). All runs use a
 ``NoteRNN(seed=0)`` (random weights, the shipped architecture: one layer of 100 units) and
 ``torch.set_num_threads(1)``: one env step is a small LSTM step, which torch's thread pool
-slows down on a shared machine. Prints a markdown table and the ratios the design aims at.
+slows down on a shared machine. The runners take turns, ``--repeats`` rounds of one timed run
+each, so that other jobs on a shared machine weigh on all of them alike; the table gives the
+median over the rounds, the range, and the rate per CPU-second of this process (which other
+jobs disturb less than wall time). Prints a markdown table and the ratios the design aims at.
 
     python benchmarks/env_throughput.py              # the full table (a few minutes on 2 cores)
     python benchmarks/env_throughput.py --quick      # fewer repeats and sizes, for a smoke test
@@ -21,6 +24,7 @@ import os
 import platform
 import sys
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,18 +42,6 @@ EPISODE = 32  # default composition length
 SINGLE_BAR = 10_000  # env-steps/s of the single env through gymnasium.make
 SYNC_RATIO_BAR = 20.0  # native / SyncVectorEnv at N = 256
 BARE_RATIO_BAR = 0.5  # native / bare reward-RNN step at N = 256
-
-
-def median_rate(run: Callable[[], int], repeats: int) -> tuple[float, float, float, float]:
-    """Median, min and max of ``steps / wall seconds`` over ``repeats`` calls of ``run``, and
-    the median of ``steps / CPU seconds of this process`` (less sensitive to other jobs)."""
-    rates, cpu_rates = [], []
-    for _ in range(repeats):
-        start, cpu_start = time.perf_counter(), time.process_time()
-        steps = run()
-        rates.append(steps / (time.perf_counter() - start))
-        cpu_rates.append(steps / max(time.process_time() - cpu_start, 1e-9))
-    return float(np.median(rates)), min(rates), max(rates), float(np.median(cpu_rates))
 
 
 def single_env(rnn: NoteRNN, episodes: int) -> Callable[[], int]:
@@ -130,62 +122,79 @@ def main() -> None:
     sync_sizes = (16,) if args.quick else (16, 256)
     async_sizes = (2,) if args.quick else (2, 16)
     rnn = NoteRNN(seed=0)
-    load_before = os.getloadavg()[0]
-    rows: list[tuple[str, int, tuple[float, float, float, float]]] = []
+    quarter = args.env_steps // 4  # the slow runners get fewer steps per run
 
-    def record(name: str, n: int, run: Callable[[], int]) -> float:
-        rate = median_rate(run, repeats)
-        rows.append((name, n, rate))
-        print(f"  {name:<26} N={n:<5} {rate[0]:>12,.0f} env-steps/s", file=sys.stderr)
-        return rate[0]
-
-    single = record(
-        "single env (gym.make)", 1, single_env(rnn, episodes_for(1, args.env_steps // 4))
-    )
-    sync, native, bare = {}, {}, {}
-    for n in sync_sizes:
-        envs = gym.make_vec(ENV_ID, num_envs=n, vectorization_mode="sync", reward_rnn=rnn)
-        sync[n] = record("SyncVectorEnv", n, vector_env(envs, episodes_for(n, args.env_steps // 4)))
-        envs.close()
-    for n in async_sizes if "async" in only else ():
-        envs = gym.make_vec(ENV_ID, num_envs=n, vectorization_mode="async", reward_rnn=rnn)
-        record("AsyncVectorEnv", n, vector_env(envs, episodes_for(n, args.env_steps // 4)))
-        envs.close()
+    runners: list[tuple[str, str, int, Callable[[], int]]] = []  # (kind, label, N, run)
+    closers = []
+    if "single" in only:
+        runners.append(
+            ("single", "single env (gym.make)", 1, single_env(rnn, episodes_for(1, quarter)))
+        )
+    for kind, mode, sizes in (("sync", "sync", sync_sizes), ("async", "async", async_sizes)):
+        for n in sizes if kind in only else ():
+            envs = gym.make_vec(ENV_ID, num_envs=n, vectorization_mode=mode, reward_rnn=rnn)
+            closers.append(envs)
+            label = "SyncVectorEnv" if kind == "sync" else "AsyncVectorEnv"
+            runners.append((kind, label, n, vector_env(envs, episodes_for(n, quarter))))
     for n in native_sizes if "native" in only else ():
         envs = gym.make_vec(ENV_ID, num_envs=n, reward_rnn=rnn)
-        native[n] = record(
-            "native vector env", n, vector_env(envs, episodes_for(n, args.env_steps))
+        closers.append(envs)
+        runners.append(
+            ("native", "native vector env", n, vector_env(envs, episodes_for(n, args.env_steps)))
         )
-        envs.close()
     for n in native_sizes if "bare" in only else ():
-        bare[n] = record("bare NoteRNN.step", n, bare_rnn(rnn, n, episodes_for(n, args.env_steps)))
+        runners.append(
+            ("bare", "bare NoteRNN.step", n, bare_rnn(rnn, n, episodes_for(n, args.env_steps)))
+        )
 
+    # Rounds of every runner in turn, so that other jobs on the machine weigh on all of them.
+    load_before = os.getloadavg()[0]
+    wall = defaultdict(list)
+    cpu = defaultdict(list)
+    for round_ in range(repeats):
+        for index, (_, label, n, run) in enumerate(runners):
+            start, cpu_start = time.perf_counter(), time.process_time()
+            steps = run()
+            wall[index].append(steps / (time.perf_counter() - start))
+            cpu[index].append(steps / max(time.process_time() - cpu_start, 1e-9))
+            print(
+                f"  round {round_ + 1}: {label:<22} N={n:<5} {wall[index][-1]:>10,.0f}",
+                file=sys.stderr,
+            )
+    load_after = os.getloadavg()[0]
+    for envs in closers:
+        envs.close()
+
+    rates = {(kind, n): float(np.median(wall[i])) for i, (kind, _, n, _) in enumerate(runners)}
     print(f"\n{datetime.date.today().isoformat()}, {machine()}")
     print(
         f"torch {torch.__version__} (set_num_threads(1)), numpy {np.__version__}, gymnasium "
-        f"{gym.__version__}; medians of {repeats} runs; 1-min load average {load_before:.1f} "
-        f"before / {os.getloadavg()[0]:.1f} after"
+        f"{gym.__version__}; medians of {repeats} rounds; 1-min load average {load_before:.1f} "
+        f"before / {load_after:.1f} after"
     )
     print("\n| runner | N | env-steps/s (median) | min - max | us per call | per CPU-second |")
     print("|---|---:|---:|---:|---:|---:|")
-    for name, n, (median, low, high, cpu) in rows:
-        per_call = n / median * 1e6
-        cpu_rate = "n/a (workers)" if name.startswith("Async") else f"{cpu:,.0f}"
+    for index, (kind, label, n, _) in enumerate(runners):
+        median = rates[kind, n]
+        cpu_rate = "n/a (workers)" if kind == "async" else f"{np.median(cpu[index]):,.0f}"
         print(
-            f"| {name} | {n} | {median:,.0f} | {low:,.0f} - {high:,.0f} | {per_call:,.0f} "
-            f"| {cpu_rate} |"
+            f"| {label} | {n} | {median:,.0f} | {min(wall[index]):,.0f} - {max(wall[index]):,.0f} "
+            f"| {n / median * 1e6:,.0f} | {cpu_rate} |"
         )
     print()
-    if single is not None:
+    if ("single", 1) in rates:
+        single = rates["single", 1]
         print(f"- single env through gym.make: {single:,.0f} env-steps/s (bar {SINGLE_BAR:,})")
-    largest_sync = max(sync, default=None)
-    if largest_sync in native:
-        ratio = native[largest_sync] / sync[largest_sync]
-        print(f"- native / SyncVectorEnv at N={largest_sync}: {ratio:.1f}x", end="")
-        print(f" (bar {SYNC_RATIO_BAR:.0f}x)")
-    for n in sorted(set(native) & set(bare)):
-        print(f"- native / bare reward-RNN step at N={n}: {native[n] / bare[n]:.0%}", end="")
-        print(f" (bar {BARE_RATIO_BAR:.0%})" if n == 256 else "")
+    for n in sync_sizes:
+        if ("sync", n) in rates and ("native", n) in rates:
+            ratio = rates["native", n] / rates["sync", n]
+            print(f"- native / SyncVectorEnv at N={n}: {ratio:.1f}x", end="")
+            print(f" (bar {SYNC_RATIO_BAR:.0f}x)" if n == 256 else "")
+    for n in native_sizes:
+        if ("bare", n) in rates and ("native", n) in rates:
+            ratio = rates["native", n] / rates["bare", n]
+            print(f"- native / bare reward-RNN step at N={n}: {ratio:.0%}", end="")
+            print(f" (bar {BARE_RATIO_BAR:.0%})" if n == 256 else "")
 
 
 if __name__ == "__main__":

@@ -223,6 +223,15 @@ class Trainer:
             config.exploration_steps,
         )
 
+    @property
+    def learning_rate(self) -> float:
+        """The step size now: constant, or linearly annealed to ``final_learning_rate``."""
+        config = self.config
+        if config.final_learning_rate is None:
+            return config.learning_rate
+        fraction = min(self.progress.global_step / max(config.total_steps, 1), 1.0)
+        return config.learning_rate + fraction * (config.final_learning_rate - config.learning_rate)
+
     def _play_round(self, writer) -> Compositions | None:
         """Write one round of compositions, learning as transitions come in."""
         config, progress = self.config, self.progress
@@ -262,6 +271,8 @@ class Trainer:
 
     def _learn(self, writer) -> None:
         config, progress = self.config, self.progress
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate
         batch = self.replay.sample(config.batch_size)
         mask = self.replay.sample_steps(config.batch_size, config.transitions_per_composition)
         with torch.enable_grad():
@@ -297,6 +308,7 @@ class Trainer:
         seconds = max(time.perf_counter() - round_start, 1e-9)
         writer.add_scalar("charts/SPS", (step - step_before) / seconds, step)
         writer.add_scalar("charts/epsilon", self.epsilon, step)
+        writer.add_scalar("charts/learning_rate", self.learning_rate, step)
         if finished is None:
             return [0.0]
         returns = finished.rewards.sum(axis=1)

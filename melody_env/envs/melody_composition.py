@@ -44,6 +44,12 @@ def check_length(composition_length: int, steps_per_bar: int, primer_context: in
             raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
+def check_render_mode(render_mode: str | None, allowed: list[str]) -> None:
+    """Validate ``render_mode`` against an env's ``metadata["render_modes"]``."""
+    if render_mode is not None and render_mode not in allowed:
+        raise ValueError(f"unknown render_mode {render_mode!r}; choose one of {allowed} or None")
+
+
 class MelodyCompositionEnv(gym.Env):
     """Compose a melody one sixteenth note at a time, rewarded by music theory and a Note RNN.
 
@@ -155,11 +161,7 @@ class MelodyCompositionEnv(gym.Env):
         qpm: float = 80.0,
     ) -> None:
         check_length(composition_length, steps_per_bar, primer_context)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"unknown render_mode {render_mode!r}; choose one of "
-                f"{self.metadata['render_modes']} or None"
-            )
+        check_render_mode(render_mode, self.metadata["render_modes"])
         self.key = Key.from_name(key)
         self.primer = check_primer(primer)
         self.render_mode = render_mode

@@ -21,6 +21,7 @@ from melody_env.envs.melody_composition import (
     DEFAULT_PRIMER_CONTEXT,
     DEFAULT_STEPS_PER_BAR,
     check_length,
+    check_render_mode,
     load_reward_rnn,
 )
 from melody_env.envs.observation import ObservationLayout
@@ -148,11 +149,7 @@ class MelodyCompositionVectorEnv(VectorEnv):
         ):
             raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
         check_length(composition_length, steps_per_bar, primer_context)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"unknown render_mode {render_mode!r}; choose one of "
-                f"{self.metadata['render_modes']} or None"
-            )
+        check_render_mode(render_mode, self.metadata["render_modes"])
         self.num_envs = int(num_envs)
         self.key = Key.from_name(key)
         self.primer = check_primer(primer)

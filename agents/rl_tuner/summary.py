@@ -1,24 +1,25 @@
-"""Music-theory statistics of a set of compositions (the paper's Table 1) and the run summary.
+"""Music-theory statistics of an agent's compositions (the paper's Table 1) and the run summary.
 
-Kept in one small module so a fuller evaluation suite can replace it. Definitions are the
-env's rules, read from its per-step breakdown (``info["reward_terms"]``) where it has them:
+The statistics are the evaluation suite's (:mod:`melody_env.evaluation.metrics`), read off the
+env's per-step breakdown (``info["reward_terms"]``) that the agent recorded while composing, plus
+the whole-composition columns (extremes, autocorrelation) of
+:func:`~melody_env.evaluation.metrics.composition_columns`. The names below are the keys of
+``summary.json`` and of the ``eval/`` TensorBoard scalars:
 
 ==========================  ==================================================================
-statistic                   definition
+key                         evaluation-suite statistic
 ==========================  ==================================================================
-``music_theory``            mean r_MT per step (``info["music_theory"]``)
-``log_prob``                mean log p(a | s) per step under the reward RNN (the Note RNN)
-``excessively_repeated``    share of steps with ``repeated_notes < 0``
-``not_in_key``              share of steps with ``key < 0``
-``in_motif``                share of steps with ``motif > 0``
-``in_repeated_motif``       share of steps with ``repeated_motif > 0``
-``starting_with_tonic``     share of compositions with ``tonic > 0`` at step 0
-``leaps_resolved``          resolved / (resolved + doubled) leaps (``leap_resolution`` +5 / -5)
-``unique_max``/``_min``     share of compositions whose highest / lowest pitch is played once
-                            (:func:`melody_env.music.theory.unique_extremes`)
-``autocorrelation_lagK``    mean over compositions of the melodic line's autocorrelation at lag K
-                            (:func:`melody_env.music.theory.onset_autocorrelation`; the paper
-                            took raw token indices, holds and rests included)
+``music_theory``            r_MT per step
+``log_prob``                log p(a | s) per step under the reward RNN (the Note RNN)
+``excessively_repeated``    notes excessively repeated
+``not_in_key``              notes not in key
+``in_motif``                notes in motif
+``in_repeated_motif``       notes in repeated motif
+``starting_with_tonic``     compositions starting with tonic
+``leaps_resolved``          leaps resolved (resolved / (resolved + doubled))
+``unique_max``/``_min``     compositions with unique max / min note
+``autocorrelation_lagK``    mean autocorrelation at lag K, over the compositions where it is
+                            defined
 ==========================  ==================================================================
 
 Shares are fractions in [0, 1]; the Markdown table prints them as percentages.
@@ -34,7 +35,8 @@ import numpy as np
 
 from agents.rl_tuner.rollout import Compositions
 from melody_env.atomic import atomic_write_text
-from melody_env.music import theory
+from melody_env.evaluation.metrics import composition_columns, table_from_reward_terms
+from melody_env.evaluation.stats import summarize
 
 PAPER_Q = {
     "excessively_repeated": 0.0,
@@ -69,32 +71,30 @@ ROWS = (
 """(statistic, label, format) of the summary table, in the paper's order where it has them."""
 
 
+_SUITE_NAMES = {"starting_with_tonic": "starts_with_tonic"}
+"""Keys of this summary named differently in the evaluation suite."""
+
+
 def composition_stats(compositions: Compositions) -> dict[str, float]:
-    """The statistics of the module docstring for ``compositions``."""
-    terms = compositions.terms
-    leaps = terms["leap_resolution"]
-    resolved, doubled = int((leaps > 0).sum()), int((leaps < 0).sum())
-    high, low = theory.unique_extremes(compositions.actions)
-    rho = theory.onset_autocorrelation(compositions.actions, (1, 2, 3))
+    """The statistics of the module docstring for ``compositions`` (plus counts)."""
+    terms = {
+        **compositions.terms,
+        "music_theory": compositions.music_theory,
+        "log_prob": compositions.log_prob,
+    }
+    table = {**composition_columns(compositions.actions), **table_from_reward_terms(terms)}
+    estimates = summarize(table, n_bootstrap=0)
+    count = len(compositions)
+    leaps = int(table["leaps_resolved"].sum() + table["leaps_doubled"].sum())
     stats = {
-        "compositions": len(compositions),
-        "music_theory": float(compositions.music_theory.mean()),
-        "music_theory_per_composition": float(compositions.music_theory.sum(axis=1).mean()),
-        "log_prob": float(compositions.log_prob.mean()),
+        "compositions": count,
+        "music_theory_per_composition": float(table["music_theory"].mean()),
         "return": float(compositions.rewards.sum(axis=1).mean()),
-        "excessively_repeated": float((terms["repeated_notes"] < 0).mean()),
-        "not_in_key": float((terms["key"] < 0).mean()),
-        "in_motif": float((terms["motif"] > 0).mean()),
-        "in_repeated_motif": float((terms["repeated_motif"] > 0).mean()),
-        "starting_with_tonic": float((terms["tonic"][:, 0] > 0).mean()),
-        "leaps_resolved": resolved / (resolved + doubled) if resolved + doubled else float("nan"),
-        "leaps_per_composition": (resolved + doubled) / len(compositions),
-        "unique_max": float(high.mean()),
-        "unique_min": float(low.mean()),
+        "leaps_per_composition": leaps / count,
         "distinct_compositions": len(np.unique(compositions.actions, axis=0)),
     }
-    for column, lag in enumerate((1, 2, 3)):
-        stats[f"autocorrelation_lag{lag}"] = float(rho[:, column].mean())
+    for key, _, _ in ROWS:
+        stats[key] = estimates[_SUITE_NAMES.get(key, key)].value
     return stats
 
 

@@ -31,6 +31,7 @@ from agents.baselines.train import train_baseline
 from agents.cli import main
 from agents.commands.baseline import parse_hyperparams
 from agents.sb3_vec_env import MelodySB3VecEnv
+from melody_env.evaluation.policies import load_policy
 from melody_env.music.encoding import MIN_PITCH
 from melody_env.music.keys import Key
 from melody_env.wrappers import (
@@ -186,9 +187,10 @@ def test_maskable_ppo_stays_in_key(tmp_path, tiny_rnn_path):
     summary = train_baseline(config, tmp_path / "mppo", log=lambda message: None)
     assert summary["sampled"]["not_in_key"] == 0.0  # masked in training and evaluation
     assert summary["greedy"]["not_in_key"] == 0.0
-    from sb3_contrib import MaskablePPO
-
-    policy = MaskedPolicy(MaskablePPO.load(tmp_path / "mppo" / "model.zip"))
+    # The evaluation suite's loader masks it too, whether named or detected from the zip.
+    for spec in ("sb3-maskableppo:", ""):
+        policy = load_policy(f"{spec}{tmp_path / 'mppo' / 'model.zip'}")
+        assert isinstance(policy, MaskedPolicy)
     obs = np.zeros((1, 1620), np.float32)
     obs[0, -14 + 2], obs[0, -2] = 1, 1  # D major
     log_pi = policy.action_log_probs(obs)

@@ -6,9 +6,10 @@ sb3-contrib asks a ``VecEnv`` for ``env_method("action_masks")``, one mask per e
 (:func:`melody_env.wrappers.in_key_action_mask`; with single envs in a ``DummyVecEnv``,
 :class:`melody_env.wrappers.InKeyActionMask` does the same per env).
 
-:class:`MaskedPolicy` gives a trained ``MaskablePPO`` the masks at prediction time, so the
-evaluation suite, which calls ``predict(obs, state, episode_start, deterministic)`` only,
-samples from the same masked distribution the model was trained with.
+:class:`~melody_env.evaluation.policies.MaskedPolicy` (re-exported here) gives a trained
+``MaskablePPO`` the masks at prediction time, so the evaluation suite, which calls
+``predict(obs, state, episode_start, deterministic)`` only, samples from the same masked
+distribution the model was trained with.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
+from melody_env.evaluation.policies import MaskedPolicy
 from melody_env.wrappers import in_key_action_mask
+
+__all__ = ["MaskedPolicy", "VecInKeyActionMask"]
 
 
 class VecInKeyActionMask(VecEnvWrapper):
@@ -66,46 +69,3 @@ class VecInKeyActionMask(VecEnvWrapper):
         if isinstance(indices, int):
             return [indices]
         return indices
-
-
-class MaskedPolicy:
-    """A trained ``MaskablePPO`` whose ``predict`` applies the in-key mask of each observation.
-
-    Args:
-        model: the ``MaskablePPO`` model.
-    """
-
-    def __init__(self, model: Any) -> None:
-        self.model = model
-
-    def predict(
-        self,
-        observation: np.ndarray,
-        state: Any = None,
-        episode_start: np.ndarray | None = None,
-        deterministic: bool = False,
-    ) -> tuple[np.ndarray, Any]:
-        masks = in_key_action_mask(observation)
-        return self.model.predict(
-            observation,
-            state=state,
-            episode_start=episode_start,
-            deterministic=deterministic,
-            action_masks=masks,
-        )
-
-    def action_log_probs(self, observation, state=None, episode_start=None) -> np.ndarray:
-        """``log pi(. | s) [B, 38]`` of the masked distribution (about -1e8 off the mask)."""
-        obs = np.atleast_2d(np.asarray(observation, np.float32))
-        policy = self.model.policy
-        with torch.no_grad():
-            obs_tensor = policy.obs_to_tensor(obs)[0]
-            distribution = policy.get_distribution(obs_tensor, action_masks=in_key_action_mask(obs))
-            logits = distribution.distribution.logits
-        return torch.log_softmax(logits, -1).cpu().numpy().astype(np.float64)
-
-    def set_random_seed(self, seed: int) -> None:
-        self.model.set_random_seed(seed)
-
-    def save(self, path) -> None:
-        self.model.save(path)

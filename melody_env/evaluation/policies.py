@@ -2,11 +2,13 @@
 
 A policy is any object with ``predict(observation, state=None, episode_start=None,
 deterministic=False) -> (action, state)`` (Stable-Baselines3's protocol; our recurrent agent
-speaks it too). Two are defined here:
+speaks it too). Three are defined here:
 
 - :class:`NoteRNNPolicy`: the untuned Note RNN, each token sampled from its softmax at
   temperature 1 (the paper's "Note RNN" column);
-- :class:`RandomPolicy`: uniform over the 38 tokens.
+- :class:`RandomPolicy`: uniform over the 38 tokens;
+- :class:`MaskedPolicy`: a trained sb3-contrib ``MaskablePPO`` that predicts with the in-key
+  mask of each observation (:func:`~melody_env.wrappers.in_key_action_mask`), as it was trained.
 
 Both also have a fast path for :func:`~melody_env.evaluation.evaluate`: they sample from the env's
 ``prior_log_probs`` directly (``sample_from_prior``), with no observation and no second LSTM.
@@ -34,6 +36,7 @@ from melody_env.envs.melody_composition import DEFAULT_COMPOSITION_LENGTH, DEFAU
 from melody_env.envs.observation import ObservationLayout
 from melody_env.models.note_rnn import NoteRNN
 from melody_env.music.encoding import NUM_CLASSES
+from melody_env.wrappers import in_key_action_mask
 
 UNIFORM_LOG_PROB = -float(np.log(NUM_CLASSES))
 
@@ -232,6 +235,50 @@ class NoteRNNPolicy:
 
 # --- Loader registry -------------------------------------------------------------------------
 
+
+class MaskedPolicy:
+    """A trained ``MaskablePPO`` whose ``predict`` applies the in-key mask of each observation.
+
+    Args:
+        model: the ``MaskablePPO`` model.
+    """
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, Any]:
+        masks = in_key_action_mask(observation)
+        return self.model.predict(
+            observation,
+            state=state,
+            episode_start=episode_start,
+            deterministic=deterministic,
+            action_masks=masks,
+        )
+
+    def action_log_probs(self, observation, state=None, episode_start=None) -> np.ndarray:
+        """``log pi(. | s) [B, 38]`` of the masked distribution (about -1e8 off the mask)."""
+        obs = np.atleast_2d(np.asarray(observation, np.float32))
+        policy = self.model.policy
+        with torch.no_grad():
+            obs_tensor = policy.obs_to_tensor(obs)[0]
+            distribution = policy.get_distribution(obs_tensor, action_masks=in_key_action_mask(obs))
+            logits = distribution.distribution.logits
+        return torch.log_softmax(logits, -1).cpu().numpy().astype(np.float64)
+
+    def set_random_seed(self, seed: int) -> None:
+        self.model.set_random_seed(seed)
+
+    def save(self, path) -> None:
+        self.model.save(path)
+
+
 SB3_ALGORITHMS = {
     "sb3-dqn": ("stable_baselines3", "DQN"),
     "sb3-ppo": ("stable_baselines3", "PPO"),
@@ -249,7 +296,8 @@ found in the first of these modules that imports. Update here when the agent's A
 
 
 def load_sb3(path: str | os.PathLike, algorithm: str | None = None) -> Any:
-    """A Stable-Baselines3 (or sb3-contrib) model from its ``.zip``, on the CPU.
+    """A Stable-Baselines3 (or sb3-contrib) model from its ``.zip``, on the CPU; a
+    ``MaskablePPO`` comes as a :class:`MaskedPolicy`, masked to the key as it was trained.
 
     Args:
         path: the saved model.
@@ -268,7 +316,9 @@ def load_sb3(path: str | os.PathLike, algorithm: str | None = None) -> Any:
         raise ImportError(
             f"loading a {class_name} model needs {module_name}: pip install 'melody-rl[sb3]'"
         ) from error
-    return getattr(module, class_name).load(str(path), device="cpu")
+    model = getattr(module, class_name).load(str(path), device="cpu")
+    # Sampled unmasked, a MaskablePPO plays notes it never tried in training.
+    return MaskedPolicy(model) if algorithm == "sb3-maskableppo" else model
 
 
 def detect_sb3_algorithm(path: str | os.PathLike) -> str:

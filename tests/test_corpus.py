@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -116,11 +118,19 @@ def test_cache_round_trip(tiny_cache, monkeypatch):
         assert all(data[name].dtype != object for name in data.files)
 
 
-def test_corrupted_cache_is_rebuilt(tiny_cache):
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        lambda data: data[: len(data) // 2],  # truncated: a write cut short
+        lambda data: b"not a zip archive, not an npz" * 8,  # garbage
+    ],
+    ids=["truncated", "garbage"],
+)
+def test_corrupted_cache_is_rebuilt(tiny_cache, corrupt):
     folder, melodies = tiny_cache
     path = cache_path("miscFolk", folder, 6)
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with pytest.raises(ValueError, match="unreadable"):
+    path.write_bytes(corrupt(path.read_bytes()))
+    with pytest.raises(ValueError, match=rf"{re.escape(path.name)} is unreadable"):
         load_melodies(path)
     rebuilt = load_collection("miscFolk", cache_dir=folder, processes=1, limit=6, progress=False)
     np.testing.assert_array_equal(rebuilt.tokens, melodies.tokens)

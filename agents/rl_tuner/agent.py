@@ -29,7 +29,7 @@ from agents.rl_tuner.config import TrainConfig
 from agents.rl_tuner.networks import build_networks
 from agents.rl_tuner.targets import policy_scores
 from melody_env.envs.observation import ObservationLayout
-from melody_env.models.note_rnn import NoteRNN, single_threaded
+from melody_env.models.note_rnn import NoteRNN, check_tensors, single_threaded
 from melody_env.music.encoding import NUM_CLASSES
 
 AgentState = tuple[torch.Tensor, ...]
@@ -216,8 +216,13 @@ class RLTunerAgent:
                 tensors[f"{prefix}.{name}"] = tensor.detach().cpu().contiguous()
         return tensors
 
-    def load_named_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        """Inverse of :meth:`named_tensors` (strict: every tensor must be present)."""
+    def load_named_tensors(self, tensors: dict[str, torch.Tensor], source: str = "tensors") -> None:
+        """Inverse of :meth:`named_tensors` (strict: every tensor must be present).
+
+        Raises:
+            ValueError: a network's tensors are missing, unexpected or of another shape; the
+                message names ``source`` (e.g. the checkpoint file), expected and found.
+        """
         for prefix, model in (
             ("q_network", self.q_network),
             ("target_q_network", self.target_q_network),
@@ -228,4 +233,5 @@ class RLTunerAgent:
                 for name, tensor in tensors.items()
                 if name.startswith(prefix + ".")
             }
+            check_tensors(model, own, f"{source} ({prefix}.*)")
             model.load_state_dict(own, strict=True)

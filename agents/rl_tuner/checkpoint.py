@@ -13,7 +13,9 @@ A checkpoint is a folder ``RUN/checkpoints/step_000204800/`` holding:
 Every file is written to a temporary name and renamed (:mod:`melody_env.atomic`), inside a
 temporary folder that is renamed into place once complete; only then is ``latest.json`` (the
 pointer a resume follows) replaced, atomically. A run killed at any moment leaves the previous
-checkpoint intact and pointed to. The two most recent checkpoints are kept.
+checkpoint intact and pointed to. The two most recent checkpoints are kept; older ones are renamed
+to a hidden name before they are deleted, so every visible ``step_*`` folder is complete. What a
+killed save leaves behind (hidden staging folders, temporary files) is removed by the next save.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from safetensors.torch import load_file, save_file
 
 from agents.rl_tuner.config import TrainConfig
 from melody_env.atomic import atomic_path, atomic_write_text
-from melody_env.models.note_rnn import NoteRNN, NoteRNNConfig
+from melody_env.models.note_rnn import NoteRNN, NoteRNNConfig, check_tensors
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest.json"
@@ -40,6 +42,19 @@ STATE = "state.json"
 REPLAY = "replay.npz"
 FORMAT = "melody-rl/rl-tuner-checkpoint"
 KEEP = 2
+STATE_KEYS = (
+    "config",
+    "note_rnn_config",
+    "progress",
+    "exploration_rng",
+    "predict_rng",
+    "replay",
+    "optimizer",
+)
+"""What every ``state.json`` holds (besides ``format``)."""
+LEFTOVERS = (".step_*", f".{LATEST}.*.tmp")
+"""Hidden names a killed save can leave in ``checkpoints/``: staging folders, folders being
+deleted, and the temporary file of ``latest.json`` (see :func:`melody_env.atomic.atomic_path`)."""
 
 
 @dataclass
@@ -62,13 +77,28 @@ class Checkpoint:
     def replay_path(self) -> Path:
         return self.directory / REPLAY
 
+    @property
+    def weights_path(self) -> Path:
+        return self.directory / WEIGHTS
+
     def note_rnn(self) -> NoteRNN:
-        """The frozen prior stored in the checkpoint (no Note RNN file needed)."""
-        model = NoteRNN(NoteRNNConfig.from_dict(self.state["note_rnn_config"]))
+        """The frozen prior stored in the checkpoint (no Note RNN file needed).
+
+        Raises:
+            ValueError: ``note_rnn_config`` is invalid, or the ``reward_rnn.*`` tensors do not
+                match it (the message names the file, expected and found).
+        """
+        try:
+            config = NoteRNNConfig.from_dict(self.state["note_rnn_config"])
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"{self.directory / STATE}: invalid note_rnn_config ({error})"
+            ) from error
+        model = NoteRNN(config)
         prefix = "reward_rnn."
-        model.load_state_dict(
-            {k[len(prefix) :]: v for k, v in self.tensors.items() if k.startswith(prefix)}
-        )
+        own = {k[len(prefix) :]: v for k, v in self.tensors.items() if k.startswith(prefix)}
+        check_tensors(model, own, f"{self.weights_path} (reward_rnn.*, {config})")
+        model.load_state_dict(own)
         return model.eval()
 
 
@@ -89,11 +119,22 @@ def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch
 
 
 def load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, settings: dict) -> None:
-    """Inverse of :func:`optimizer_tensors`."""
+    """Inverse of :func:`optimizer_tensors`.
+
+    Raises:
+        ValueError: a state tensor belongs to no parameter or has another shape than it (torch
+            would only fail at the next optimiser step).
+    """
+    params = [param for group in optimizer.param_groups for param in group["params"]]
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith("optimizer."):
             _, index, name = key.split(".", 2)
+            if not index.isdigit() or int(index) >= len(params):
+                raise ValueError(f"{key!r} belongs to no parameter (there are {len(params)})")
+            wanted = tuple(params[int(index)].shape)
+            if name != "step" and tuple(value.shape) != wanted:
+                raise ValueError(f"{key!r} has shape {tuple(value.shape)}, expected {wanted}")
             state.setdefault(int(index), {})[name] = value.clone()
     groups = [
         {key: (tuple(value) if key == "betas" else value) for key, value in group.items()}
@@ -123,23 +164,45 @@ def save_checkpoint(
     """
     root = Path(run_dir) / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(root)
     name = f"step_{step:09d}"
     staging = root / f".{name}.tmp{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     with atomic_path(staging / WEIGHTS) as tmp:
         save_file(tensors, str(tmp), metadata={"format": FORMAT})
     atomic_write_text(staging / STATE, json.dumps({"format": FORMAT, **state}, indent=1))
     save_replay(staging / REPLAY)
     final = root / name
-    if final.exists():
-        shutil.rmtree(final)
+    if final.exists():  # written by a run killed before it pointed latest.json to it
+        discard(final)
     os.replace(staging, final)
     atomic_write_text(root / LATEST, json.dumps({"checkpoint": name, "step": step}) + "\n")
     previous = sorted(p for p in root.glob("step_*") if p.is_dir() and p != final)
     for old in previous[: max(len(previous) - (KEEP - 1), 0)]:
-        shutil.rmtree(old, ignore_errors=True)
+        discard(old)
     return final
+
+
+def discard(folder: Path) -> None:
+    """Delete a checkpoint folder, first renaming it to a hidden name.
+
+    ``rmtree`` deletes file by file: a kill midway through would leave a visible ``step_*``
+    folder with half its files, one a user could pass to ``--checkpoint``.
+    """
+    trash = folder.with_name(f".{folder.name}.del{os.getpid()}")
+    shutil.rmtree(trash, ignore_errors=True)
+    os.replace(folder, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def remove_leftovers(root: Path) -> None:
+    """Remove what killed saves left in ``root`` (:data:`LEFTOVERS`); checkpoints stay."""
+    for pattern in LEFTOVERS:
+        for path in root.glob(pattern):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
 
 def find_checkpoint(path: str | os.PathLike) -> Path:
@@ -163,7 +226,7 @@ def find_checkpoint(path: str | os.PathLike) -> Path:
                 raise ValueError(f"corrupt checkpoint pointer {latest}: {error}") from error
             if not (root / name / STATE).is_file():
                 raise FileNotFoundError(
-                    f"{latest} points to {name}, which is missing or incomplete"
+                    f"{latest} points to {name}, which is missing or incomplete (no {STATE})"
                 )
             return root / name
     raise FileNotFoundError(
@@ -186,6 +249,11 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         raise ValueError(f"corrupt checkpoint state {directory / STATE}: {error}") from error
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{directory / STATE} is not an RL Tuner checkpoint (format {FORMAT!r})")
+    missing = [key for key in STATE_KEYS if key not in state]
+    if missing:
+        raise ValueError(f"{directory / STATE} is incomplete: it lacks the keys {missing}")
+    if not (directory / WEIGHTS).is_file():
+        raise ValueError(f"checkpoint {directory} has no {WEIGHTS}")
     try:
         tensors = load_file(str(directory / WEIGHTS))
     except (SafetensorError, OSError, ValueError) as error:
@@ -194,8 +262,10 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         raise ValueError(f"checkpoint {directory} has no {REPLAY}")
     try:
         config = TrainConfig.from_dict(state["config"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise ValueError(f"checkpoint {directory} has an invalid config: {error}") from error
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{directory / STATE} holds an invalid config: {error}") from error
+    if "torch_rng_state" not in tensors:
+        raise ValueError(f"{directory / WEIGHTS} lacks the tensor 'torch_rng_state'")
     return Checkpoint(directory, config, state, tensors)
 
 
@@ -205,5 +275,5 @@ def load_agent(path: str | os.PathLike):
 
     loaded = load_checkpoint(path)
     agent = RLTunerAgent(loaded.config, loaded.note_rnn())
-    agent.load_named_tensors(loaded.tensors)
+    agent.load_named_tensors(loaded.tensors, source=str(loaded.weights_path))
     return agent

@@ -15,6 +15,8 @@ buffer's own seeded ``numpy.random.Generator``, whose state is checkpointed.
 from __future__ import annotations
 
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -146,10 +148,17 @@ class CompositionReplay:
         """Restore from :meth:`save`'s file and :meth:`state`'s dict.
 
         Raises:
-            ValueError: the file does not match this buffer's shape or the counters.
+            ValueError: the file is unreadable (truncated, not an ``.npz``, pickled data) or
+                does not match this buffer's shape or the counters.
         """
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in _ARRAYS}
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {name: data[name] for name in _ARRAYS if name in data.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+            raise ValueError(f"replay file {path} is unreadable: {error}") from error
+        missing = [name for name in _ARRAYS if name not in arrays]
+        if missing:
+            raise ValueError(f"replay file {path} lacks the arrays {missing}")
         size = int(state["size"])
         for name, array in arrays.items():
             expected = getattr(self, name).shape[1:]

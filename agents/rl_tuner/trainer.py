@@ -151,13 +151,19 @@ class Trainer:
         self._eval_envs = None
 
     def _restore(self, loaded: ckpt.Checkpoint) -> None:
-        self.agent.load_named_tensors(loaded.tensors)
-        ckpt.load_optimizer(self.optimizer, loaded.tensors, loaded.state["optimizer"])
-        torch.set_rng_state(loaded.tensors["torch_rng_state"])
-        self.rng.bit_generator.state = loaded.state["exploration_rng"]
-        self.agent.predict_rng.bit_generator.state = loaded.state["predict_rng"]
-        self.replay.load(loaded.replay_path, loaded.state["replay"])
-        self.progress = Progress(**loaded.state["progress"])
+        self.agent.load_named_tensors(loaded.tensors, source=str(loaded.weights_path))
+        try:
+            ckpt.load_optimizer(self.optimizer, loaded.tensors, loaded.state["optimizer"])
+            torch.set_rng_state(loaded.tensors["torch_rng_state"])
+            self.rng.bit_generator.state = loaded.state["exploration_rng"]
+            self.agent.predict_rng.bit_generator.state = loaded.state["predict_rng"]
+            self.replay.load(loaded.replay_path, loaded.state["replay"])
+            self.progress = Progress(**loaded.state["progress"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            # numpy, torch and the dataclass name neither the checkpoint nor the field
+            raise ValueError(
+                f"checkpoint {loaded.directory} cannot be restored: {type(error).__name__}: {error}"
+            ) from error
         self.log(f"resumed from {loaded.directory} at step {self.progress.global_step:,}")
 
     @property

@@ -235,27 +235,56 @@ class NoteRNN(nn.Module):
                 f"{path} is not a readable safetensors checkpoint ({error}); "
                 "Note RNN weights are only loaded from .safetensors files written by NoteRNN.save"
             ) from error
-        if header.get("format") != "melody-rl/note-rnn" or "config" not in header:
+        if header.get("format") != "melody-rl/note-rnn":
             raise ValueError(
                 f"{path} is a safetensors file but not a melody-rl Note RNN checkpoint "
                 f"(metadata format={header.get('format')!r})"
             )
-        config = NoteRNNConfig.from_dict(json.loads(header["config"]))
-        model = cls(config)
-        expected = model.state_dict()
-        missing = sorted(set(expected) - set(tensors))
-        unexpected = sorted(set(tensors) - set(expected))
-        if missing or unexpected:
+        if "config" not in header:
+            raise ValueError(f"{path} has no NoteRNN config in its metadata (key 'config')")
+        try:
+            config = NoteRNNConfig.from_dict(json.loads(header["config"]))
+        except (ValueError, TypeError) as error:
             raise ValueError(
-                f"{path} does not match its NoteRNN config {config}: "
-                f"missing tensors {missing}, unexpected tensors {unexpected}"
-            )
-        for name, tensor in tensors.items():
-            if tensor.shape != expected[name].shape:
-                raise ValueError(
-                    f"{path}: tensor {name!r} has shape {tuple(tensor.shape)}, the config "
-                    f"{config} needs {tuple(expected[name].shape)}"
-                )
+                f"{path}: the NoteRNN config in its metadata is invalid ({error}): "
+                f"{header['config']!r}"
+            ) from error
+        model = cls(config)
+        check_tensors(model, tensors, f"{path} (NoteRNN config {config})")
         model.load_state_dict(tensors)
         model.metadata = header
         return model.eval()
+
+
+def check_tensors(model: nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
+    """Check that ``tensors`` are exactly ``model``'s state dict: same names, same shapes.
+
+    ``torch``'s own check raises a ``RuntimeError`` naming neither the file nor the fix; this one
+    names ``source`` (the file, and the architecture it claims) and what was expected vs found.
+
+    >>> check_tensors(nn.Linear(2, 3), {"weight": torch.zeros(3, 2)}, "a.safetensors")
+    Traceback (most recent call last):
+    ...
+    ValueError: a.safetensors does not match the model: missing tensors ['bias']
+    >>> check_tensors(nn.Linear(2, 3), {"weight": torch.zeros(3, 4), "bias": torch.zeros(3)}, "b")
+    Traceback (most recent call last):
+    ...
+    ValueError: b does not match the model: tensor 'weight' has shape (3, 4), expected (3, 2)
+
+    Raises:
+        ValueError: a tensor is missing, unexpected or of another shape.
+    """
+    expected = model.state_dict()
+    problems = []
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing:
+        problems.append(f"missing tensors {missing}")
+    if unexpected:
+        problems.append(f"unexpected tensors {unexpected}")
+    for name in sorted(set(expected) & set(tensors)):
+        found, wanted = tuple(tensors[name].shape), tuple(expected[name].shape)
+        if found != wanted:
+            problems.append(f"tensor {name!r} has shape {found}, expected {wanted}")
+    if problems:
+        raise ValueError(f"{source} does not match the model: {'; '.join(problems)}")

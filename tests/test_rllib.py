@@ -7,7 +7,8 @@ not importable, and marked slow: starting Ray and its env-runner processes takes
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +20,10 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def _example(name: str):
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """An example module, imported as its script would be (``examples/`` on ``sys.path``)."""
+    if str(EXAMPLES) not in sys.path:
+        sys.path.insert(0, str(EXAMPLES))
+    return importlib.import_module(name)
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +34,9 @@ def ray_session():
     ray.shutdown()
 
 
-def test_registered_env_creator(tiny_rnn_path):
-    example = _example("rllib_ppo")
-    env = example.make_env({"key": "G major", "reward_rnn": tiny_rnn_path})
+def test_env_id_makes_the_env(tiny_rnn_path):
+    common = _example("rllib_common")
+    env = common.make_env({"key": "G major", "reward_rnn": tiny_rnn_path})
     obs, info = env.reset(seed=0)
     assert obs.shape == (1620,) and env.action_space.n == 38 and info["key"] == "G major"
 
@@ -43,12 +44,12 @@ def test_registered_env_creator(tiny_rnn_path):
 @pytest.mark.slow
 def test_ppo_trains_with_two_env_runners(ray_session, tiny_rnn_path):
     example = _example("rllib_ppo")
-    config = example.build_config(env_runners=2, batch=256, reward_rnn=tiny_rnn_path)
+    config = example.build_config(
+        env_runners=2, envs_per_runner=1, batch=256, reward_rnn=tiny_rnn_path
+    )
     assert config.num_env_runners == 2 and config.enable_rl_module_and_learner  # new API stack
     # 2 runners x 1 env x 128 steps: 4 whole compositions each, so episode returns exist.
-    history = example.train(
-        1, env_runners=2, batch=256, envs_per_runner=1, reward_rnn=tiny_rnn_path
-    )
+    history = example.train(config, 1)
     assert history[0]["env_steps"] >= 256
     assert np.isfinite(history[0]["episode_return_mean"])
 
@@ -58,18 +59,17 @@ def test_dqn_lstm_config_is_recurrent(tiny_rnn_path):
     config = example.build_config(env_runners=2, reward_rnn=tiny_rnn_path)
     config.validate()
     assert config.model_config["use_lstm"] and config.num_env_runners == 2
+    assert config.num_envs_per_env_runner == 1  # more fail in Ray 2.60 (see the example)
     assert config.replay_buffer_config["type"] == "EpisodeReplayBuffer"
 
 
 @pytest.mark.slow
-@pytest.mark.skip(
-    reason="Ray 2.60: sampling with DQN's default LSTM RLModule raised 'cannot select an axis "
-    "to squeeze out' in RemoveSingleTsTimeRankFromBatch on the env runners (4 envs each); not "
-    "resolved yet, see examples/rllib_dqn_lstm.py"
-)
 def test_dqn_lstm_trains_with_two_env_runners(ray_session, tiny_rnn_path):
     example = _example("rllib_dqn_lstm")
-    history = example.train(
-        3, env_runners=2, envs_per_runner=1, learning_starts=64, reward_rnn=tiny_rnn_path
+    config = example.build_config(
+        env_runners=2, learning_starts=64, steps_per_iteration=128, reward_rnn=tiny_rnn_path
     )
-    assert history[-1]["env_steps"] > 64 and history[-1]["learner"]
+    history = example.train(config, 2)
+    assert [h["env_steps"] for h in history] == [128, 256]  # 2 runners x 2 compositions each
+    assert np.isfinite(history[-1]["episode_return_mean"])
+    assert np.isfinite(history[-1]["learner"]["qf_loss"])  # the LSTM Q-network was updated

@@ -217,6 +217,7 @@ def test_step_before_reset(tiny_rnn):
         ({"primer": []}, ValueError, "non-empty"),
         ({"primer": "missing.mid"}, FileNotFoundError, "missing.mid"),
         ({"composition_length": 0}, ValueError, "composition_length"),
+        ({"composition_length": 10_001}, ValueError, "at most 10,000, got 10001"),
         ({"render_mode": "human"}, ValueError, "human"),
         ({"reward_rnn": "missing.safetensors"}, FileNotFoundError, "missing.safetensors"),
     ],

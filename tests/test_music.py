@@ -107,3 +107,23 @@ def test_autocorrelation_of_constant_or_short_lines_is_zero():
     assert theory.onset_autocorrelation(np.array([tokens("C4 C4 C4 C4")])).tolist() == [[0, 0, 0]]
     assert theory.onset_autocorrelation(np.array([tokens("C4 hold rest")])).tolist() == [[0, 0, 0]]
     assert theory.onset_autocorrelation(np.zeros((1, 0), dtype=int)).tolist() == [[0, 0, 0]]
+
+
+def test_autocorrelation_is_the_exact_ratio_rounded_once():
+    """rho_k comes from integer sums: the incremental sums equal the whole-line ones, and a line
+    with a known rational rho gives its correctly rounded value (here rho_1 = -13/44)."""
+    from fractions import Fraction
+
+    line = tokens("C4 E4 D4 C4")  # 60 64 62 60: mean 61.5, centred -1.5 2.5 0.5 -1.5
+    centred = [Fraction(-3, 2), Fraction(5, 2), Fraction(1, 2), Fraction(-3, 2)]
+    products = sum(a * b for a, b in zip(centred[1:], centred[:-1], strict=True))
+    expected = products / sum(c * c for c in centred)
+    rho = theory.onset_autocorrelation(np.array([line]), (1,))
+    assert expected == Fraction(-13, 44) and rho[0, 0] == float(expected)
+    sums = theory.LineSums.empty(1, (1, 2, 3))
+    for token in [*line, 0, 1]:
+        sums = theory.line_sums_step(sums, np.array([token]))
+    whole = theory.line_sums(np.array([[*line, 0, 1]]), (1, 2, 3))
+    for field in ("count", "total", "total_squares", "lag_products", "head", "recent"):
+        assert getattr(sums, field).tolist() == getattr(whole, field).tolist(), field
+    assert whole.recent.tolist() == [[60, 62, 64]]

@@ -16,15 +16,13 @@ import torch
 
 from melody_env.models.note_rnn import NoteRNN
 from melody_env.music import theory
-from melody_env.music.encoding import NUM_CLASSES, NUM_SPECIAL_EVENTS, TOKEN_PITCHES
+from melody_env.music.encoding import NUM_CLASSES, TOKEN_PITCHES
 from melody_env.music.keys import Key
 from melody_env.music.step_tables import NO_NOTE, PAIRS, step_tables
 from melody_env.rewards.composition import RewardBreakdown, RewardFunction
 from melody_env.rewards.context import KeyArrays, RewardContext
 
 MOTIF_LENGTH = theory.MOTIF_LENGTH
-_IS_NOTE = np.arange(NUM_CLASSES) >= NUM_SPECIAL_EVENTS
-_ONSET_PITCH = np.where(_IS_NOTE, TOKEN_PITCHES, 0).astype(np.float64)  # 0 for hold and rest
 
 
 class CompositionState:
@@ -68,10 +66,7 @@ class CompositionState:
         self._last_note_row = np.full(batch_size, NO_NOTE * NUM_CLASSES, dtype=np.int64)
         self._run_row = np.full(batch_size, self._tables.run_start, dtype=np.int64)
         self._leap_row = np.full(batch_size, self._tables.leap_start, dtype=np.int64)
-        # The melodic line of each row, zero-padded, flat; the next onset goes to _onset_next.
-        self._onsets = np.zeros(batch_size * length)
-        self._onset_start = rows * length
-        self._onset_next = self._onset_start.copy()
+        self._line_sums = theory.LineSums.empty(batch_size, theory.AUTOCORRELATION_LAGS)
         self._window_codes = np.zeros((batch_size, max(length - MOTIF_LENGTH + 1, 0)), np.int64)
 
     @property
@@ -106,8 +101,7 @@ class CompositionState:
         self._last_note_row[:] = NO_NOTE * NUM_CLASSES
         self._run_row[:] = self._tables.run_start
         self._leap_row[:] = self._tables.leap_start
-        self._onsets[:] = 0.0
-        self._onset_next[:] = self._onset_start
+        self._line_sums = theory.LineSums.empty(self.batch_size, theory.AUTOCORRELATION_LAGS)
         self._prime_reward_rnn(primers, stacked)
 
     def _prime_reward_rnn(self, primers: list[np.ndarray], stacked: np.ndarray | None) -> None:
@@ -146,9 +140,7 @@ class CompositionState:
         run = self._run_row + tables.run_class[pair]
         is_repeating = tables.run_repeats[run]
         self._run_row = tables.run_next[run]
-        # A note joins the melodic line (a hold or rest writes a 0 past its end).
-        self._onsets[self._onset_next] = _ONSET_PITCH[actions]
-        self._onset_next += _IS_NOTE[actions]
+        self._line_sums = theory.line_sums_step(self._line_sums, actions)
         if step >= MOTIF_LENGTH - 1:
             window = self.tokens[:, step + 1 - MOTIF_LENGTH : step + 1]
             self._window_codes[:, step + 1 - MOTIF_LENGTH] = theory.window_code(window)
@@ -166,10 +158,7 @@ class CompositionState:
             in_key=tables.in_key[self._key_token + actions],
             interval=tables.interval[self._key_pair + pair],
             is_repeating=is_repeating,
-            onset_line=(
-                self._onsets.reshape(self.batch_size, self.length)[:, : step + 1],
-                self._onset_next - self._onset_start,
-            ),
+            line_sums=self._line_sums,
             window_codes=self._window_codes[:, : max(step + 2 - MOTIF_LENGTH, 0)],
         )
         breakdown = self.reward_function(context)

@@ -33,6 +33,11 @@ def load_reward_rnn(reward_rnn: NoteRNN | str | os.PathLike | None) -> NoteRNN:
     return model
 
 
+MAX_COMPOSITION_LENGTH = 10_000
+"""Longest composition: the autocorrelation rule's integer sums stay exact in ``int64`` (up to
+about 80,000 notes), and a one-hot observation is already ``38 * L`` floats."""
+
+
 def check_length(composition_length: int, steps_per_bar: int, primer_context: int) -> None:
     """Validate the episode shape arguments shared by the single and the vector env."""
     for name, value, minimum in (
@@ -42,6 +47,11 @@ def check_length(composition_length: int, steps_per_bar: int, primer_context: in
     ):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
             raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if composition_length > MAX_COMPOSITION_LENGTH:
+        raise ValueError(
+            f"composition_length must be at most {MAX_COMPOSITION_LENGTH:,}, got "
+            f"{composition_length!r}"
+        )
 
 
 def check_render_mode(render_mode: str | None, allowed: list[str]) -> None:
@@ -115,7 +125,7 @@ class MelodyCompositionEnv(gym.Env):
 
     - ``key``: ``"C major"`` (default) or any of the 24 major/minor keys, e.g. ``"F# minor"``.
     - ``primer``: ``None``, a list of tokens, or a MIDI file path.
-    - ``composition_length`` (32), ``steps_per_bar`` (16), ``primer_context`` (8).
+    - ``composition_length`` (32, at most 10,000), ``steps_per_bar`` (16), ``primer_context`` (8).
     - ``reward_mode`` (``"music_theory_all"``), ``reward_scaler`` (2.0), ``reward_terms`` (extra
       named callables), ``reward_weights`` (weight overrides).
     - ``reward_rnn``: a :class:`~melody_env.models.NoteRNN`, a checkpoint path, or ``None`` for

@@ -10,7 +10,7 @@ Conventions: ``history`` is ``int [B, t]`` (the composition before the current s
 appended (``int [B, t + 1]``).
 
 Where a detector needs the whole history, it is written as a small step function over a state
-that sums the history up (:class:`RunState`, :class:`LeapState`, the onset line, window codes),
+that sums the history up (:class:`RunState`, :class:`LeapState`, :class:`LineSums`, window codes),
 and the whole-composition function folds the history through it. The env keeps those states
 from step to step (and :mod:`melody_env.music.step_tables` tabulates the step functions), so a
 step costs the same at the first and the last note, with the same code deciding each rule.
@@ -44,6 +44,9 @@ FIFTH = 7
 """A leap is an interval of at least a perfect fifth (7 semitones)."""
 STEPS_BETWEEN_LEAPS = 6
 """A leap answered by an opposite leap counts as resolved only after more than this many steps."""
+
+AUTOCORRELATION_LAGS = (1, 2, 3)
+"""The lags of the autocorrelation rule (and of the evaluation's autocorrelation rows)."""
 
 # --- Outcomes of `leap_step`.
 LEAP_NONE = 0
@@ -206,48 +209,142 @@ def onset_autocorrelation(sequence: np.ndarray, lags=(1, 2, 3)) -> np.ndarray:
     >>> onset_autocorrelation(np.array([[14, 0, 16, 0, 14, 0, 16, 0]]), lags=(1, 2)).round(3)
     array([[-0.75,  0.5 ]])
     """
-    return line_autocorrelation(*onset_line(sequence), lags)
+    return autocorrelation_from_sums(line_sums(sequence, lags))
 
 
 def onset_line(sequence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The melodic line of each row: ``float [B, t]`` onset pitches, left-aligned and padded with
+    """The melodic line of each row: ``int [B, t]`` onset pitches, left-aligned and padded with
     zeros to the sequence's length, and ``int [B]`` their number.
 
     >>> line, count = onset_line(np.array([[14, 0, 16, 1]]))
     >>> line.tolist(), count.tolist()
-    ([[60.0, 62.0, 0.0, 0.0]], [2])
+    ([[60, 62, 0, 0]], [2])
     """
-    pitches = TOKEN_PITCHES[np.asarray(sequence)].astype(np.float64)
-    is_note = pitches != NOT_A_PITCH
+    sequence = np.asarray(sequence)
+    is_note = _IS_NOTE[sequence]
     count = is_note.sum(axis=1)
     order = np.argsort(~is_note, axis=1, kind="stable")
-    line = np.take_along_axis(pitches, order, axis=1)
-    valid = np.arange(line.shape[1])[None, :] < count[:, None]
-    return np.where(valid, line, 0.0), count
+    return np.take_along_axis(_ONSET_PITCHES[sequence], order, axis=1), count
 
 
-def line_autocorrelation(line: np.ndarray, count: np.ndarray, lags=(1, 2, 3)) -> np.ndarray:
-    """:func:`onset_autocorrelation` of lines given as :func:`onset_line` returns them.
+_IS_NOTE = TOKEN_PITCHES != NOT_A_PITCH
+_ONSET_PITCHES = np.where(_IS_NOTE, TOKEN_PITCHES, 0).astype(np.int64)  # 0 for hold and rest
 
-    ``line`` holds positive pitches then zeros. The sums run over its whole padded width (the
-    zeros add nothing), which is the length of the sequence the line came from.
+
+@dataclass(frozen=True)
+class LineSums:
+    """Integer sums of the melodic lines of ``B`` compositions, from which
+    :func:`autocorrelation_from_sums` gets their autocorrelation at ``lags`` exactly (one
+    rounding, in the final division). A step function (:func:`line_sums_step`) keeps them up
+    to date token by token; :func:`line_sums` computes them from whole sequences.
+
+    Attributes:
+        lags: the lags ``k`` of ``lag_products`` and ``head``.
+        count: ``int64 [B]``: ``n``, the number of onsets.
+        total: ``int64 [B]``: ``sum x_i``.
+        total_squares: ``int64 [B]``: ``sum x_i^2``.
+        lag_products: ``int64 [B, K]``: ``sum_{i > k} x_i x_{i-k}``.
+        head: ``int64 [B, K]``: the sum of the first ``k`` pitches (all of them if fewer).
+        recent: ``int64 [B, max(lags)]``: the last pitches, the latest first (0 where fewer).
     """
-    line = np.asarray(line, dtype=np.float64)
-    count = np.asarray(count)
-    sum_rows = np.add.reduce  # what ndarray.sum calls, without its Python wrapper
-    safe_count = np.maximum(count, 1)
-    mean = sum_rows(line, 1) / safe_count
-    centred = np.where(line != 0.0, line - mean[:, None], 0.0)
-    variance = sum_rows(centred * centred, 1) / safe_count
-    defined = variance > 0
-    # Rows without variance get rho = 0 below; dividing them by 1 avoids a 0/0 warning.
-    scale = safe_count * variance + ~defined
-    products = np.zeros((line.shape[0], len(lags)))
-    for column, lag in enumerate(lags):
-        if lag < line.shape[1]:
-            products[:, column] = sum_rows(centred[:, lag:] * centred[:, :-lag], 1)
-    keep = (count * defined)[:, None] > np.asarray(lags)  # defined and more than lag notes
-    return np.where(keep, products / scale[:, None], 0.0)
+
+    lags: tuple[int, ...]
+    count: np.ndarray
+    total: np.ndarray
+    total_squares: np.ndarray
+    lag_products: np.ndarray
+    head: np.ndarray
+    recent: np.ndarray
+
+    @classmethod
+    def empty(cls, batch_size: int, lags=(1, 2, 3)) -> LineSums:
+        lags = tuple(int(lag) for lag in lags)
+        if not lags or min(lags) < 1:
+            raise ValueError(f"autocorrelation lags must be positive integers, got {lags}")
+        zeros = np.zeros(batch_size, np.int64)
+        return cls(
+            lags,
+            zeros,
+            zeros,
+            zeros,
+            np.zeros((batch_size, len(lags)), np.int64),
+            np.zeros((batch_size, len(lags)), np.int64),
+            np.zeros((batch_size, max(lags)), np.int64),
+        )
+
+
+def line_sums_step(sums: LineSums, tokens: np.ndarray) -> LineSums:
+    """:class:`LineSums` after ``tokens [B]``: a note extends its row's line, a hold or a rest
+    leaves it as it is."""
+    lags = np.asarray(sums.lags)
+    is_note = _IS_NOTE[tokens]
+    pitch = _ONSET_PITCHES[tokens]  # 0 for hold and rest: they add nothing below
+    column = pitch[:, None]
+    shifted = np.concatenate([column, sums.recent[:, :-1]], axis=1)
+    return LineSums(
+        sums.lags,
+        sums.count + is_note,
+        sums.total + pitch,
+        sums.total_squares + pitch * pitch,
+        sums.lag_products + column * sums.recent[:, lags - 1],
+        sums.head + column * (sums.count[:, None] < lags),
+        np.where(is_note[:, None], shifted, sums.recent),
+    )
+
+
+def line_sums(sequence: np.ndarray, lags=(1, 2, 3)) -> LineSums:
+    """:class:`LineSums` of whole sequences ``int [B, t]`` (what folding
+    :func:`line_sums_step` over them gives).
+
+    >>> sums = line_sums(np.array([[14, 0, 16, 0, 14]]), lags=(1, 2))  # C4 D4 C4
+    >>> sums.count.tolist(), sums.total.tolist(), sums.lag_products.tolist(), sums.head.tolist()
+    ([3], [182], [[7440, 3600]], [[60, 122]])
+    """
+    line, count = onset_line(sequence)
+    sums = LineSums.empty(line.shape[0], lags)
+    width = line.shape[1]
+    products = np.zeros_like(sums.lag_products)
+    for column, lag in enumerate(sums.lags):
+        if lag < width:
+            products[:, column] = (line[:, lag:] * line[:, :-lag]).sum(axis=1)
+    head = np.stack([line[:, :lag].sum(axis=1) for lag in sums.lags], axis=1)
+    rows = np.arange(line.shape[0])[:, None]
+    back = count[:, None] - 1 - np.arange(sums.recent.shape[1])  # latest first
+    padded = np.concatenate([line, np.zeros((line.shape[0], 1), np.int64)], axis=1)
+    recent = padded[rows, np.where(back >= 0, back, width)]  # column ``width`` is a zero
+    return LineSums(
+        sums.lags,
+        count.astype(np.int64),
+        line.sum(axis=1),
+        (line * line).sum(axis=1),
+        products,
+        head.reshape(line.shape[0], len(sums.lags)),
+        recent,
+    )
+
+
+def autocorrelation_from_sums(sums: LineSums) -> np.ndarray:
+    """``float [B, K]``: :func:`onset_autocorrelation` at ``sums.lags`` from :class:`LineSums`.
+
+    With ``S = sum x_i``, ``A_k = sum_{i <= n-k} x_i`` (all but the last ``k``) and
+    ``B_k = sum_{i > k} x_i`` (all but the first ``k``), the formula's sums are
+    ``n^2 sum (x_i - mean)(x_{i-k} - mean) = n^2 P_k - n S (A_k + B_k) + (n - k) S^2`` and
+    ``n^2 sum (x_i - mean)^2 = n (n sum x_i^2 - S^2)``: integers, so ``rho_k`` is their exact
+    ratio, rounded once. 0 where the line has ``k`` notes or fewer, or no variance. Exact in
+    ``int64`` for lines of up to about 80,000 notes.
+    """
+    lags = np.asarray(sums.lags)
+    n = sums.count[:, None]
+    total = sums.total[:, None]
+    tail = np.cumsum(sums.recent, axis=1)[:, lags - 1]
+    numerator = (
+        n * n * sums.lag_products
+        - n * total * ((total - tail) + (total - sums.head))
+        + (n - lags) * total * total
+    )
+    denominator = n * (n * sums.total_squares[:, None] - total * total)
+    keep = (denominator > 0) & (n > lags)
+    return np.where(keep, numerator / np.where(keep, denominator, 1), 0.0)
 
 
 # Bit ``token - 2`` for a note token, 0 for hold and rest: a set of pitches is an OR of bits.

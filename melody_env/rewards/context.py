@@ -81,7 +81,7 @@ class RewardContext:
         in_key: np.ndarray | None = None,
         interval: np.ndarray | None = None,
         is_repeating: np.ndarray | None = None,
-        onset_line: tuple[np.ndarray, np.ndarray] | None = None,
+        line_sums: theory.LineSums | None = None,
         window_codes: np.ndarray | None = None,
     ) -> None:
         self.history = history
@@ -97,7 +97,7 @@ class RewardContext:
         self._in_key = in_key
         self._interval = interval
         self._is_repeating = is_repeating
-        self._onset_line = onset_line
+        self._line_sums = line_sums
         self._window_codes = window_codes
         self._motif_notes: np.ndarray | None = None
 
@@ -155,11 +155,12 @@ class RewardContext:
         return self._motif_notes
 
     @property
-    def onset_line(self) -> tuple[np.ndarray, np.ndarray]:
-        """:func:`melody_env.music.theory.onset_line` of ``sequence``: the melodic line."""
-        if self._onset_line is None:
-            self._onset_line = theory.onset_line(self.sequence)
-        return self._onset_line
+    def line_sums(self) -> theory.LineSums:
+        """:func:`melody_env.music.theory.line_sums` of ``sequence`` at lags 1, 2 and 3: the
+        melodic line's sums that its autocorrelation is computed from."""
+        if self._line_sums is None:
+            self._line_sums = theory.line_sums(self.sequence, theory.AUTOCORRELATION_LAGS)
+        return self._line_sums
 
     @property
     def window_codes(self) -> np.ndarray:

@@ -22,7 +22,7 @@ FINAL_TONIC_STEPS = 4
 REPEATING_PENALTY = -100.0
 AUTOCORRELATION_THRESHOLD = 0.15
 AUTOCORRELATION_PENALTY_SCALE = -3.0
-AUTOCORRELATION_LAGS = (1, 2, 3)
+AUTOCORRELATION_LAGS = theory.AUTOCORRELATION_LAGS
 MOTIF_LENGTH = theory.MOTIF_LENGTH
 MIN_MOTIF_NOTES = 3
 MOTIF_REWARD = 3.0
@@ -105,7 +105,7 @@ def autocorrelation_reward(ctx: RewardContext) -> np.ndarray:
     short prefixes: a two-note line always has rho_1 = -0.5). Unlike the original, only note
     onsets make the line (hold and rest are not pitches).
     """
-    rho = np.abs(theory.line_autocorrelation(*ctx.onset_line, AUTOCORRELATION_LAGS))
+    rho = np.abs(theory.autocorrelation_from_sums(ctx.line_sums))
     return AUTOCORRELATION_PENALTY_SCALE * np.where(rho > AUTOCORRELATION_THRESHOLD, rho, 0.0).sum(
         1
     )

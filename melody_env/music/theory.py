@@ -18,6 +18,7 @@ step costs the same at the first and the last note, with the same code deciding 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -245,6 +246,7 @@ class LineSums:
         total_squares: ``int64 [B]``: ``sum x_i^2``.
         lag_products: ``int64 [B, K]``: ``sum_{i > k} x_i x_{i-k}``.
         head: ``int64 [B, K]``: the sum of the first ``k`` pitches (all of them if fewer).
+        tail: ``int64 [B, K]``: the sum of the last ``k`` pitches (all of them if fewer).
         recent: ``int64 [B, max(lags)]``: the last pitches, the latest first (0 where fewer).
     """
 
@@ -254,6 +256,7 @@ class LineSums:
     total_squares: np.ndarray
     lag_products: np.ndarray
     head: np.ndarray
+    tail: np.ndarray
     recent: np.ndarray
 
     @classmethod
@@ -269,26 +272,36 @@ class LineSums:
             zeros,
             np.zeros((batch_size, len(lags)), np.int64),
             np.zeros((batch_size, len(lags)), np.int64),
+            np.zeros((batch_size, len(lags)), np.int64),
             np.zeros((batch_size, max(lags)), np.int64),
         )
+
+
+@functools.lru_cache
+def _lag_arrays(lags: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """``lags`` and ``lags - 1`` (their columns in ``LineSums.recent``) as arrays."""
+    array = np.array(lags, dtype=np.int64)
+    return array, array - 1
 
 
 def line_sums_step(sums: LineSums, tokens: np.ndarray) -> LineSums:
     """:class:`LineSums` after ``tokens [B]``: a note extends its row's line, a hold or a rest
     leaves it as it is."""
-    lags = np.asarray(sums.lags)
-    is_note = _IS_NOTE[tokens]
+    lags, lag_columns = _lag_arrays(sums.lags)
+    is_note = _IS_NOTE[tokens][:, None]
     pitch = _ONSET_PITCHES[tokens]  # 0 for hold and rest: they add nothing below
     column = pitch[:, None]
+    lagged = sums.recent[:, lag_columns]  # x_{n+1-k}: paired with the new note at lag k
     shifted = np.concatenate([column, sums.recent[:, :-1]], axis=1)
     return LineSums(
         sums.lags,
-        sums.count + is_note,
+        sums.count + is_note[:, 0],
         sums.total + pitch,
         sums.total_squares + pitch * pitch,
-        sums.lag_products + column * sums.recent[:, lags - 1],
+        sums.lag_products + column * lagged,
         sums.head + column * (sums.count[:, None] < lags),
-        np.where(is_note[:, None], shifted, sums.recent),
+        sums.tail + (column - lagged) * is_note,  # the note enters, the k-th latest leaves
+        np.where(is_note, shifted, sums.recent),
     )
 
 
@@ -319,6 +332,7 @@ def line_sums(sequence: np.ndarray, lags=(1, 2, 3)) -> LineSums:
         (line * line).sum(axis=1),
         products,
         head.reshape(line.shape[0], len(sums.lags)),
+        np.cumsum(recent, axis=1)[:, _lag_arrays(sums.lags)[1]],
         recent,
     )
 
@@ -333,15 +347,12 @@ def autocorrelation_from_sums(sums: LineSums) -> np.ndarray:
     ratio, rounded once. 0 where the line has ``k`` notes or fewer, or no variance. Exact in
     ``int64`` for lines of up to about 80,000 notes.
     """
-    lags = np.asarray(sums.lags)
+    lags = _lag_arrays(sums.lags)[0]
     n = sums.count[:, None]
     total = sums.total[:, None]
-    tail = np.cumsum(sums.recent, axis=1)[:, lags - 1]
-    numerator = (
-        n * n * sums.lag_products
-        - n * total * ((total - tail) + (total - sums.head))
-        + (n - lags) * total * total
-    )
+    numerator = n * (n * sums.lag_products - total * (2 * total - sums.tail - sums.head)) + (
+        n - lags
+    ) * (total * total)
     denominator = n * (n * sums.total_squares[:, None] - total * total)
     keep = (denominator > 0) & (n > lags)
     return np.where(keep, numerator / np.where(keep, denominator, 1), 0.0)

@@ -102,6 +102,40 @@ def test_only_documented_errors_for_bad_actions(bad):
         env.step(bad)
 
 
+NOT_A_NAME = st.text(alphabet="hijkXYZ#!?_ 0123", min_size=1, max_size=8)
+"""Strings that are no key, reward mode or term name (no letter A-G, no known word)."""
+BAD_ARGUMENTS = st.one_of(
+    st.tuples(st.just("key"), NOT_A_NAME),
+    st.tuples(st.just("reward_mode"), NOT_A_NAME),
+    st.tuples(st.just("composition_length"), st.integers(max_value=0) | st.integers(10_001, 10**9)),
+    st.tuples(st.just("steps_per_bar"), st.integers(max_value=0)),
+    st.tuples(st.just("primer_context"), st.integers(max_value=-1)),
+    st.tuples(st.just("primer"), st.integers(38, 10**6) | st.integers(-(10**6), -1)),
+    st.tuples(st.just("reward_weights"), NOT_A_NAME),
+    st.tuples(st.just("reward_weights_value"), st.sampled_from([float("nan"), float("inf")])),
+)
+
+
+@given(bad=BAD_ARGUMENTS, vector=st.booleans())
+def test_bad_arguments_raise_value_errors_naming_the_value(bad, vector):
+    name, value = bad
+    kwargs = {"reward_rnn": RNN}
+    if name == "primer":
+        kwargs["primer"], shown = [14, value], str(value)
+    elif name == "reward_weights":
+        kwargs["reward_weights"], shown = {value: 1.0}, repr(value)
+    elif name == "reward_weights_value":
+        kwargs["reward_weights"], shown = {"key": value}, str(value)
+    else:
+        kwargs[name], shown = value, repr(value) if isinstance(value, str) else str(value)
+    with pytest.raises(ValueError) as error:
+        if vector:
+            MelodyCompositionVectorEnv(num_envs=2, **kwargs)
+        else:
+            MelodyCompositionEnv(**kwargs)
+    assert shown in str(error.value)
+
+
 @given(
     config=configurations(), seed=st.integers(0, 2**31), num_envs=st.integers(1, 4), data=st.data()
 )

@@ -31,6 +31,7 @@ from agents.baselines.config import BaselineConfig
 from agents.baselines.masking import MaskedPolicy, VecInKeyActionMask
 from agents.baselines.summary import summarize_policy, write_summary
 from agents.sb3_vec_env import MelodySB3VecEnv
+from melody_env.atomic import atomic_path
 from melody_env.envs.melody_composition import load_reward_rnn
 from melody_env.io.midi_writer import write_midi
 from melody_env.models.note_rnn import NoteRNN
@@ -100,7 +101,8 @@ def train_baseline(config: BaselineConfig, run_dir: str | os.PathLike, log=print
         progress_bar=config.progress_bar,
     )
     train_seconds = time.perf_counter() - train_start
-    model.save(run_dir / MODEL_FILE)
+    with atomic_path(run_dir / MODEL_FILE) as tmp, open(tmp, "wb") as handle:
+        model.save(handle)  # SB3 writes a zip into the file object; the rename makes it whole
     envs.close()
     summary: dict[str, Any] = {
         "config": config.to_dict(),

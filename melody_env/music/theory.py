@@ -240,7 +240,7 @@ class LineSums:
     to date token by token; :func:`line_sums` computes them from whole sequences.
 
     Attributes:
-        lags: the lags ``k`` of ``lag_products`` and ``head``.
+        lags: the lags ``k`` of ``lag_products``, ``head`` and ``tail``.
         count: ``int64 [B]``: ``n``, the number of onsets.
         total: ``int64 [B]``: ``sum x_i``.
         total_squares: ``int64 [B]``: ``sum x_i^2``.
@@ -264,17 +264,9 @@ class LineSums:
         lags = tuple(int(lag) for lag in lags)
         if not lags or min(lags) < 1:
             raise ValueError(f"autocorrelation lags must be positive integers, got {lags}")
-        zeros = np.zeros(batch_size, np.int64)
-        return cls(
-            lags,
-            zeros,
-            zeros,
-            zeros,
-            np.zeros((batch_size, len(lags)), np.int64),
-            np.zeros((batch_size, len(lags)), np.int64),
-            np.zeros((batch_size, len(lags)), np.int64),
-            np.zeros((batch_size, max(lags)), np.int64),
-        )
+        per_row = [np.zeros(batch_size, np.int64) for _ in range(3)]
+        per_lag = [np.zeros((batch_size, len(lags)), np.int64) for _ in range(3)]
+        return cls(lags, *per_row, *per_lag, np.zeros((batch_size, max(lags)), np.int64))
 
 
 @functools.lru_cache

@@ -342,12 +342,14 @@ def autocorrelation_from_sums(sums: LineSums) -> np.ndarray:
     lags = _lag_arrays(sums.lags)[0]
     n = sums.count[:, None]
     total = sums.total[:, None]
-    numerator = n * (n * sums.lag_products - total * (2 * total - sums.tail - sums.head)) + (
-        n - lags
-    ) * (total * total)
-    denominator = n * (n * sums.total_squares[:, None] - total * total)
+    square = total * total
+    numerator = n * sums.lag_products  # built in place: fewer temporaries of [B, K]
+    numerator -= total * (2 * total - sums.tail - sums.head)
+    numerator *= n
+    numerator += (n - lags) * square
+    denominator = n * (n * sums.total_squares[:, None] - square)
     keep = (denominator > 0) & (n > lags)
-    return np.where(keep, numerator / np.where(keep, denominator, 1), 0.0)
+    return np.divide(numerator, denominator, out=np.zeros(numerator.shape), where=keep)
 
 
 # Bit ``token - 2`` for a note token, 0 for hold and rest: a set of pitches is an OR of bits.

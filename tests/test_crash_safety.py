@@ -181,12 +181,13 @@ def test_a_killed_saves_leftovers_are_never_taken_for_checkpoints(rnn_path, tmp_
 
 TRAIN = [sys.executable, "-m", "agents.cli", "train", "--no-progress"]
 TINY = [
-    "--algo", "q", "--steps", "2048", "--num-envs", "8", "--checkpoint-every", "64",
+    "--algo", "q", "--steps", "10000000", "--num-envs", "8", "--checkpoint-every", "64",
     "--eval-every", "0", "--set", "env.composition_length=8", "--set", "learning_starts=64",
     "--set", "batch_size=4", "--set", "train_frequency=16", "--set", "summary_compositions=8",
     "--set", "eval_num_envs=8", "--set", "num_samples=1",
 ]  # fmt: skip
-"""2,048 steps in 32 rounds of 64 transitions, a checkpoint after every round."""
+"""Rounds of 64 transitions with a checkpoint after each. The budget is one no kill sequence
+reaches on any machine; the last resume sets the real end with ``--steps``."""
 
 
 def wait_for(condition, process, what: str, timeout: float = 120.0) -> None:
@@ -210,7 +211,7 @@ def staging_folder_exists(run: Path) -> bool:
 
 @pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume_finishes_the_run(rnn_path, tmp_path):
-    """About 60 s on 2 busy cores: five killed processes, then one that finishes."""
+    """About 20-60 s on 2 cores: six killed processes, then one that finishes the run."""
     rng = random.Random(20240611)  # seeded: the same delays on every run of the test
     run = tmp_path / "run"
     log = (tmp_path / "train.log").open("wb")
@@ -246,16 +247,18 @@ def test_sigkill_at_random_moments_then_resume_finishes_the_run(rnn_path, tmp_pa
             assert all(step >= earlier for earlier in steps if earlier is not None)
         steps.append(step)
 
-    done = subprocess.run([*TRAIN, "--out", str(run), "--resume"], cwd=ROOT, stdout=log, stderr=log)
+    assert any(step is not None for step in steps)
+    end = max(step for step in steps if step is not None) + 4 * 64  # four more rounds
+    resume = [*TRAIN, "--out", str(run), "--resume", "--steps", str(end)]
+    done = subprocess.run(resume, cwd=ROOT, stdout=log, stderr=log)
     log.close()
     assert done.returncode == 0, (tmp_path / "train.log").read_text()[-3000:]
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["global_step"] == 2048
-    assert latest_step_or_none(run) == 2048
+    assert summary["global_step"] == end
+    assert latest_step_or_none(run) == end
     assert hidden_leftovers(run) == []
     assert sorted(p.name for p in (run / ckpt.CHECKPOINTS).iterdir()) == [
         "latest.json",
-        "step_000001984",
-        "step_000002048",
+        f"step_{end - 64:09d}",
+        f"step_{end:09d}",
     ]
-    assert any(step is not None for step in steps)

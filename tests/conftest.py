@@ -25,6 +25,30 @@ def tiny_rnn_path(tiny_rnn, tmp_path_factory) -> str:
     return str(path)
 
 
+def tiny_agent_config(reward_rnn: str, **overrides):
+    """The RL Tuner's ``fast`` config shrunk to seconds: 8 compositions of 8 steps at once, 384
+    steps, a gradient step per 16 transitions from step 64, a checkpoint every 128 steps, no
+    evaluation, summary or samples. ``algo`` and any field can be overridden."""
+    from agents.rl_tuner.config import make_config
+
+    base = dict(
+        reward_rnn=reward_rnn,
+        num_envs=8,
+        env={"composition_length": 8},
+        total_steps=384,
+        learning_starts=64,
+        train_frequency=16,
+        batch_size=4,
+        exploration_steps=256,
+        eval_every=0,
+        checkpoint_every=128,
+        summary_compositions=0,
+        num_samples=0,
+        progress_bar=False,
+    )
+    return make_config("fast", overrides.pop("algo", "q"), **(base | overrides))
+
+
 def tokens(text: str) -> list[int]:
     """``"C4 hold D4 rest"`` -> tokens."""
     return [token_from_name(name) for name in text.split()]

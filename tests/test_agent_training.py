@@ -14,6 +14,7 @@ from agents.rl_tuner.rollout import VectorComposer
 from agents.rl_tuner.trainer import Trainer, train
 from melody_env import ENV_ID
 from melody_env.models.note_rnn import NoteRNN, NoteRNNConfig
+from tests.conftest import tiny_agent_config
 
 
 @pytest.fixture(scope="module")
@@ -21,25 +22,6 @@ def note_rnn_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("note_rnn") / "note_rnn.safetensors"
     NoteRNN(NoteRNNConfig(hidden_size=32), seed=0).save(path)
     return str(path)
-
-
-def tiny_config(note_rnn_path, **overrides):
-    base = dict(
-        reward_rnn=note_rnn_path,
-        num_envs=8,
-        env={"composition_length": 8},
-        total_steps=384,
-        learning_starts=64,
-        train_frequency=16,
-        batch_size=4,
-        exploration_steps=256,
-        eval_every=0,
-        checkpoint_every=128,
-        summary_compositions=0,
-        num_samples=0,
-        progress_bar=False,
-    )
-    return make_config("fast", overrides.pop("algo", "q"), **(base | overrides))
 
 
 def test_a_short_run_raises_music_theory_above_the_untuned_model(tmp_path):
@@ -83,7 +65,7 @@ def final_state(run_dir):
 
 @pytest.mark.parametrize("algo", ["q", "g"])
 def test_a_killed_run_resumes_exactly(note_rnn_path, tmp_path, monkeypatch, algo):
-    config = tiny_config(note_rnn_path, algo=algo)
+    config = tiny_agent_config(note_rnn_path, algo=algo)
     train(config, tmp_path / "straight", log=lambda *_: None)
 
     real_save = ckpt.save_checkpoint
@@ -121,7 +103,7 @@ def test_a_killed_run_resumes_exactly(note_rnn_path, tmp_path, monkeypatch, algo
 
 
 def test_checkpoints_hold_no_pickle_and_keep_the_prior_frozen(note_rnn_path, tmp_path):
-    config = tiny_config(note_rnn_path, algo="g")
+    config = tiny_agent_config(note_rnn_path, algo="g")
     train(config, tmp_path / "run", log=lambda *_: None)
     loaded = ckpt.load_checkpoint(tmp_path / "run")
     with np.load(loaded.replay_path, allow_pickle=False) as replay:
@@ -138,7 +120,7 @@ def test_checkpoints_hold_no_pickle_and_keep_the_prior_frozen(note_rnn_path, tmp
 
 
 def test_resume_errors_name_the_problem(note_rnn_path, tmp_path):
-    config = tiny_config(note_rnn_path)
+    config = tiny_agent_config(note_rnn_path)
     with pytest.raises(FileNotFoundError, match="cannot resume"):
         Trainer(config, tmp_path / "nothing_here", resume=True)
     train(config, tmp_path / "run", log=lambda *_: None)
@@ -154,7 +136,7 @@ def test_resume_errors_name_the_problem(note_rnn_path, tmp_path):
 
 
 def test_the_step_after_a_termination_is_a_reset_step_and_is_not_recorded(note_rnn_path):
-    config = tiny_config(note_rnn_path, num_envs=3, env={"composition_length": 4})
+    config = tiny_agent_config(note_rnn_path, num_envs=3, env={"composition_length": 4})
     agent = RLTunerAgent(config, NoteRNN.load(note_rnn_path))
     kwargs = config.env.env_kwargs(config.reward_mode)
     envs = gym.make_vec(
@@ -196,7 +178,7 @@ def test_a_non_finite_target_stops_the_run_without_a_poisoned_checkpoint(
 
     monkeypatch.setattr(CompositionReplay, "sample", poisoned_sample)
     with pytest.raises(FloatingPointError, match=r"non-finite TD target at training step \d+"):
-        train(tiny_config(note_rnn_path), tmp_path / "run", log=lambda *_: None)
+        train(tiny_agent_config(note_rnn_path), tmp_path / "run", log=lambda *_: None)
     loaded = ckpt.load_checkpoint(tmp_path / "run")
     assert loaded.state["progress"]["global_step"] == 128
     assert all(torch.isfinite(t).all() for t in loaded.tensors.values() if t.is_floating_point())

@@ -17,10 +17,10 @@ from safetensors.torch import load_file, save_file
 
 from agents.cli import main
 from agents.rl_tuner import checkpoint as ckpt
-from agents.rl_tuner.config import make_config
 from agents.rl_tuner.trainer import Trainer, train
 from melody_env import MelodyCompositionEnv
 from melody_env.models.note_rnn import NoteRNN, NoteRNNConfig
+from tests.conftest import tiny_agent_config
 
 
 class PickleBomb:
@@ -133,22 +133,7 @@ def test_a_pickled_note_rnn_is_never_unpickled(tmp_path, bomb, name):
 def trained_run(tmp_path_factory, rnn_file):
     """A finished 128-step run with one checkpoint (Adam state included: it learned)."""
     run = tmp_path_factory.mktemp("agent") / "run"
-    config = make_config(
-        "fast",
-        "q",
-        reward_rnn=str(rnn_file),
-        num_envs=8,
-        env={"composition_length": 8},
-        total_steps=128,
-        learning_starts=64,
-        train_frequency=16,
-        batch_size=4,
-        eval_every=0,
-        checkpoint_every=128,
-        summary_compositions=0,
-        num_samples=0,
-        progress_bar=False,
-    )
+    config = tiny_agent_config(str(rnn_file), total_steps=128)
     train(config, run, log=lambda *_: None)
     return run
 

@@ -23,38 +23,12 @@ import pytest
 import torch
 
 from agents.rl_tuner import checkpoint as ckpt
-from agents.rl_tuner.config import make_config
 from agents.rl_tuner.trainer import Trainer, train
-from melody_env.models.note_rnn import NoteRNN, NoteRNNConfig
+from tests.conftest import tiny_agent_config
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def rnn_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("rnn") / "note_rnn.safetensors"
-    NoteRNN(NoteRNNConfig(hidden_size=16), seed=0).save(path)
-    return str(path)
-
-
-def tiny_config(rnn_path):
-    """384 steps in rounds of 64; checkpoints at 128, 256 and 384 (the last deletes 128)."""
-    return make_config(
-        "fast",
-        "q",
-        reward_rnn=rnn_path,
-        num_envs=8,
-        env={"composition_length": 8},
-        total_steps=384,
-        learning_starts=64,
-        train_frequency=16,
-        batch_size=4,
-        eval_every=0,
-        checkpoint_every=128,
-        summary_compositions=0,
-        num_samples=0,
-        progress_bar=False,
-    )
+# tiny_agent_config: 384 steps in rounds of 64; checkpoints at 128, 256 and 384 (the last
+# deletes 128).
 
 
 def latest_step_or_none(run: Path) -> int | None:
@@ -116,9 +90,9 @@ def record_crash_images(run: Path, images: Path, monkeypatch) -> list[tuple[str,
 
 
 def test_a_kill_at_any_point_of_a_checkpoint_save_leaves_a_resumable_run(
-    rnn_path, tmp_path, monkeypatch
+    tiny_rnn_path, tmp_path, monkeypatch
 ):
-    config = tiny_config(rnn_path)
+    config = tiny_agent_config(tiny_rnn_path)
     train(config, tmp_path / "straight", log=lambda *_: None)
     with monkeypatch.context() as patch:
         images = record_crash_images(tmp_path / "run", tmp_path / "images", patch)
@@ -153,8 +127,8 @@ def test_a_kill_at_any_point_of_a_checkpoint_save_leaves_a_resumable_run(
     assert steps == {None, 128, 256, 384}
 
 
-def test_a_killed_saves_leftovers_are_never_taken_for_checkpoints(rnn_path, tmp_path):
-    config = tiny_config(rnn_path)
+def test_a_killed_saves_leftovers_are_never_taken_for_checkpoints(tiny_rnn_path, tmp_path):
+    config = tiny_agent_config(tiny_rnn_path)
     run = tmp_path / "run"
     train(config, run, log=lambda *_: None)
     root = run / ckpt.CHECKPOINTS
@@ -210,7 +184,7 @@ def staging_folder_exists(run: Path) -> bool:
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_moments_then_resume_finishes_the_run(rnn_path, tmp_path):
+def test_sigkill_at_random_moments_then_resume_finishes_the_run(tiny_rnn_path, tmp_path):
     """About 20-60 s on 2 cores: six killed processes, then one that finishes the run."""
     rng = random.Random(20240611)  # seeded: the same delays on every run of the test
     run = tmp_path / "run"
@@ -221,7 +195,8 @@ def test_sigkill_at_random_moments_then_resume_finishes_the_run(rnn_path, tmp_pa
     steps = []
     for moment in moments:
         resume = latest_pointer(run) is not None
-        args = ["--out", str(run)] + (["--resume"] if resume else ["--reward-rnn", rnn_path, *TINY])
+        fresh = ["--reward-rnn", tiny_rnn_path, *TINY]
+        args = ["--out", str(run), *(["--resume"] if resume else fresh)]
         process = subprocess.Popen([*TRAIN, *args], cwd=ROOT, stdout=log, stderr=log)
         try:
             if moment == "any":

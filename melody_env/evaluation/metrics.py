@@ -66,7 +66,7 @@ from melody_env.rewards.rules import MIN_MOTIF_NOTES, MUSIC_THEORY_RULES
 Table = dict[str, np.ndarray]
 """Per-composition columns: name -> ``[n]`` array."""
 
-AUTOCORRELATION_LAGS = (1, 2, 3)
+AUTOCORRELATION_LAGS = theory.AUTOCORRELATION_LAGS
 INTERVAL_SIZES: dict[str, tuple[int, int]] = {
     "unisons": (0, 0),
     "seconds": (1, 2),

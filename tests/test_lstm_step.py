@@ -45,4 +45,4 @@ def test_fast_rnn_step_follows_weight_changes():
     model.double()
     assert model.step(tokens.repeat(2), model.initial_state(2))[0].dtype == torch.float64
     dropout = NoteRNN(NoteRNNConfig(hidden_size=4, num_layers=2, dropout=0.5)).train()
-    assert dropout._step_weights() is None  # training-time dropout: forward() is used
+    assert dropout.step_weights() is None  # training-time dropout: forward() is used

@@ -120,10 +120,18 @@ def test_autocorrelation_is_the_exact_ratio_rounded_once():
     expected = products / sum(c * c for c in centred)
     rho = theory.onset_autocorrelation(np.array([line]), (1,))
     assert expected == Fraction(-13, 44) and rho[0, 0] == float(expected)
-    sums = theory.LineSums.empty(1, (1, 2, 3))
+    batch_sums = theory.LineSums.empty(1, (1, 2, 3))
+    single_sums = theory.LineSums.empty(None, (1, 2, 3))  # one composition, Python ints
     for token in [*line, 0, 1]:
-        sums = theory.line_sums_step(sums, np.array([token]))
+        pitch = int(theory.TOKEN_PITCHES[token])
+        onset, is_note = max(pitch, 0), pitch != theory.NOT_A_PITCH
+        batch_sums = theory.line_sums_step(batch_sums, np.array([onset]), np.array([is_note]))
+        single_sums = theory.line_sums_step(single_sums, onset, is_note)
     whole = theory.line_sums(np.array([[*line, 0, 1]]), (1, 2, 3))
-    for field in theory.LineSums.__dataclass_fields__:
-        assert np.array_equal(getattr(sums, field), getattr(whole, field)), field
-    assert whole.recent.tolist() == [[60, 62, 64]]
+    for field in theory.LineSums._fields:
+        got = getattr(batch_sums, field)
+        assert np.array_equal(got, getattr(whole, field)), field
+        assert np.array_equal(np.reshape(getattr(single_sums, field), np.shape(got)), got), field
+    assert [pitch.tolist() for pitch in whole.recent] == [[60], [62], [64]]
+    rho = theory.autocorrelation_from_sums(single_sums)
+    assert type(rho[0]) is float and rho[0] == float(expected)

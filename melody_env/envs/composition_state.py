@@ -2,9 +2,9 @@
 vector env (the single env is a batch of one), so each rule runs through one code path.
 
 Each step costs the same at the first and the last token: what the rules need to know about
-the history is kept up to date token by token (the last note, the run and leap states of
-:mod:`melody_env.music.theory` as indices into :mod:`melody_env.music.step_tables`, the melodic
-line, the motif window codes) instead of being recomputed from the whole history.
+the history is kept up to date token by token by a :class:`~melody_env.envs.rule_state.
+RuleState` (the single env's :class:`~melody_env.envs.single_state.SingleCompositionState` keeps
+the same one in Python scalars) instead of being recomputed from the whole history.
 """
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ from collections import defaultdict
 import numpy as np
 import torch
 
+from melody_env.envs.rule_state import RuleState
 from melody_env.models.note_rnn import NoteRNN
 from melody_env.music import theory
-from melody_env.music.encoding import NUM_CLASSES, TOKEN_PITCHES
 from melody_env.music.keys import Key
-from melody_env.music.step_tables import NO_NOTE, PAIRS, step_tables
 from melody_env.rewards.composition import RewardBreakdown, RewardFunction
 from melody_env.rewards.context import KeyArrays, RewardContext
 
@@ -56,17 +55,8 @@ class CompositionState:
         self.rnn_state = tuple(x.numpy() for x in reward_rnn.initial_state(batch_size))
         num_classes = reward_rnn.config.num_classes
         self.next_log_probs = np.zeros((batch_size, num_classes), np.float32)
-        # Rule states, kept token by token.
-        self._tables = step_tables()
-        rows = np.arange(batch_size)
-        self._log_prob_index = rows * num_classes
-        self._key_token = np.zeros(batch_size, dtype=np.int64)  # key * NUM_CLASSES
-        self._key_pair = np.zeros(batch_size, dtype=np.int64)  # key * PAIRS
-        # The states are rows of the step tables (see step_tables.StepTables).
-        self._last_note_row = np.full(batch_size, NO_NOTE * NUM_CLASSES, dtype=np.int64)
-        self._run_row = np.full(batch_size, self._tables.run_start, dtype=np.int64)
-        self._leap_row = np.full(batch_size, self._tables.leap_start, dtype=np.int64)
-        self._line_sums = theory.LineSums.empty(batch_size, theory.AUTOCORRELATION_LAGS)
+        self._log_prob_index = np.arange(batch_size) * num_classes
+        self._rules = RuleState(batch_size)
         self._window_codes = np.zeros((batch_size, max(length - MOTIF_LENGTH + 1, 0)), np.int64)
 
     @property
@@ -90,18 +80,12 @@ class CompositionState:
         self.primers = primers
         self.keys = keys
         self.key_arrays = KeyArrays.from_keys(keys)
-        self._key_token = self.key_arrays.index * NUM_CLASSES
-        self._key_pair = self.key_arrays.index * PAIRS
+        self._rules.reset(self.key_arrays.index)
         stacked = stack_primers(primers)
         if stacked is not None:
             self.previous_token = stacked[:, -1].copy()
         else:
             self.previous_token = np.array([primer[-1] for primer in primers], dtype=np.int64)
-        # The primer is not part of the composition, so no previous note for the interval rules.
-        self._last_note_row[:] = NO_NOTE * NUM_CLASSES
-        self._run_row[:] = self._tables.run_start
-        self._leap_row[:] = self._tables.leap_start
-        self._line_sums = theory.LineSums.empty(self.batch_size, theory.AUTOCORRELATION_LAGS)
         self._prime_reward_rnn(primers, stacked)
 
     def _prime_reward_rnn(self, primers: list[np.ndarray], stacked: np.ndarray | None) -> None:
@@ -127,23 +111,15 @@ class CompositionState:
 
     def advance(self, actions: np.ndarray) -> RewardBreakdown:
         """Place ``actions [B]`` at the current step; return the rewards they earn."""
-        step, tables = self.step, self._tables
+        step = self.step
         actions = np.asarray(actions)
         if step >= self.length:
             raise RuntimeError(f"the compositions are finished ({self.length} steps); reset first")
         self.tokens[:, step] = actions
-        pair = self._last_note_row + actions
-        # Detectors of the new token, from the states the history left (see step_tables).
-        leap = self._leap_row + pair
-        leap_outcome = tables.leap_outcome[leap]
-        self._leap_row = tables.leap_next[leap]
-        run = self._run_row + tables.run_class[pair]
-        is_repeating = tables.run_repeats[run]
-        self._run_row = tables.run_next[run]
-        self._line_sums = theory.line_sums_step(self._line_sums, actions)
+        rules = self._rules
+        facts = rules.advance(actions)
         if step >= MOTIF_LENGTH - 1:
-            window = self.tokens[:, step + 1 - MOTIF_LENGTH : step + 1]
-            self._window_codes[:, step + 1 - MOTIF_LENGTH] = theory.window_code(window)
+            self._window_codes[:, step + 1 - MOTIF_LENGTH] = rules.window_code
         context = RewardContext(
             history=self.tokens[:, :step],
             action=actions,
@@ -152,17 +128,16 @@ class CompositionState:
             keys=self.key_arrays,
             previous_token=self.previous_token,
             log_prob=self.next_log_probs.reshape(-1)[self._log_prob_index + actions],
-            leap_outcome=leap_outcome,
+            leap_outcome=facts.leap_outcome,
             sequence=self.tokens[:, : step + 1],
-            pitch=TOKEN_PITCHES[actions],
-            in_key=tables.in_key[self._key_token + actions],
-            interval=tables.interval[self._key_pair + pair],
-            is_repeating=is_repeating,
-            line_sums=self._line_sums,
+            pitch=facts.pitch,
+            in_key=facts.in_key,
+            interval=facts.interval,
+            is_repeating=facts.is_repeating,
+            line_sums=rules.line_sums,
             window_codes=self._window_codes[:, : max(step + 2 - MOTIF_LENGTH, 0)],
         )
         breakdown = self.reward_function(context)
-        self._last_note_row = tables.last_note_row[pair]
         self.step = step + 1
         self.previous_token = actions
         self.next_log_probs, self.rnn_state = self.reward_rnn.step_arrays(actions, self.rnn_state)

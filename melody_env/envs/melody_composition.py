@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -11,9 +12,9 @@ import numpy as np
 import pretty_midi
 from gymnasium import spaces
 
-from melody_env.envs.composition_state import CompositionState
 from melody_env.envs.observation import ObservationLayout
 from melody_env.envs.priming import PrimerSpec, check_primer, resolve_primer
+from melody_env.envs.single_state import SingleCompositionState
 from melody_env.models.note_rnn import NoteRNN
 from melody_env.music.encoding import NOTE_OFF, NUM_CLASSES
 from melody_env.music.keys import Key
@@ -183,15 +184,18 @@ class MelodyCompositionEnv(gym.Env):
         self.reward_rnn = load_reward_rnn(reward_rnn)
         self.action_space = spaces.Discrete(NUM_CLASSES)
         self.observation_space = spaces.Box(0.0, 1.0, (self.layout.size,), np.float32)
-        self._state = CompositionState(1, composition_length, self.reward_rnn, self.reward_function)
+        self._state = SingleCompositionState(
+            composition_length, self.reward_rnn, self.reward_function
+        )
         self._obs = np.zeros((1, self.layout.size), dtype=np.float32)
+        self._obs_row = self._obs[0]
         self._episode_key = self.key
         self._started = False
 
     @property
     def composition(self) -> np.ndarray:
         """The tokens placed so far in this episode."""
-        return self._state.composition[0].copy()
+        return self._state.composition
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
@@ -203,11 +207,11 @@ class MelodyCompositionEnv(gym.Env):
         primer_spec = check_primer(options["primer"]) if "primer" in options else self.primer
         primer = resolve_primer(primer_spec, key, self.np_random)
         self._episode_key = key
-        self._state.reset([primer], [key])
+        self._state.reset(primer, key)
         self.layout.write_reset(self._obs, [primer], [key])
         self._started = True
         info = {
-            "prior_log_probs": self._state.next_log_probs[0].copy(),
+            "prior_log_probs": self._state.next_log_probs.copy(),
             "key": key.name,
             "primer": primer.copy(),
         }
@@ -221,23 +225,24 @@ class MelodyCompositionEnv(gym.Env):
                 f"the composition is finished ({self._state.length} steps); call reset() first"
             )
         token = self._check_action(action)
-        breakdown = self._state.advance(np.array([token], dtype=np.int64))
-        self.layout.write_step(self._obs, self._state.step - 1, np.array([token]))
+        state = self._state
+        breakdown = state.advance(token)
+        self.layout.write_step_single(self._obs_row, state.step - 1, token)
+        reward = float(breakdown.total)
         info = {
-            "reward_terms": {name: float(value[0]) for name, value in breakdown.terms.items()},
-            "music_theory": float(breakdown.music_theory[0]),
-            "log_prob": float(breakdown.log_prob[0]),
-            "prior_log_probs": self._state.next_log_probs[0].copy(),
+            "reward_terms": {name: float(value) for name, value in breakdown.terms.items()},
+            "music_theory": float(breakdown.music_theory),
+            "log_prob": float(breakdown.log_prob),
+            "prior_log_probs": state.next_log_probs.copy(),
         }
-        reward = float(breakdown.total[0])
-        if not np.isfinite(reward):
-            raise FloatingPointError(
-                f"non-finite reward {reward} at step {self._state.step}: {info}"
-            )
-        return self._obs[0].copy(), reward, self._state.finished, False, info
+        if not math.isfinite(reward):
+            raise FloatingPointError(f"non-finite reward {reward} at step {state.step}: {info}")
+        return self._obs_row.copy(), reward, state.finished, False, info
 
     @staticmethod
     def _check_action(action) -> int:
+        if type(action) is int and 0 <= action < NUM_CLASSES:  # the common case, checked fast
+            return action
         array = np.asarray(action)
         if (
             array.ndim != 0
@@ -256,10 +261,10 @@ class MelodyCompositionEnv(gym.Env):
             return None
         from melody_env.io import render
 
-        tokens = self._state.composition[0]
+        tokens = self._state.composition
         steps_per_bar = self.layout.steps_per_bar
         if self.render_mode == "ansi":
-            primer = self._state.primers[0] if self._state.primers else None
+            primer = self._state.primer
             return render.render_ansi(
                 tokens, self._episode_key, self._state.step, steps_per_bar, primer
             )

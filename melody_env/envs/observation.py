@@ -105,6 +105,21 @@ class ObservationLayout:
             obs[rows, slices["composition"].start + NUM_CLASSES * step + actions] = 1.0
         self._write_position(obs, step + 1)
 
+    def write_step_single(self, obs: np.ndarray, step: int, token: int) -> None:
+        """:meth:`write_step` for one composition's ``obs [size]`` and an ``int`` token, with a
+        few element writes instead of array operations (the single env's fast path)."""
+        slices = self.slices
+        last = slices["last_token"].start
+        obs[last : last + NUM_CLASSES] = 0.0
+        obs[last + token] = 1.0
+        obs[slices["composition"].start + NUM_CLASSES * step + token] = 1.0
+        position, beat = slices["position"].start, slices["beat"].start
+        obs[position + step] = 0.0
+        obs[beat + step % self.steps_per_bar] = 0.0
+        if step + 1 < self.composition_length:
+            obs[position + step + 1] = 1.0
+            obs[beat + (step + 1) % self.steps_per_bar] = 1.0
+
     def _write_position(self, obs: np.ndarray, step: int) -> None:
         slices = self.slices
         obs[:, slices["position"]] = 0.0

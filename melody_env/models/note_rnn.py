@@ -152,7 +152,7 @@ class NoteRNN(nn.Module):
         Returns:
             ``log_probs [batch, num_classes]`` (log-softmax) and the new state.
         """
-        weights = self._step_weights()
+        weights = self.step_weights()
         if weights is not None and tokens.shape[0] == 1:
             h, c = (tensor.detach().numpy() for tensor in state)
             log_probs, h, c = lstm_step.step_numpy(weights, tokens.numpy(), h, c)
@@ -167,7 +167,7 @@ class NoteRNN(nn.Module):
         self, tokens: np.ndarray, state: tuple[np.ndarray, np.ndarray]
     ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
         """:meth:`step` on numpy arrays (no conversions on the batch-of-one path)."""
-        weights = self._step_weights()
+        weights = self.step_weights()
         if weights is not None and len(tokens) == 1:
             log_probs, h, c = lstm_step.step_numpy(weights, tokens, *state)
             return log_probs, (h, c)
@@ -175,8 +175,10 @@ class NoteRNN(nn.Module):
         log_probs, (h, c) = self.step(tokens, tuple(torch.from_numpy(x) for x in state))
         return log_probs.numpy(), (h.numpy(), c.numpy())
 
-    def _step_weights(self) -> lstm_step.StepWeights | None:
-        """The weights arranged for :meth:`step`, rebuilt after any change to the parameters."""
+    def step_weights(self) -> lstm_step.StepWeights | None:
+        """The weights arranged for :meth:`step` (:mod:`~melody_env.models.lstm_step`), rebuilt
+        after any change to the parameters; ``None`` where the model needs ``forward`` (not on
+        the CPU, or dropout being applied)."""
         lstm, head = self._modules["lstm"], self._modules["head"]
         cached = self.__dict__.get("_step_cache")
         if cached is not None and cached.key == lstm_step.weights_key(lstm, head):
@@ -193,7 +195,7 @@ class NoteRNN(nn.Module):
         Short primers (up to :data:`PRIME_BY_STEPS` tokens, e.g. the env's one-token random
         primers) go through :meth:`step`, longer ones through :meth:`forward`.
         """
-        if tokens.shape[1] <= PRIME_BY_STEPS and self._step_weights() is not None:
+        if tokens.shape[1] <= PRIME_BY_STEPS and self.step_weights() is not None:
             state = self.initial_state(tokens.shape[0]) if state is None else state
             for column in tokens.T:
                 log_probs, state = self.step(column, state)

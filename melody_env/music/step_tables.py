@@ -18,6 +18,7 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 
@@ -57,6 +58,10 @@ class StepTables:
     ``pair = last_note_row + token``, ``run_row + run_class[pair]``, ``leap_row + pair``.
 
     Attributes:
+        pitch: ``int64 [token]``: the MIDI pitch, ``NOT_A_PITCH`` for hold and rest.
+        onset_pitch: ``int64 [token]``: the pitch of a note, 0 for hold and rest (what a token
+            adds to :class:`~melody_env.music.theory.LineSums`).
+        is_note: ``bool [token]``: the token is a note onset.
         in_key: ``bool [key * 38 + token]``: :func:`~melody_env.music.theory.in_key`.
         interval: ``int64 [key * PAIRS + pair]``: :func:`~melody_env.music.theory.interval_class`.
         last_note_row: ``int64 [pair]``: ``last_note * 38`` after the token.
@@ -71,6 +76,9 @@ class StepTables:
             is ``NO_NOTE * 38``.
     """
 
+    pitch: np.ndarray
+    onset_pitch: np.ndarray
+    is_note: np.ndarray
     in_key: np.ndarray
     interval: np.ndarray
     last_note_row: np.ndarray
@@ -199,7 +207,11 @@ def step_tables() -> StepTables:
     leap_outcome, leap_next, leap_start = _leap_tables()
     last, token = np.divmod(np.arange(PAIRS), NUM_CLASSES)
     last_note = np.where(token >= NUM_SPECIAL_EVENTS, token, last)
+    is_note = np.arange(NUM_CLASSES) >= NUM_SPECIAL_EVENTS
     tables = StepTables(
+        pitch=TOKEN_PITCHES.astype(np.int64),
+        onset_pitch=np.where(is_note, TOKEN_PITCHES, 0).astype(np.int64),
+        is_note=is_note,
         in_key=in_key,
         interval=interval,
         last_note_row=last_note * NUM_CLASSES,
@@ -211,8 +223,23 @@ def step_tables() -> StepTables:
         run_start=int(_run_code(0, 0, 0, 0)) * RUN_CLASSES,
         leap_start=leap_start * PAIRS,
     )
-    for name in ("in_key", "interval", "last_note_row", "run_class", "run_repeats", "run_next"):
+    for name in _ARRAY_FIELDS:
         getattr(tables, name).setflags(write=False)
-    tables.leap_outcome.setflags(write=False)
-    tables.leap_next.setflags(write=False)
     return tables
+
+
+@functools.cache
+def step_table_lists() -> StepTables:
+    """:func:`step_tables` with Python lists for arrays: one composition's lookups with Python
+    ints (the single env), several times cheaper than reading numpy arrays one element at a
+    time. The same values, so the same code reads either."""
+    tables = step_tables()
+    lists = {name: getattr(tables, name).tolist() for name in _ARRAY_FIELDS}
+    return dataclasses.replace(tables, **lists)
+
+
+_ARRAY_FIELDS = [
+    field.name
+    for field in dataclasses.fields(StepTables)
+    if field.name not in ("run_start", "leap_start")
+]

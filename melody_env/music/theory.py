@@ -18,8 +18,8 @@ step costs the same at the first and the last note, with the same code deciding 
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -64,6 +64,19 @@ RESTS_ALLOWED = 1
 
 MOTIF_LENGTH = 8
 """The original's motif window: the last 8 tokens (half a bar of sixteenths)."""
+
+
+def select(condition, if_true, if_false):
+    """``np.where`` for a batch (``condition`` an array), a conditional expression for one
+    composition (Python scalars, without numpy's per-call cost). The reward rules use it to be
+    written once for the vector env's batches and the single env's scalars.
+
+    >>> select(np.array([True, False]), 3.0, 0.0), select(False, 3.0, 0.0)
+    (array([3., 0.]), 0.0)
+    """
+    if isinstance(condition, np.ndarray):
+        return np.where(condition, if_true, if_false)
+    return if_true if condition else if_false
 
 
 def append_action(history: np.ndarray, action: np.ndarray) -> np.ndarray:
@@ -210,7 +223,9 @@ def onset_autocorrelation(sequence: np.ndarray, lags=(1, 2, 3)) -> np.ndarray:
     >>> onset_autocorrelation(np.array([[14, 0, 16, 0, 14, 0, 16, 0]]), lags=(1, 2)).round(3)
     array([[-0.75,  0.5 ]])
     """
-    return autocorrelation_from_sums(line_sums(sequence, lags))
+    sequence = np.asarray(sequence)
+    rho = autocorrelation_from_sums(line_sums(sequence, lags))
+    return np.stack(rho, axis=1).reshape(sequence.shape[0], len(rho))
 
 
 def onset_line(sequence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -232,68 +247,77 @@ _IS_NOTE = TOKEN_PITCHES != NOT_A_PITCH
 _ONSET_PITCHES = np.where(_IS_NOTE, TOKEN_PITCHES, 0).astype(np.int64)  # 0 for hold and rest
 
 
-@dataclass(frozen=True)
-class LineSums:
-    """Integer sums of the melodic lines of ``B`` compositions, from which
+class LineSums(NamedTuple):
+    """Integer sums of the melodic lines of compositions, from which
     :func:`autocorrelation_from_sums` gets their autocorrelation at ``lags`` exactly (one
     rounding, in the final division). A step function (:func:`line_sums_step`) keeps them up
     to date token by token; :func:`line_sums` computes them from whole sequences.
 
+    Each sum is an ``int64 [B]`` array for a batch of compositions, or a Python ``int`` for one
+    composition (:meth:`empty` with ``batch_size=None``); :func:`line_sums_step` and
+    :func:`autocorrelation_from_sums` are the same code for both.
+
     Attributes:
         lags: the lags ``k`` of ``lag_products``, ``head`` and ``tail``.
-        count: ``int64 [B]``: ``n``, the number of onsets.
-        total: ``int64 [B]``: ``sum x_i``.
-        total_squares: ``int64 [B]``: ``sum x_i^2``.
-        lag_products: ``int64 [B, K]``: ``sum_{i > k} x_i x_{i-k}``.
-        head: ``int64 [B, K]``: the sum of the first ``k`` pitches (all of them if fewer).
-        tail: ``int64 [B, K]``: the sum of the last ``k`` pitches (all of them if fewer).
-        recent: ``int64 [B, max(lags)]``: the last pitches, the latest first (0 where fewer).
+        count: ``n``, the number of onsets.
+        total: ``sum x_i``.
+        total_squares: ``sum x_i^2``.
+        lag_products: one per lag: ``sum_{i > k} x_i x_{i-k}``.
+        head: one per lag: the sum of the first ``k`` pitches (all of them if fewer).
+        tail: one per lag: the sum of the last ``k`` pitches (all of them if fewer).
+        recent: ``max(lags)`` values: the last pitches, the latest first (0 where fewer).
     """
 
     lags: tuple[int, ...]
-    count: np.ndarray
-    total: np.ndarray
-    total_squares: np.ndarray
-    lag_products: np.ndarray
-    head: np.ndarray
-    tail: np.ndarray
-    recent: np.ndarray
+    count: Any
+    total: Any
+    total_squares: Any
+    lag_products: tuple
+    head: tuple
+    tail: tuple
+    recent: tuple
 
     @classmethod
-    def empty(cls, batch_size: int, lags=(1, 2, 3)) -> LineSums:
+    def empty(cls, batch_size: int | None, lags=(1, 2, 3)) -> LineSums:
         lags = tuple(int(lag) for lag in lags)
         if not lags or min(lags) < 1:
             raise ValueError(f"autocorrelation lags must be positive integers, got {lags}")
-        per_row = [np.zeros(batch_size, np.int64) for _ in range(3)]
-        per_lag = [np.zeros((batch_size, len(lags)), np.int64) for _ in range(3)]
-        return cls(lags, *per_row, *per_lag, np.zeros((batch_size, max(lags)), np.int64))
+
+        def zero():
+            return 0 if batch_size is None else np.zeros(batch_size, np.int64)
+
+        def zeros(count: int) -> tuple:
+            return tuple(zero() for _ in range(count))
+
+        per_lag = (zeros(len(lags)) for _ in range(3))
+        return cls(lags, zero(), zero(), zero(), *per_lag, zeros(max(lags)))
 
 
-@functools.lru_cache
-def _lag_arrays(lags: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """``lags`` and ``lags - 1`` (their columns in ``LineSums.recent``) as arrays."""
-    array = np.array(lags, dtype=np.int64)
-    return array, array - 1
-
-
-def line_sums_step(sums: LineSums, tokens: np.ndarray) -> LineSums:
-    """:class:`LineSums` after ``tokens [B]``: a note extends its row's line, a hold or a rest
-    leaves it as it is."""
-    lags, lag_columns = _lag_arrays(sums.lags)
-    is_note = _IS_NOTE[tokens][:, None]
-    pitch = _ONSET_PITCHES[tokens]  # 0 for hold and rest: they add nothing below
-    column = pitch[:, None]
-    lagged = sums.recent[:, lag_columns]  # x_{n+1-k}: paired with the new note at lag k
-    shifted = np.concatenate([column, sums.recent[:, :-1]], axis=1)
+def line_sums_step(sums: LineSums, onset_pitch, is_note) -> LineSums:
+    """:class:`LineSums` after one token per composition: a note of pitch ``onset_pitch``
+    extends the line, a hold or a rest (``is_note`` false, ``onset_pitch`` 0) leaves it as it
+    is. ``int``/``bool`` for one composition, ``[B]`` arrays for a batch."""
+    pitch, count, recent, lags = onset_pitch, sums.count, sums.recent, sums.lags
+    lagged = [recent[lag - 1] for lag in lags]  # x_{n+1-k}: paired with the new note at lag k
+    shifted = (pitch, *recent[:-1])
+    if isinstance(is_note, np.ndarray):
+        recent = tuple(
+            [np.where(is_note, new, old) for new, old in zip(shifted, recent, strict=True)]
+        )
+    elif is_note:
+        recent = shifted
     return LineSums(
-        sums.lags,
-        sums.count + is_note[:, 0],
+        lags,
+        count + is_note,
         sums.total + pitch,
         sums.total_squares + pitch * pitch,
-        sums.lag_products + column * lagged,
-        sums.head + column * (sums.count[:, None] < lags),
-        sums.tail + (column - lagged) * is_note,  # the note enters, the k-th latest leaves
-        np.where(is_note, shifted, sums.recent),
+        tuple(
+            [products + pitch * x for products, x in zip(sums.lag_products, lagged, strict=True)]
+        ),
+        tuple([head + pitch * (count < lag) for head, lag in zip(sums.head, lags, strict=True)]),
+        # The note enters, the k-th latest leaves (a hold or a rest: pitch and is_note are 0).
+        tuple([tail + (pitch - x) * is_note for tail, x in zip(sums.tail, lagged, strict=True)]),
+        recent,
     )
 
 
@@ -302,54 +326,67 @@ def line_sums(sequence: np.ndarray, lags=(1, 2, 3)) -> LineSums:
     :func:`line_sums_step` over them gives).
 
     >>> sums = line_sums(np.array([[14, 0, 16, 0, 14]]), lags=(1, 2))  # C4 D4 C4
-    >>> sums.count.tolist(), sums.total.tolist(), sums.lag_products.tolist(), sums.head.tolist()
-    ([3], [182], [[7440, 3600]], [[60, 122]])
+    >>> sums.count.tolist(), sums.total.tolist(), [p.tolist() for p in sums.lag_products]
+    ([3], [182], [[7440], [3600]])
     """
     line, count = onset_line(sequence)
-    sums = LineSums.empty(line.shape[0], lags)
-    width = line.shape[1]
-    products = np.zeros_like(sums.lag_products)
-    for column, lag in enumerate(sums.lags):
-        if lag < width:
-            products[:, column] = (line[:, lag:] * line[:, :-lag]).sum(axis=1)
-    head = np.stack([line[:, :lag].sum(axis=1) for lag in sums.lags], axis=1)
-    rows = np.arange(line.shape[0])[:, None]
-    back = count[:, None] - 1 - np.arange(sums.recent.shape[1])  # latest first
-    padded = np.concatenate([line, np.zeros((line.shape[0], 1), np.int64)], axis=1)
+    batch, width = line.shape
+    lags = LineSums.empty(batch, lags).lags
+    products = tuple(
+        (line[:, lag:] * line[:, :-lag]).sum(axis=1) if lag < width else np.zeros(batch, np.int64)
+        for lag in lags
+    )
+    rows = np.arange(batch)[:, None]
+    back = count[:, None] - 1 - np.arange(max(lags))  # latest first
+    padded = np.concatenate([line, np.zeros((batch, 1), np.int64)], axis=1)
     recent = padded[rows, np.where(back >= 0, back, width)]  # column ``width`` is a zero
+    tail = np.cumsum(recent, axis=1)
     return LineSums(
-        sums.lags,
+        lags,
         count.astype(np.int64),
         line.sum(axis=1),
         (line * line).sum(axis=1),
         products,
-        head.reshape(line.shape[0], len(sums.lags)),
-        np.cumsum(recent, axis=1)[:, _lag_arrays(sums.lags)[1]],
-        recent,
+        tuple(line[:, :lag].sum(axis=1) for lag in lags),
+        tuple(tail[:, lag - 1] for lag in lags),
+        tuple(recent.T),
     )
 
 
-def autocorrelation_from_sums(sums: LineSums) -> np.ndarray:
-    """``float [B, K]``: :func:`onset_autocorrelation` at ``sums.lags`` from :class:`LineSums`.
+def autocorrelation_from_sums(sums: LineSums) -> tuple:
+    """:func:`onset_autocorrelation` at each of ``sums.lags``, from :class:`LineSums`: a tuple
+    of ``float64 [B]`` arrays (or of ``float`` for one composition).
 
     With ``S = sum x_i``, ``A_k = sum_{i <= n-k} x_i`` (all but the last ``k``) and
     ``B_k = sum_{i > k} x_i`` (all but the first ``k``), the formula's sums are
     ``n^2 sum (x_i - mean)(x_{i-k} - mean) = n^2 P_k - n S (A_k + B_k) + (n - k) S^2`` and
-    ``n^2 sum (x_i - mean)^2 = n (n sum x_i^2 - S^2)``: integers, so ``rho_k`` is their exact
-    ratio, rounded once. 0 where the line has ``k`` notes or fewer, or no variance. Exact in
-    ``int64`` for lines of up to about 80,000 notes.
+    ``n^2 sum (x_i - mean)^2 = n (n sum x_i^2 - S^2)``: integers, so ``rho_k`` is their ratio,
+    converted to floating point and divided once. 0 where the line has ``k`` notes or fewer, or
+    no variance. Exact in ``int64`` for lines of up to about 80,000 notes.
     """
-    lags = _lag_arrays(sums.lags)[0]
-    n = sums.count[:, None]
-    total = sums.total[:, None]
+    n, total = sums.count, sums.total
     square = total * total
-    numerator = n * sums.lag_products  # built in place: fewer temporaries of [B, K]
-    numerator -= total * (2 * total - sums.tail - sums.head)
-    numerator *= n
-    numerator += (n - lags) * square
-    denominator = n * (n * sums.total_squares[:, None] - square)
-    keep = (denominator > 0) & (n > lags)
-    return np.divide(numerator, denominator, out=np.zeros(numerator.shape), where=keep)
+    denominator = n * (n * sums.total_squares - square)
+    return tuple(
+        [
+            _ratio(
+                n * (n * products - total * (2 * total - tail - head)) + (n - lag) * square,
+                denominator,
+                (denominator > 0) & (n > lag),
+            )
+            for lag, products, head, tail in zip(
+                sums.lags, sums.lag_products, sums.head, sums.tail, strict=True
+            )
+        ]
+    )
+
+
+def _ratio(numerator, denominator, keep):
+    """``numerator / denominator`` in float64 where ``keep``, else 0 (arrays or numbers)."""
+    if isinstance(numerator, np.ndarray):
+        return np.divide(numerator, denominator, out=np.zeros(numerator.shape), where=keep)
+    # float() first, as numpy converts int64 operands: both paths round the same way.
+    return float(numerator) / float(denominator) if keep else 0.0
 
 
 # Bit ``token - 2`` for a note token, 0 for hold and rest: a set of pitches is an OR of bits.
@@ -367,15 +404,28 @@ def _popcount(bits: np.ndarray) -> np.ndarray:
     return as_bytes.sum(axis=1).astype(np.int64)
 
 
-def motif_distinct_notes(sequence: np.ndarray, motif_length: int = MOTIF_LENGTH) -> np.ndarray:
+_PITCH_BIT_LIST = [int(bit) for bit in _PITCH_BITS]
+
+
+def motif_distinct_notes(sequence, motif_length: int = MOTIF_LENGTH):
     """Number of distinct pitches among the onsets of the last ``motif_length`` tokens.
 
     0 while the sequence is shorter than ``motif_length``. The original calls the window a
-    *motif* when it holds at least three distinct pitches.
+    *motif* when it holds at least three distinct pitches. ``sequence`` is ``int [B, t]`` (gives
+    ``int64 [B]``) or one composition's list of tokens (gives an ``int``).
 
     >>> motif_distinct_notes(np.array([[14, 0, 16, 0, 18, 0, 14, 0], [14, 0, 0, 0, 0, 0, 0, 0]]))
     array([3, 1])
+    >>> motif_distinct_notes([14, 0, 16, 0, 18, 0, 14, 0])
+    3
     """
+    if isinstance(sequence, list):
+        if len(sequence) < motif_length:
+            return 0
+        pitch_set = 0
+        for token in sequence[-motif_length:]:
+            pitch_set |= _PITCH_BIT_LIST[token]
+        return pitch_set.bit_count()
     sequence = np.asarray(sequence)
     if sequence.shape[1] < motif_length:
         return np.zeros(sequence.shape[0], dtype=np.int64)
@@ -393,21 +443,15 @@ def window_codes(sequence: np.ndarray, motif_length: int = MOTIF_LENGTH) -> np.n
     if sequence.shape[1] < motif_length:
         return np.zeros((sequence.shape[0], 0), dtype=np.int64)
     windows = np.lib.stride_tricks.sliding_window_view(sequence, motif_length, axis=1)
-    return windows @ _digit_weights(motif_length)
+    return windows @ (NUM_CLASSES ** np.arange(motif_length - 1, -1, -1))
 
 
-def window_code(window: np.ndarray) -> np.ndarray:
-    """:func:`window_codes` of exactly one window per row, ``int [B, m] -> int64 [B]``."""
-    return window @ _digit_weights(window.shape[1])
-
-
-def _digit_weights(motif_length: int) -> np.ndarray:
-    if motif_length not in _DIGIT_WEIGHTS:
-        _DIGIT_WEIGHTS[motif_length] = NUM_CLASSES ** np.arange(motif_length - 1, -1, -1)
-    return _DIGIT_WEIGHTS[motif_length]
-
-
-_DIGIT_WEIGHTS: dict[int, np.ndarray] = {}
+def next_window_code(code, token, motif_length: int = MOTIF_LENGTH):
+    """The code of the window that ends with ``token``, from the code of the window that ended
+    just before it: the oldest digit leaves, ``token`` enters. Starting from 0, after at least
+    ``motif_length`` tokens it is the last window's :func:`window_codes` entry. ``int`` or
+    ``int64 [B]``."""
+    return code % NUM_CLASSES ** (motif_length - 1) * NUM_CLASSES + token
 
 
 def repeats_earlier_window(sequence: np.ndarray, motif_length: int = MOTIF_LENGTH) -> np.ndarray:
@@ -420,8 +464,11 @@ def repeats_earlier_window(sequence: np.ndarray, motif_length: int = MOTIF_LENGT
     return last_window_repeats(window_codes(sequence, motif_length), motif_length)
 
 
-def last_window_repeats(codes: np.ndarray, motif_length: int = MOTIF_LENGTH) -> np.ndarray:
-    """:func:`repeats_earlier_window` from the sequence's :func:`window_codes`."""
+def last_window_repeats(codes, motif_length: int = MOTIF_LENGTH):
+    """:func:`repeats_earlier_window` from the sequence's :func:`window_codes`: ``int [B, w]``
+    (gives ``bool [B]``) or one composition's list of codes (gives a ``bool``)."""
+    if isinstance(codes, list):
+        return len(codes) > motif_length and codes[-1] in codes[:-motif_length]
     codes = np.asarray(codes)
     if codes.shape[1] <= motif_length:  # the sequence is shorter than two windows
         return np.zeros(codes.shape[0], dtype=bool)
@@ -582,19 +629,27 @@ def leap_step(
     return outcome.astype(np.int8), new_state
 
 
-def unique_extremes(sequence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def unique_extremes(sequence):
     """Whether the highest and the lowest pitch of each composition are played exactly once.
 
     Fix: the original took the maximum over all tokens and the minimum over notes only; both are
-    over note onsets here. A composition with no note has neither.
+    over note onsets here. A composition with no note has neither. ``sequence`` is ``int [B, t]``
+    (gives two ``bool [B]``) or one composition's list of tokens (gives two ``bool``).
 
     >>> unique_extremes(np.array([[14, 0, 18, 14, 0], [14, 0, 0, 14, 0]]))
     (array([ True, False]), array([False, False]))
+    >>> unique_extremes([14, 0, 18, 14, 0])
+    (True, False)
     """
+    if isinstance(sequence, list):
+        notes = [token for token in sequence if token >= NUM_SPECIAL_EVENTS]  # pitch order
+        if not notes:
+            return False, False
+        return notes.count(max(notes)) == 1, notes.count(min(notes)) == 1
     pitches = TOKEN_PITCHES[np.asarray(sequence)]
     is_note = pitches != NOT_A_PITCH
-    high = np.where(is_note, pitches, -1).max(axis=1)
-    low = np.where(is_note, pitches, 1000).min(axis=1)
+    high = np.where(is_note, pitches, -1).max(axis=1, initial=-1)
+    low = np.where(is_note, pitches, 1000).min(axis=1, initial=1000)
     any_note = is_note.any(axis=1)
     unique_high = any_note & ((pitches == high[:, None]).sum(axis=1) == 1)
     unique_low = any_note & ((pitches == low[:, None]).sum(axis=1) == 1)

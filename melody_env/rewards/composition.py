@@ -27,14 +27,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from melody_env.music import theory
-from melody_env.music.encoding import MIN_PITCH, NO_EVENT, NUM_SPECIAL_EVENTS
-from melody_env.music.keys import MODES, Key
-from melody_env.rewards.context import RewardContext
+from melody_env.music.encoding import MIN_PITCH, NO_EVENT, NUM_CLASSES, NUM_SPECIAL_EVENTS
+from melody_env.music.keys import KEY_NAMES, MODES, Key
+from melody_env.music.theory import select
+from melody_env.rewards.context import RewardContext, SingleRewardContext
 from melody_env.rewards.rules import MUSIC_THEORY_RULES
 
 RewardTerm = Callable[[RewardContext], "np.ndarray | float"]
@@ -52,17 +53,17 @@ SCALE_NEXT_DEGREE_REWARD = 0.8
 
 def log_prob_term(ctx: RewardContext) -> np.ndarray:
     """log p(a | history) under the frozen reward RNN: stay close to what was learnt from music."""
-    return ctx.log_prob.astype(np.float64)
+    return ctx.log_prob
 
 
 def key_distribute_prob_term(ctx: RewardContext) -> np.ndarray:
     """1/23 for an in-key token (the original's ``key`` mode: uniform mass over the key)."""
-    return np.where(ctx.in_key, KEY_DISTRIBUTE_PROB, 0.0)
+    return select(ctx.in_key, KEY_DISTRIBUTE_PROB, 0.0)
 
 
 def non_repeating_term(ctx: RewardContext) -> np.ndarray:
     """0.1 for a token that does not repeat excessively, else 0 (the original returned None)."""
-    return np.where(ctx.is_repeating, 0.0, NON_REPEATING_REWARD)
+    return select(ctx.is_repeating, 0.0, NON_REPEATING_REWARD)
 
 
 def _scale_pitches(key: Key) -> np.ndarray:
@@ -75,30 +76,48 @@ def _scale_pitches(key: Key) -> np.ndarray:
 _SCALES = np.array([[_scale_pitches(Key(tonic, mode)) for mode in MODES] for tonic in range(12)])
 
 
-def scale_term(ctx: RewardContext) -> np.ndarray:
+def scale_rewards(
+    key_index: np.ndarray, previous_token: np.ndarray, action: np.ndarray
+) -> np.ndarray:
     """The original's toy ``scale`` mode: learn to play two octaves of the scale upwards.
 
     +0.1 for a hold; +0.05 for a note 1-2 semitones above the previous token; +0.01 for a note of
     the scale; +0.8 for the next degree of the scale after the previous token (the top wraps to
-    the bottom).
+    the bottom). Arrays ``[B]`` of :attr:`Key.index <melody_env.music.keys.Key.index>` and tokens.
     """
-    is_minor = (ctx.keys.mediant - ctx.keys.tonic) % 12 == 3
-    scale = _SCALES[ctx.keys.tonic, is_minor.astype(int)]  # [B, 15]
-    previous = theory.TOKEN_PITCHES[ctx.previous_token]
-    pitch = ctx.pitch
-    is_note = ctx.action >= NUM_SPECIAL_EVENTS
-    previous_is_note = ctx.previous_token >= NUM_SPECIAL_EVENTS
+    is_minor, tonic = np.divmod(key_index, 12)  # Key.index = mode * 12 + tonic
+    scale = _SCALES[tonic, is_minor]  # [B, 15]
+    previous = theory.TOKEN_PITCHES[previous_token]
+    pitch = theory.TOKEN_PITCHES[action]
+    is_note = action >= NUM_SPECIAL_EVENTS
+    previous_is_note = previous_token >= NUM_SPECIAL_EVENTS
     in_scale = (scale == pitch[:, None]).any(axis=1) & is_note
     previous_index = (scale == previous[:, None]).argmax(axis=1)
     previous_in_scale = (scale == previous[:, None]).any(axis=1) & previous_is_note
     next_degree = scale[np.arange(len(pitch)), (previous_index + 1) % scale.shape[1]]
     step_up = is_note & previous_is_note & (pitch > previous) & (pitch < previous + 3)
     return (
-        SCALE_HOLD_REWARD * (ctx.action == NO_EVENT)
+        SCALE_HOLD_REWARD * (action == NO_EVENT)
         + SCALE_STEP_UP_REWARD * step_up
         + SCALE_IN_SCALE_REWARD * in_scale
         + SCALE_NEXT_DEGREE_REWARD * (previous_in_scale & (pitch == next_degree) & is_note)
     )
+
+
+def _scale_table() -> np.ndarray:
+    """:func:`scale_rewards` of every ``(key, previous token, token)``, flat."""
+    key, rest = np.divmod(np.arange(len(KEY_NAMES) * NUM_CLASSES**2), NUM_CLASSES**2)
+    previous, token = np.divmod(rest, NUM_CLASSES)
+    return scale_rewards(key, previous, token)
+
+
+_SCALE_REWARDS = _scale_table()
+
+
+def scale_term(ctx: RewardContext) -> np.ndarray:
+    """:func:`scale_rewards` of the step (looked up in a table of all cases)."""
+    index = (ctx.keys.index * NUM_CLASSES + ctx.previous_token) * NUM_CLASSES + ctx.action
+    return _SCALE_REWARDS[index]
 
 
 BUILTIN_TERMS: dict[str, RewardTerm] = {
@@ -110,6 +129,7 @@ BUILTIN_TERMS: dict[str, RewardTerm] = {
 }
 """Every term the package defines, by name."""
 _RULE_NAMES = list(MUSIC_THEORY_RULES)
+_RULES = list(MUSIC_THEORY_RULES.items())
 
 _BASIC = ("key", "tonic", "repeated_notes")
 REWARD_MODES: dict[str, tuple[tuple[str, ...], bool]] = {
@@ -138,9 +158,8 @@ def preset_weights(mode: str, reward_scaler: float) -> dict[str, float]:
     return weights
 
 
-@dataclass(frozen=True)
-class RewardBreakdown:
-    """One step's rewards for ``B`` compositions.
+class RewardBreakdown(NamedTuple):
+    """One step's rewards for ``B`` compositions (arrays; floats for one composition).
 
     Attributes:
         total: ``float [B]``: the reward returned by the env.
@@ -197,24 +216,16 @@ class RewardFunction:
                 raise ValueError(f"reward weight of {name!r} must be finite, got {weight!r}")
             merged[name] = float(weight)
         self.weights = {name: weight for name, weight in merged.items() if weight != 0.0}
+        self._rules_scale, self._other_terms = self._plan_sum()
+        names = list(self.weights)
+        self._rules_lead = names[: len(_RULE_NAMES)] == _RULE_NAMES
+        self._other_names = names[len(_RULE_NAMES) :]
 
-    def __call__(self, ctx: RewardContext) -> RewardBreakdown:
-        zero = np.zeros(ctx.batch_size)
-        rule_values = {name: rule(ctx) for name, rule in MUSIC_THEORY_RULES.items()}
-        # ``0 + v1 + v2 + ...`` in term order, as one call: ``np.add.accumulate`` adds row by row.
-        music_theory = np.add.accumulate(np.array([zero, *rule_values.values()]), axis=0)[-1]
-        terms = {
-            name: rule_values[name] if name in rule_values else self._evaluate(name, ctx)
-            for name in self.weights
-        }
-        total = self._weighted_sum(terms, music_theory, zero)
-        log_prob = terms["log_prob"] if "log_prob" in terms else ctx.log_prob.astype(np.float64)
-        return RewardBreakdown(total, terms, music_theory, log_prob)
-
-    def _weighted_sum(
-        self, terms: dict[str, np.ndarray], music_theory: np.ndarray, zero: np.ndarray
-    ) -> np.ndarray:
-        """``0 + w1 * v1 + w2 * v2 + ...`` in term order (the floating-point sum is order-bound)."""
+    def _plan_sum(self) -> tuple[float | None, list[tuple[str, float]]]:
+        """How :meth:`_weighted_sum` adds the terms up: ``(s, rest)`` when the nine rules come
+        first with one weight ``s``, a power of two such as the presets' 2.0 (scaling by it is
+        exact, so their weighted sum is ``s * r_MT`` bit for bit and only ``rest`` needs
+        adding); ``(None, all terms)`` otherwise."""
         weights = self.weights
         names = list(weights)
         scale = weights.get(_RULE_NAMES[0], 0.0)
@@ -224,26 +235,57 @@ class RewardFunction:
             and math.frexp(scale)[0] == 0.5
             and all(weights[name] == scale for name in _RULE_NAMES)
         ):
-            # The presets: the nine rules first, weighted by a power of two such as the default
-            # 2.0. Scaling by a power of two is exact, so their weighted sum is s * r_MT, bit for
-            # bit, and only the remaining terms (log p) need adding.
-            total = scale * music_theory
-            for name in names[len(_RULE_NAMES) :]:
-                total = total + weights[name] * terms[name]
-            return total
-        weighted = np.array([zero, *terms.values()], dtype=np.float64)
-        weighted[1:] *= np.array(list(weights.values()))[:, None]
-        return np.add.accumulate(weighted, axis=0)[-1]
+            return scale, [(name, weights[name]) for name in names[len(_RULE_NAMES) :]]
+        return None, list(weights.items())
 
-    def _evaluate(self, name: str, ctx: RewardContext) -> np.ndarray:
-        value = np.asarray(self.available_terms[name](ctx), dtype=np.float64)
-        if value.shape != (ctx.batch_size,):
+    def __call__(self, ctx: RewardContext | SingleRewardContext) -> RewardBreakdown:
+        """The rewards of one step: arrays ``[B]`` for a :class:`RewardContext`, floats for a
+        :class:`SingleRewardContext` (the same arithmetic, in the same order)."""
+        zero = ctx.zero
+        music_theory = zero
+        rule_values = {}
+        for name, rule in _RULES:  # 0 + v1 + v2 + ... in rule order
+            rule_values[name] = value = rule(ctx)
+            music_theory = music_theory + value
+        if self._rules_lead:  # e.g. the presets: the rules' dict grows into the terms' dict
+            terms = rule_values
+            for name in self._other_names:
+                terms[name] = self._evaluate(name, ctx)
+        else:
+            terms = {
+                name: rule_values[name] if name in rule_values else self._evaluate(name, ctx)
+                for name in self.weights
+            }
+        total = self._weighted_sum(terms, music_theory, zero)
+        log_prob = terms.get("log_prob", ctx.log_prob)
+        return RewardBreakdown(total, terms, music_theory, log_prob)
+
+    def _weighted_sum(self, terms: dict, music_theory, zero):
+        """``0 + w1 * v1 + w2 * v2 + ...`` in term order (the floating-point sum is order-bound)."""
+        scale = self._rules_scale
+        total = zero if scale is None else scale * music_theory
+        for name, weight in self._other_terms:
+            total = total + weight * terms[name]
+        return total
+
+    def _evaluate(self, name: str, ctx: RewardContext | SingleRewardContext):
+        term = self.available_terms[name]
+        if name in BUILTIN_TERMS:  # written for batches and single compositions alike
+            return term(ctx)
+        if isinstance(ctx, SingleRewardContext):  # a user's term sees a batch of one
+            return float(self._checked(name, term(ctx.batch()), 1)[0])
+        return self._checked(name, term(ctx), ctx.batch_size)
+
+    @staticmethod
+    def _checked(name: str, value, batch_size: int) -> np.ndarray:
+        value = np.asarray(value, dtype=np.float64)
+        if value.shape != (batch_size,):
             try:
-                value = np.broadcast_to(value, (ctx.batch_size,))
+                value = np.broadcast_to(value, (batch_size,))
             except ValueError as error:
                 raise ValueError(
                     f"reward term {name!r} returned shape {value.shape}; it must return one "
-                    f"number or an array of shape ({ctx.batch_size},)"
+                    f"number or an array of shape ({batch_size},)"
                 ) from error
         if not np.isfinite(value).all():
             raise ValueError(f"reward term {name!r} returned a non-finite value: {value}")

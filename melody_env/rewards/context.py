@@ -1,4 +1,10 @@
-"""What a reward term sees at one step: a batch of compositions and the token placed in each."""
+"""What a reward term sees at one step: a batch of compositions and the token placed in each
+(:class:`RewardContext`), or one composition in Python scalars (:class:`SingleRewardContext`).
+
+The built-in terms read both alike (they index tables and use
+:func:`~melody_env.music.theory.select` where they would use ``np.where``), so each rule is one
+function for the vector env, the single env and the evaluation.
+"""
 
 from __future__ import annotations
 
@@ -56,7 +62,7 @@ class RewardContext:
         length: the composition length (the last step is ``length - 1``).
         keys: the key of each composition.
         previous_token: ``int [B]``: the token before ``action`` (the primer's last at step 0).
-        log_prob: ``float [B]``: log p(action | history) under the reward RNN.
+        log_prob: ``float64 [B]``: log p(action | history) under the reward RNN.
         leap_outcome: ``int8 [B]``: :func:`melody_env.music.theory.leap_step`'s outcome for
             ``action`` (computed once per step by the composition state, which owns the memory).
 
@@ -90,7 +96,7 @@ class RewardContext:
         self.length = length
         self.keys = keys
         self.previous_token = previous_token
-        self.log_prob = log_prob
+        self.log_prob = np.asarray(log_prob, dtype=np.float64)
         self.leap_outcome = leap_outcome
         self._sequence = sequence
         self._pitch = pitch
@@ -104,6 +110,11 @@ class RewardContext:
     @property
     def batch_size(self) -> int:
         return len(self.action)
+
+    @property
+    def zero(self) -> np.ndarray:
+        """``float64 [B]`` zeros: the reward of a rule that does not apply at this step."""
+        return np.zeros(len(self.action))
 
     @property
     def is_last_step(self) -> bool:
@@ -168,3 +179,93 @@ class RewardContext:
         if self._window_codes is None:
             self._window_codes = theory.window_codes(self.sequence)
         return self._window_codes
+
+
+class SingleRewardContext:
+    """:class:`RewardContext` for one composition, in Python scalars: what the single env's
+    built-in terms read, without numpy's per-call cost.
+
+    The attributes have the names of :class:`RewardContext`'s and hold one composition's value
+    (``int``, ``bool``, ``float``; ``keys`` is its :class:`~melody_env.music.keys.Key`,
+    ``sequence`` and ``window_codes`` are lists, ``line_sums`` holds ints). They are valid during
+    the step. Terms written for batches only (a user's extra terms) get :meth:`batch`, a
+    :class:`RewardContext` of one composition.
+    """
+
+    __slots__ = (
+        "_batch",
+        "_motif_notes",
+        "action",
+        "in_key",
+        "interval",
+        "is_repeating",
+        "keys",
+        "leap_outcome",
+        "length",
+        "line_sums",
+        "log_prob",
+        "pitch",
+        "previous_token",
+        "sequence",
+        "step",
+        "window_codes",
+    )
+    batch_size = 1
+    zero = 0.0
+
+    def __init__(
+        self,
+        sequence: list[int],
+        length: int,
+        key: Key,
+        previous_token: int,
+        log_prob: float,
+        facts,
+        line_sums: theory.LineSums,
+        window_codes: list[int],
+    ) -> None:
+        self.sequence = sequence
+        self.action = sequence[-1]
+        self.step = len(sequence) - 1
+        self.length = length
+        self.keys = key
+        self.previous_token = previous_token
+        self.log_prob = log_prob
+        self.pitch, self.in_key, self.interval, self.is_repeating, self.leap_outcome = facts
+        self.line_sums = line_sums
+        self.window_codes = window_codes
+        self._motif_notes = None
+        self._batch = None
+
+    @property
+    def is_last_step(self) -> bool:
+        return self.step == self.length - 1
+
+    @property
+    def history(self) -> list[int]:
+        return self.sequence[:-1]
+
+    @property
+    def motif_notes(self) -> int:
+        if self._motif_notes is None:
+            self._motif_notes = theory.motif_distinct_notes(self.sequence)
+        return self._motif_notes
+
+    def batch(self) -> RewardContext:
+        """This step as a :class:`RewardContext` of one composition (``[1]`` arrays)."""
+        if self._batch is None:
+            self._batch = RewardContext(
+                history=np.array([self.history], dtype=np.int64).reshape(1, self.step),
+                action=np.array([self.action]),
+                step=self.step,
+                length=self.length,
+                keys=KeyArrays.from_keys([self.keys]),
+                previous_token=np.array([self.previous_token]),
+                log_prob=np.array([self.log_prob]),
+                leap_outcome=np.array([self.leap_outcome], dtype=np.int8),
+                pitch=np.array([self.pitch]),
+                in_key=np.array([self.in_key]),
+                interval=np.array([self.interval]),
+                is_repeating=np.array([self.is_repeating]),
+            )
+        return self._batch

@@ -1,8 +1,10 @@
 """The music-theory reward rules of the RL Tuner (spec §2), one small function each.
 
 Each rule maps a :class:`~melody_env.rewards.context.RewardContext` of ``B`` compositions to a
-``float64 [B]`` reward and is always a number. Constants are the original's. The musical tests
-themselves live in :mod:`melody_env.music.theory`; here they become rewards.
+``float64 [B]`` reward, or a :class:`~melody_env.rewards.context.SingleRewardContext` to one
+``float``, and is always a number. A rule is written once for both: it looks values up in
+tables and chooses with :func:`~melody_env.music.theory.select`. Constants are the original's.
+The musical tests themselves live in :mod:`melody_env.music.theory`; here they become rewards.
 
 Their sum is ``r_MT``. The paper's reward is ``log p(a | s) + r_MT / c`` with ``c = 0.5``.
 """
@@ -13,6 +15,7 @@ import numpy as np
 
 from melody_env.music import theory
 from melody_env.music.encoding import MAX_PITCH, MIN_PITCH, NO_EVENT, NUM_SPECIAL_EVENTS
+from melody_env.music.theory import select
 from melody_env.rewards.context import RewardContext
 
 OUT_OF_KEY_PENALTY = -1.0
@@ -70,7 +73,7 @@ assert (theory.LEAP_DOUBLED, theory.LEAP_NONE, theory.LEAP_RESOLVED) == (-1, 0, 
 
 def key_reward(ctx: RewardContext) -> np.ndarray:
     """-1 for a note outside the key; hold and rest are in every key."""
-    return np.where(ctx.in_key, 0.0, OUT_OF_KEY_PENALTY)
+    return select(ctx.in_key, 0.0, OUT_OF_KEY_PENALTY)
 
 
 def tonic_reward(ctx: RewardContext) -> np.ndarray:
@@ -89,13 +92,13 @@ def tonic_reward(ctx: RewardContext) -> np.ndarray:
     elif ctx.step > final + 1:
         earns = ctx.action < NUM_SPECIAL_EVENTS
     else:
-        return np.zeros(ctx.batch_size)
-    return np.where(earns, TONIC_REWARD, 0.0)
+        return ctx.zero
+    return select(earns, TONIC_REWARD, 0.0)
 
 
 def repeated_notes_reward(ctx: RewardContext) -> np.ndarray:
     """-100 for excessive repetition (:func:`~melody_env.music.theory.is_excessive_repetition`)."""
-    return np.where(ctx.is_repeating, REPEATING_PENALTY, 0.0)
+    return select(ctx.is_repeating, REPEATING_PENALTY, 0.0)
 
 
 def autocorrelation_reward(ctx: RewardContext) -> np.ndarray:
@@ -105,10 +108,11 @@ def autocorrelation_reward(ctx: RewardContext) -> np.ndarray:
     short prefixes: a two-note line always has rho_1 = -0.5). Unlike the original, only note
     onsets make the line (hold and rest are not pitches).
     """
-    rho = np.abs(theory.autocorrelation_from_sums(ctx.line_sums))
-    return AUTOCORRELATION_PENALTY_SCALE * np.where(rho > AUTOCORRELATION_THRESHOLD, rho, 0.0).sum(
-        1
-    )
+    penalty = ctx.zero
+    for rho in theory.autocorrelation_from_sums(ctx.line_sums):
+        size = abs(rho)
+        penalty = penalty + select(size > AUTOCORRELATION_THRESHOLD, size, 0.0)
+    return AUTOCORRELATION_PENALTY_SCALE * penalty
 
 
 def motif_reward(ctx: RewardContext) -> np.ndarray:
@@ -120,7 +124,7 @@ def repeated_motif_reward(ctx: RewardContext) -> np.ndarray:
     """+4 (+1 per distinct pitch beyond 3) when the last 8 tokens are a motif that was already
     played, token for token, entirely before them."""
     repeated = theory.last_window_repeats(ctx.window_codes, MOTIF_LENGTH)
-    return np.where(repeated, _REPEATED_MOTIF_REWARDS[ctx.motif_notes], 0.0)
+    return select(repeated, _REPEATED_MOTIF_REWARDS[ctx.motif_notes], 0.0)
 
 
 def _motif_rewards(notes: np.ndarray, reward: float, bonus_per_note: float) -> np.ndarray:
@@ -150,9 +154,9 @@ def leap_resolution_reward(ctx: RewardContext) -> np.ndarray:
 def unique_extremes_reward(ctx: RewardContext) -> np.ndarray:
     """At the last step, +3 if the highest pitch is played once and +3 if the lowest is."""
     if not ctx.is_last_step:
-        return np.zeros(ctx.batch_size)
+        return ctx.zero
     high, low = theory.unique_extremes(ctx.sequence)
-    return UNIQUE_EXTREME_REWARD * (high.astype(float) + low.astype(float))
+    return select(high, UNIQUE_EXTREME_REWARD, 0.0) + select(low, UNIQUE_EXTREME_REWARD, 0.0)
 
 
 MUSIC_THEORY_RULES = {

@@ -2,15 +2,16 @@
 
 A random policy (actions drawn in advance) drives: the single env through ``gymnasium.make``
 (default wrappers); Gymnasium's ``SyncVectorEnv`` and ``AsyncVectorEnv`` of single envs; the
-native :class:`~melody_env.MelodyCompositionVectorEnv`; and, as the ceiling of the native env,
-the bare batched reward-RNN step (``NoteRNN.step`` at the same batch size). A timed run plays
-whole episodes (autoreset steps included, as a trainer sees them). All runs use a
-``NoteRNN(seed=0)`` (random weights, the shipped architecture: one layer of 100 units) and
-``torch.set_num_threads(1)``: one env step is a small LSTM step, which torch's thread pool
-slows down on a shared machine. The runners take turns, ``--repeats`` rounds of one timed run
-each, so that other jobs on a shared machine weigh on all of them alike; the table gives the
-median over the rounds, the range, and the rate per CPU-second of this process (which other
-jobs disturb less than wall time). Prints a markdown table and the ratios the design aims at.
+native :class:`~melody_env.MelodyCompositionVectorEnv` (also with ``copy=False`` at N = 256);
+and, as the ceiling of the native env, the bare batched reward-RNN step (``NoteRNN.step`` at the
+same batch size). A timed run plays whole episodes (autoreset steps included, as a trainer sees
+them). All runs use a ``NoteRNN(seed=0)`` (random weights, the shipped architecture: one layer
+of 100 units) and ``torch.set_num_threads(1)``: one env step is a small LSTM step, which torch's
+thread pool slows down on a shared machine. The runners take turns, ``--repeats`` rounds of one
+timed run each, so that other jobs on a shared machine weigh on all of them alike; the table
+gives the median over the rounds, the range, and the rate per CPU-second of this process (which
+other jobs disturb less than wall time). Prints a markdown table and the ratios the design aims
+at.
 
     python benchmarks/env_throughput.py              # the full table (a few minutes on 2 cores)
     python benchmarks/env_throughput.py --quick      # fewer repeats and sizes, for a smoke test
@@ -142,6 +143,13 @@ def main() -> None:
         runners.append(
             ("native", "native vector env", n, vector_env(envs, episodes_for(n, args.env_steps)))
         )
+    if "native" in only:  # the opt-in buffer reuse (copy=False), at the size of the bars
+        envs = gym.make_vec(ENV_ID, num_envs=256, copy=False, reward_rnn=rnn)
+        closers.append(envs)
+        label = "native, copy=False"
+        runners.append(
+            ("native-nocopy", label, 256, vector_env(envs, episodes_for(256, args.env_steps)))
+        )
     for n in native_sizes if "bare" in only else ():
         runners.append(
             ("bare", "bare NoteRNN.step", n, bare_rnn(rnn, n, episodes_for(n, args.env_steps)))
@@ -195,6 +203,9 @@ def main() -> None:
             ratio = rates["native", n] / rates["bare", n]
             print(f"- native / bare reward-RNN step at N={n}: {ratio:.0%}", end="")
             print(f" (bar {BARE_RATIO_BAR:.0%})" if n == 256 else "")
+    if ("native-nocopy", 256) in rates and ("bare", 256) in rates:
+        ratio = rates["native-nocopy", 256] / rates["bare", 256]
+        print(f"- native with copy=False / bare reward-RNN step at N=256: {ratio:.0%}")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from melody_env import MelodyCompositionVectorEnv
 from melody_env.models import NoteRNN
-from melody_env.rewards import rules
+from melody_env.rewards import composition
 
 EPISODE = 32
 
@@ -58,9 +58,10 @@ def profile(num_envs: int, episodes: int) -> tuple[dict[str, float], float]:
     timers = Timers()
     envs = MelodyCompositionVectorEnv(num_envs, reward_rnn=NoteRNN(seed=0))
     state = envs._state
-    saved_rules = dict(rules.MUSIC_THEORY_RULES)
-    for name, rule in saved_rules.items():  # RewardFunction looks the rules up at each call
-        rules.MUSIC_THEORY_RULES[name] = timers.wrap(f"rule: {name}", rule)
+    saved_rules = list(composition._RULES)  # the rules as RewardFunction calls them
+    composition._RULES[:] = [
+        (name, timers.wrap(f"rule: {name}", rule)) for name, rule in saved_rules
+    ]
     try:
         state.reward_rnn.step_arrays = timers.wrap("reward RNN step", state.reward_rnn.step_arrays)
         state.reward_function = timers.wrap("reward function", state.reward_function)
@@ -87,8 +88,7 @@ def profile(num_envs: int, episodes: int) -> tuple[dict[str, float], float]:
             steps += 1
             step_seconds += elapsed
     finally:
-        rules.MUSIC_THEORY_RULES.clear()
-        rules.MUSIC_THEORY_RULES.update(saved_rules)
+        composition._RULES[:] = saved_rules
         del state.reward_rnn.step_arrays
     seconds = dict(timers.seconds)
     rule_total = sum(value for key, value in seconds.items() if key.startswith("rule: "))

@@ -46,3 +46,27 @@ def test_fast_rnn_step_follows_weight_changes():
     assert model.step(tokens.repeat(2), model.initial_state(2))[0].dtype == torch.float64
     dropout = NoteRNN(NoteRNNConfig(hidden_size=4, num_layers=2, dropout=0.5)).train()
     assert dropout.step_weights() is None  # training-time dropout: forward() is used
+
+
+@pytest.mark.parametrize("head_scale", [1.0, 60.0], ids=["small-logits", "large-logits"])
+def test_batch_of_one_log_softmax_is_exact_with_or_without_the_max_shift(head_scale):
+    """Logits bounded by SAFE_EXP_BOUND skip the shift by the maximum; larger ones keep it."""
+    from melody_env.models import lstm_step
+
+    model = NoteRNN(seed=0).eval()
+    with torch.no_grad():
+        model.head.weight.mul_(head_scale)
+        model.head.bias.mul_(head_scale)
+    shifted = model.step_weights().logit_bound >= lstm_step.SAFE_EXP_BOUND
+    assert shifted == (head_scale > 1.0)
+    state_forward, state_arrays = (
+        model.initial_state(1),
+        tuple(x.numpy() for x in model.initial_state(1)),
+    )
+    for token in (14, 0, 37, 1, 21):
+        with torch.no_grad():
+            logits, state_forward = model(torch.tensor([[token]]), state_forward)
+        log_probs, state_arrays = model.step_arrays(np.array([token]), state_arrays)
+        expected = torch.log_softmax(logits[:, 0].double(), dim=-1).numpy()
+        assert np.isfinite(log_probs).all()
+        np.testing.assert_allclose(log_probs, expected, rtol=1e-5, atol=1e-4 * head_scale)

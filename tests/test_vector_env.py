@@ -327,3 +327,24 @@ def test_pickle_round_trip(rnn):
 def test_package_exports():
     assert melody_env.MelodyCompositionVectorEnv is MelodyCompositionVectorEnv
     assert gym.spec(ENV_ID).vector_entry_point.endswith(":MelodyCompositionVectorEnv")
+
+
+def test_copy_false_returns_the_same_observations_in_one_reused_buffer(rnn):
+    copying = gym.make_vec(ENV_ID, num_envs=4, reward_rnn=rnn)
+    reusing = gym.make_vec(ENV_ID, num_envs=4, copy=False, reward_rnn=rnn)
+    assert copying.copy and not reusing.copy
+    actions = np.random.default_rng(3).integers(0, 38, size=(40, 4))  # autoresets included
+    obs, _ = copying.reset(seed=5)
+    buffer, _ = reusing.reset(seed=5)
+    np.testing.assert_array_equal(buffer, obs)
+    kept = obs
+    for step_actions in actions:
+        obs, rewards, terminated, _, _ = copying.step(step_actions)
+        shared, shared_rewards, shared_terminated, _, _ = reusing.step(step_actions)
+        assert shared is buffer and shared.dtype == np.float32  # overwritten in place
+        assert obs is not kept and obs.dtype == np.float32  # a new array each step
+        np.testing.assert_array_equal(shared, obs)
+        np.testing.assert_array_equal(shared_rewards, rewards)
+        np.testing.assert_array_equal(shared_terminated, terminated)
+        kept = obs
+    assert reusing.observation_space.contains(buffer)

@@ -227,7 +227,7 @@ class MelodyCompositionEnv(gym.Env):
         token = self._check_action(action)
         state = self._state
         breakdown = state.advance(token)
-        self.layout.write_step_single(self._obs_row, state.step - 1, token)
+        self.layout.write_step(self._obs_row, state.step - 1, token)
         reward = float(breakdown.total)
         info = {
             "reward_terms": {name: float(value) for name, value in breakdown.terms.items()},

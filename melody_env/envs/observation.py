@@ -89,36 +89,33 @@ class ObservationLayout:
         obs[rows, slices["key_mode"].start + modes] = 1.0
         self._write_position(obs, step=0)
 
-    def write_step(self, obs: np.ndarray, step: int, actions: np.ndarray) -> None:
-        """Record ``actions`` as the tokens of ``step`` and move the position to ``step + 1``."""
+    def write_step(self, obs: np.ndarray, step: int, actions: np.ndarray | int) -> None:
+        """Record ``actions`` as the tokens of ``step`` and move the position to ``step + 1``:
+        ``obs [B, size]`` and ``actions [B]``, or one composition's ``obs [size]`` and an
+        ``int`` token (a few element writes: the single env's step)."""
         slices = self.slices
         last = slices["last_token"]
-        obs[:, last] = 0.0
-        if obs.flags.c_contiguous:  # one flat write for both one-hots of each row
+        composition = slices["composition"].start + NUM_CLASSES * step
+        obs[..., last] = 0.0
+        if obs.ndim == 1:
+            obs[last.start + actions] = 1.0
+            obs[composition + actions] = 1.0
+        elif obs.flags.c_contiguous:  # one flat write for both one-hots of each row
             columns = np.arange(0, obs.size, obs.shape[1]) + actions
             flat = obs.reshape(-1)
             flat[columns + last.start] = 1.0
-            flat[columns + (slices["composition"].start + NUM_CLASSES * step)] = 1.0
+            flat[columns + composition] = 1.0
         else:
             rows = np.arange(len(actions))
             obs[rows, last.start + actions] = 1.0
-            obs[rows, slices["composition"].start + NUM_CLASSES * step + actions] = 1.0
-        self._write_position(obs, step + 1)
-
-    def write_step_single(self, obs: np.ndarray, step: int, token: int) -> None:
-        """:meth:`write_step` for one composition's ``obs [size]`` and an ``int`` token, with a
-        few element writes instead of array operations (the single env's fast path)."""
-        slices = self.slices
-        last = slices["last_token"].start
-        obs[last : last + NUM_CLASSES] = 0.0
-        obs[last + token] = 1.0
-        obs[slices["composition"].start + NUM_CLASSES * step + token] = 1.0
+            obs[rows, composition + actions] = 1.0
+        # Only the old and new position and beat change (see _write_position).
         position, beat = slices["position"].start, slices["beat"].start
-        obs[position + step] = 0.0
-        obs[beat + step % self.steps_per_bar] = 0.0
+        obs[..., position + step] = 0.0
+        obs[..., beat + step % self.steps_per_bar] = 0.0
         if step + 1 < self.composition_length:
-            obs[position + step + 1] = 1.0
-            obs[beat + (step + 1) % self.steps_per_bar] = 1.0
+            obs[..., position + step + 1] = 1.0
+            obs[..., beat + (step + 1) % self.steps_per_bar] = 1.0
 
     def _write_position(self, obs: np.ndarray, step: int) -> None:
         slices = self.slices

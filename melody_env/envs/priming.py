@@ -37,14 +37,20 @@ def _midi_primer(path: str, key: Key, modified: float) -> np.ndarray:
     return tokens
 
 
+def random_primer_token(np_random: np.random.Generator) -> int:
+    """The default primer: one token drawn uniformly from all 38 (the original drew from 0..36
+    only)."""
+    return int(np_random.integers(0, NUM_CLASSES))
+
+
 def resolve_primer(primer: PrimerSpec, key: Key, np_random: np.random.Generator) -> np.ndarray:
     """Primer tokens for one episode.
 
-    ``None`` draws one token uniformly from all 38 (the original drew from 0..36 only); a path
-    reads the MIDI file's first monophonic line transposed to ``key``; tokens are used as given.
+    ``None`` draws one token (:func:`random_primer_token`); a path reads the MIDI file's first
+    monophonic line transposed to ``key``; tokens are used as given.
     """
     if primer is None:
-        return np.array([np_random.integers(0, NUM_CLASSES)], dtype=np.int64)
+        return np.array([random_primer_token(np_random)], dtype=np.int64)
     if isinstance(primer, (str, os.PathLike)):
         path = Path(primer)
         if not path.is_file():

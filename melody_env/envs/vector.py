@@ -25,7 +25,12 @@ from melody_env.envs.melody_composition import (
     load_reward_rnn,
 )
 from melody_env.envs.observation import ObservationLayout
-from melody_env.envs.priming import PrimerSpec, check_primer, resolve_primer
+from melody_env.envs.priming import (
+    PrimerSpec,
+    check_primer,
+    random_primer_token,
+    resolve_primer,
+)
 from melody_env.models.note_rnn import NoteRNN
 from melody_env.music.encoding import NOTE_OFF, NUM_CLASSES
 from melody_env.music.keys import Key
@@ -41,11 +46,13 @@ class MelodyCompositionVectorEnv(VectorEnv):
     ## Description
 
     The vector twin of the single env: the same task, rules and reward, computed for all ``N``
-    compositions at once by the same :class:`~melody_env.envs.composition_state.CompositionState`
-    (the single env is its batch of one), so every rule has one implementation. One step runs
-    one batched reward-RNN forward and array operations over the batch, with no Python loop over
-    envs. Env ``i`` reset with seed ``s + i`` behaves exactly as a single env reset with that
-    seed and given the same actions (up to float32 rounding in the reward RNN's log-probs).
+    compositions at once by a :class:`~melody_env.envs.composition_state.CompositionState`. The
+    single env runs the same rule functions, step tables and rule state on Python scalars
+    (:class:`~melody_env.envs.single_state.SingleCompositionState`), so every rule has one
+    implementation. One step runs one batched reward-RNN forward and array operations over the
+    batch, with no Python loop over envs. Env ``i`` reset with seed ``s + i`` behaves exactly as
+    a single env reset with that seed and given the same actions (up to float32 rounding in the
+    reward RNN's log-probs).
 
     ## Action Space
 
@@ -85,6 +92,10 @@ class MelodyCompositionVectorEnv(VectorEnv):
     ## Arguments
 
     - ``num_envs``: number of compositions ``N``.
+    - ``copy`` (``True``): return a new observation array from each ``reset`` and ``step``, as
+      Gymnasium's ``SyncVectorEnv(copy=True)``. ``False`` returns the env's own buffer, which
+      the next ``step`` or ``reset`` overwrites: faster, for callers that copy what they keep
+      (e.g. into a rollout buffer) before stepping again.
     - The single env's arguments, shared by all envs: ``key``, ``primer``,
       ``composition_length``, ``steps_per_bar``, ``primer_context``, ``reward_mode``,
       ``reward_scaler``, ``reward_terms``, ``reward_weights``, ``reward_rnn``, ``render_mode``,
@@ -141,6 +152,7 @@ class MelodyCompositionVectorEnv(VectorEnv):
         reward_rnn: NoteRNN | str | os.PathLike | None = None,
         render_mode: str | None = None,
         qpm: float = 80.0,
+        copy: bool = True,
     ) -> None:
         if (
             not isinstance(num_envs, (int, np.integer))
@@ -169,9 +181,11 @@ class MelodyCompositionVectorEnv(VectorEnv):
         self._state = CompositionState(
             self.num_envs, composition_length, self.reward_rnn, self.reward_function
         )
-        # The one-hots are kept as bytes, a quarter of the memory traffic of float32 per step; each
-        # step returns a fresh float32 copy.
-        self._obs = np.zeros((self.num_envs, self.layout.size), dtype=np.uint8)
+        # With copies, the one-hots are kept as bytes (a quarter of the memory traffic of float32
+        # per step) and each step returns a fresh float32 array; without, the float32 buffer.
+        self.copy = bool(copy)
+        obs_dtype = np.uint8 if self.copy else np.float32
+        self._obs = np.zeros((self.num_envs, self.layout.size), dtype=obs_dtype)
         self._env_rngs: list[np.random.Generator | None] = [None] * self.num_envs
         self._episode_keys = [self.key] * self.num_envs
         self._started = False
@@ -230,7 +244,7 @@ class MelodyCompositionVectorEnv(VectorEnv):
         }
         self._autoreset = self._state.finished
         terminated = np.full(self.num_envs, self._autoreset)
-        return self._obs.astype(np.float32), rewards, terminated, no_flags, info
+        return self._observations(), rewards, terminated, no_flags, info
 
     def render(self) -> tuple[Any, ...] | None:
         """The single env's render of each composition (text or RGB piano roll), as a tuple."""
@@ -269,12 +283,16 @@ class MelodyCompositionVectorEnv(VectorEnv):
         self, keys: list[Key], primer_specs: list[PrimerSpec]
     ) -> tuple[np.ndarray, dict[str, Any]]:
         # One draw per env from its own generator, as the single env draws from its np_random.
-        primers = [
-            resolve_primer(spec, key, self._env_rng(index))
-            for index, (spec, key) in enumerate(zip(primer_specs, keys, strict=True))
-        ]
-        stacked = _stack_primers(primers)  # int64 [N, T], or an object array if lengths differ
-        batch = primers if stacked.dtype == object else stacked
+        if all(spec is None for spec in primer_specs):  # the default: a random token each
+            draws = [random_primer_token(self._env_rng(index)) for index in range(self.num_envs)]
+            stacked = np.array(draws, dtype=np.int64)[:, None]
+        else:
+            primers = [
+                resolve_primer(spec, key, self._env_rng(index))
+                for index, (spec, key) in enumerate(zip(primer_specs, keys, strict=True))
+            ]
+            stacked = _stack_primers(primers)  # int64 [N, T], or an object array of arrays
+        batch = list(stacked) if stacked.dtype == object else stacked
         self._state.reset(batch, keys)
         self.layout.write_reset(self._obs, batch, keys)
         self._episode_keys = keys
@@ -282,8 +300,7 @@ class MelodyCompositionVectorEnv(VectorEnv):
         self._autoreset = False
         mask = np.ones(self.num_envs, dtype=bool)  # every env has every entry
         key_names = np.empty(self.num_envs, dtype=object)
-        for index, key in enumerate(keys):
-            key_names[index] = key.name
+        key_names[:] = [key.name for key in keys]
         info = {
             "prior_log_probs": np.array(self._state.next_log_probs, dtype=np.float32),
             "_prior_log_probs": mask,
@@ -292,7 +309,10 @@ class MelodyCompositionVectorEnv(VectorEnv):
             "primer": stacked.copy(),
             "_primer": mask,
         }
-        return self._obs.astype(np.float32), info
+        return self._observations(), info
+
+    def _observations(self) -> np.ndarray:
+        return self._obs.astype(np.float32) if self.copy else self._obs
 
     def _env_rng(self, index: int) -> np.random.Generator:
         if self._env_rngs[index] is None:

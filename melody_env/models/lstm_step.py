@@ -11,11 +11,22 @@ rounding. :meth:`~melody_env.models.note_rnn.NoteRNN.step` uses it; training use
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
+
+SAFE_EXP_BOUND = 80.0
+"""``exp`` of a float32 in ``[-80, 80]`` is a normal number: with logits bounded by it the
+log-softmax needs no shift by the maximum (a reduction that costs a batch of one dearly)."""
+
+
+@functools.cache
+def _ones(size: int) -> np.ndarray:
+    return np.ones(size, np.float32)
 
 
 @dataclass(frozen=True)
@@ -29,6 +40,7 @@ class StepWeights:
         numpy_layers: the same as numpy arrays with the ``i, f, o`` columns halved, so that one
             ``tanh`` gives all gates: ``sigmoid(x) = 0.5 * tanh(x / 2) + 0.5``.
         head: ``(W^T, b)`` of the output layer, torch and numpy.
+        logit_bound: a bound on ``|logit|``: ``max_j sum_i |W_ji| + |b_j|`` (``|h| < 1``).
     """
 
     key: tuple
@@ -37,6 +49,7 @@ class StepWeights:
     torch_head: tuple[torch.Tensor, torch.Tensor]
     numpy_head: tuple[np.ndarray, np.ndarray]
     hidden_size: int
+    logit_bound: float
 
 
 def weights_key(lstm: nn.LSTM, head: nn.Linear) -> tuple:
@@ -86,6 +99,7 @@ def build(lstm: nn.LSTM, head: nn.Linear) -> StepWeights:
         torch_head=(head_w_t, head_b),
         numpy_head=(head_w_t.numpy().copy(), head_b.numpy().copy()),
         hidden_size=hidden,
+        logit_bound=float((head_w_t.abs().sum(0) + head_b.abs()).max()),
     )
 
 
@@ -139,8 +153,11 @@ def step_numpy(
         layers.append((x, c_layer))
     logits = np.dot(x, weights.numpy_head[0])
     logits += weights.numpy_head[1]
-    logits -= logits.max()
-    logits -= np.log(np.exp(logits).sum())
+    if weights.logit_bound < SAFE_EXP_BOUND:  # exp cannot overflow or underflow to 0
+        logits -= np.float32(math.log(np.dot(np.exp(logits[0]), _ones(logits.shape[1]))))
+    else:
+        logits -= logits.max()
+        logits -= np.log(np.exp(logits).sum())
     if len(layers) == 1:
         return logits, x[None], c_layer[None]
     return logits, np.stack([h for h, _ in layers]), np.stack([c for _, c in layers])

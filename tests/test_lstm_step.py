@@ -70,3 +70,19 @@ def test_batch_of_one_log_softmax_is_exact_with_or_without_the_max_shift(head_sc
         expected = torch.log_softmax(logits[:, 0].double(), dim=-1).numpy()
         assert np.isfinite(log_probs).all()
         np.testing.assert_allclose(log_probs, expected, rtol=1e-5, atol=1e-4 * head_scale)
+
+
+def test_one_token_primes_come_from_a_table_that_follows_the_weights():
+    model = NoteRNN(seed=0).eval()
+    tokens = torch.tensor([[14], [0], [37], [14]])
+    log_probs, (h, c) = model.prime(tokens)
+    expected, (h_step, c_step) = model.step(tokens[:, 0], model.initial_state(4))
+    torch.testing.assert_close(log_probs, expected)
+    torch.testing.assert_close(h, h_step)
+    torch.testing.assert_close(c, c_step)
+    log_probs[0, 0] = 99.0  # the caller's copy: the table is not touched
+    assert model.prime(tokens)[0][0, 0] != 99.0
+    with torch.no_grad():
+        model.head.bias[5] += 3.0
+    shifted, _ = model.prime(tokens)
+    assert (shifted[:, 5] > expected[:, 5]).all()

@@ -192,10 +192,17 @@ class NoteRNN(nn.Module):
     def prime(self, tokens: torch.Tensor, state: LSTMState | None = None):
         """Run over ``tokens [batch, time]``; return the next-token log-probs and the state.
 
-        Short primers (up to :data:`PRIME_BY_STEPS` tokens, e.g. the env's one-token random
-        primers) go through :meth:`step`, longer ones through :meth:`forward`.
+        Short primers (up to :data:`PRIME_BY_STEPS` tokens) go through :meth:`step`, longer ones
+        through :meth:`forward`. One-token primers from the initial state (the envs' default
+        random primers, a batch per reset) are rows of a table of the first step from every
+        token, computed once per set of weights.
         """
-        if tokens.shape[1] <= PRIME_BY_STEPS and self.step_weights() is not None:
+        weights = self.step_weights()
+        if weights is not None and tokens.shape[1] == 1 and state is None:
+            log_probs, (h, c) = self._first_steps(weights)
+            index = tokens[:, 0]
+            return log_probs[index], (h[:, index], c[:, index])
+        if tokens.shape[1] <= PRIME_BY_STEPS and weights is not None:
             state = self.initial_state(tokens.shape[0]) if state is None else state
             for column in tokens.T:
                 log_probs, state = self.step(column, state)
@@ -203,6 +210,15 @@ class NoteRNN(nn.Module):
         with single_threaded():
             logits, state = self.forward(tokens, state)
             return torch.log_softmax(logits[:, -1], dim=-1), state
+
+    def _first_steps(self, weights: lstm_step.StepWeights) -> tuple[torch.Tensor, LSTMState]:
+        """:meth:`step` of every token from the initial state (rebuilt with the weights)."""
+        cached = self.__dict__.get("_first_steps_cache")
+        if cached is None or cached[0] is not weights:
+            classes = self.config.num_classes
+            first = self.step(torch.arange(classes), self.initial_state(classes))
+            self.__dict__["_first_steps_cache"] = cached = (weights, first)
+        return cached[1]
 
     def save(self, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> None:
         """Write weights and config to one ``.safetensors`` file, atomically."""

@@ -367,18 +367,19 @@ def autocorrelation_from_sums(sums: LineSums) -> tuple:
     n, total = sums.count, sums.total
     square = total * total
     denominator = n * (n * sums.total_squares - square)
+    per_lag = (sums.lag_products, sums.head, sums.tail, sums.lags)
+    if isinstance(n, np.ndarray):  # a batch: all lags at once, as [K, B] arrays
+        products, head, tail, lags = (np.array(values) for values in per_lag)
+        return tuple(_rho(n, total, square, denominator, products, head, tail, lags[:, None]))
     return tuple(
-        [
-            _ratio(
-                n * (n * products - total * (2 * total - tail - head)) + (n - lag) * square,
-                denominator,
-                (denominator > 0) & (n > lag),
-            )
-            for lag, products, head, tail in zip(
-                sums.lags, sums.lag_products, sums.head, sums.tail, strict=True
-            )
-        ]
+        [_rho(n, total, square, denominator, *values) for values in zip(*per_lag, strict=True)]
     )
+
+
+def _rho(n, total, square, denominator, products, head, tail, lag):
+    """:func:`autocorrelation_from_sums`'s formula for one lag (numbers) or stacked lags."""
+    numerator = n * (n * products - total * (2 * total - tail - head)) + (n - lag) * square
+    return _ratio(numerator, denominator, (denominator > 0) & (n > lag))
 
 
 def _ratio(numerator, denominator, keep):

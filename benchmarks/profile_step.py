@@ -1,15 +1,17 @@
-"""Where the time of one native vector-env step goes, at ``--num-envs`` (default 256).
+"""Where the time of one env step goes: the native vector env at ``--num-envs`` (default 256),
+or the single env through ``gymnasium.make`` (``--single``).
 
-Runs the native :class:`~melody_env.MelodyCompositionVectorEnv` with a random policy and times,
-inside each step: the reward-RNN step, each music-theory rule, the rest of the reward function
-(other terms, weighting, sums), the rule-state bookkeeping of ``CompositionState.advance``
-(lookup tables, melodic line, window codes, context), the observation write and the rest of
-``step`` (action checks, info arrays, the observation copy). Autoreset steps are timed apart.
-Same setup as ``env_throughput.py``: ``NoteRNN(seed=0)``, ``torch.set_num_threads(1)``.
-Prints a markdown table (median over ``--repeats`` runs of the per-step means).
+Runs the env with a random policy and times, inside each step: the reward-RNN step, each
+music-theory rule, the rest of the reward function (other terms, weighting, sums), the rule states
+(``RuleState.advance``: lookup tables, melodic line, window code), the rest of ``advance`` (the
+context, the tokens, log p), the observation write and the rest of ``step`` (action checks, the
+info, the observation copy and, for the single env, Gymnasium's wrappers). Autoreset steps (the
+single env's resets) are timed apart. Same setup as ``env_throughput.py``: ``NoteRNN(seed=0)``,
+``torch.set_num_threads(1)``. Prints a markdown table (median over ``--repeats`` runs of the
+per-step means).
 
-    python benchmarks/profile_vector_step.py
-    python benchmarks/profile_vector_step.py --num-envs 1
+    python benchmarks/profile_step.py
+    python benchmarks/profile_step.py --single --episodes 100
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
+import melody_env
 from melody_env import MelodyCompositionVectorEnv
-from melody_env.models import NoteRNN
+from melody_env.models import NoteRNN, lstm_step
 from melody_env.rewards import composition
 
 EPISODE = 32
@@ -53,34 +57,51 @@ class Timers:
         return timed
 
 
-def profile(num_envs: int, episodes: int) -> tuple[dict[str, float], float]:
+def profile(num_envs: int, episodes: int, single: bool) -> tuple[dict[str, float], float]:
     """Mean microseconds per (non-reset) step of each component, and of the whole step."""
     timers = Timers()
-    envs = MelodyCompositionVectorEnv(num_envs, reward_rnn=NoteRNN(seed=0))
-    state = envs._state
+    if single:  # the single env through gym.make, on its scalar engine
+        envs = gym.make(melody_env.ENV_ID, reward_rnn=NoteRNN(seed=0))
+        state = envs.unwrapped._state
+        layout = envs.unwrapped.layout
+        rules_state = state._rules
+        saved_rnn_step = lstm_step.step_numpy  # SingleCompositionState calls it by module
+        lstm_step.step_numpy = timers.wrap("reward RNN step", saved_rnn_step)
+    else:
+        envs = MelodyCompositionVectorEnv(num_envs, reward_rnn=NoteRNN(seed=0))
+        state = envs._state
+        layout = envs.layout
+        rules_state = state._rules
+        state.reward_rnn.step_arrays = timers.wrap("reward RNN step", state.reward_rnn.step_arrays)
     saved_rules = list(composition._RULES)  # the rules as RewardFunction calls them
     composition._RULES[:] = [
         (name, timers.wrap(f"rule: {name}", rule)) for name, rule in saved_rules
     ]
     try:
-        state.reward_rnn.step_arrays = timers.wrap("reward RNN step", state.reward_rnn.step_arrays)
         state.reward_function = timers.wrap("reward function", state.reward_function)
+        rules_state.advance = timers.wrap("rule states", rules_state.advance)
         state.advance = timers.wrap("advance", state.advance)
         # The layout is a frozen dataclass: set the timed method around its __setattr__.
-        write_step = timers.wrap("observation write", envs.layout.write_step)
-        object.__setattr__(envs.layout, "write_step", write_step)
-        envs.reset(seed=0)
-        actions = np.random.default_rng(0).integers(
-            0, 38, size=(episodes * (EPISODE + 1), num_envs)
+        object.__setattr__(
+            layout, "write_step", timers.wrap("observation write", layout.write_step)
         )
-        envs.step(actions[0])
+        envs.reset(seed=0)
+        rng = np.random.default_rng(0)
+        if single:
+            actions = rng.integers(0, 38, size=(episodes * EPISODE, 1)).tolist()
+        else:
+            actions = rng.integers(0, 38, size=(episodes * (EPISODE + 1), num_envs))
+        envs.step(actions[0][0] if single else actions[0])
         for key in list(timers.seconds):
             timers.seconds[key] = 0.0
         steps, step_seconds = 0, 0.0
         for step_actions in actions[1:]:
-            resetting = envs._autoreset
+            resetting = envs.unwrapped._state.finished if single else envs._autoreset
             start = time.perf_counter()
-            envs.step(step_actions)
+            if single and resetting:
+                envs.reset()
+            else:
+                envs.step(step_actions[0] if single else step_actions)
             elapsed = time.perf_counter() - start
             if resetting:
                 timers.seconds["autoreset step (apart)"] += elapsed
@@ -89,7 +110,10 @@ def profile(num_envs: int, episodes: int) -> tuple[dict[str, float], float]:
             step_seconds += elapsed
     finally:
         composition._RULES[:] = saved_rules
-        del state.reward_rnn.step_arrays
+        if single:
+            lstm_step.step_numpy = saved_rnn_step
+        else:
+            del state.reward_rnn.step_arrays
     seconds = dict(timers.seconds)
     rule_total = sum(value for key, value in seconds.items() if key.startswith("rule: "))
     components = {key: value for key, value in seconds.items() if key.startswith("rule: ")}
@@ -97,11 +121,15 @@ def profile(num_envs: int, episodes: int) -> tuple[dict[str, float], float]:
     components["reward function: other terms, weights, sums"] = (
         seconds["reward function"] - rule_total
     )
-    components["rule states, context (advance bookkeeping)"] = (
-        seconds["advance"] - seconds["reward function"] - seconds["reward RNN step"]
+    components["rule states (RuleState.advance)"] = seconds["rule states"]
+    components["context, tokens, log p (rest of advance)"] = (
+        seconds["advance"]
+        - seconds["reward function"]
+        - seconds["reward RNN step"]
+        - seconds["rule states"]
     )
     components["observation write"] = seconds["observation write"]
-    components["step: checks, infos, obs copy"] = (
+    components["step: checks, infos, obs copy, wrappers"] = (
         step_seconds - seconds["advance"] - seconds["observation write"]
     )
     per_step = {key: value / steps * 1e6 for key, value in components.items()}
@@ -113,17 +141,21 @@ def profile(num_envs: int, episodes: int) -> tuple[dict[str, float], float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num-envs", type=int, default=256)
+    parser.add_argument(
+        "--single", action="store_true", help="profile the single env (gym.make) instead"
+    )
     parser.add_argument("--episodes", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(1)
     load_before = os.getloadavg()[0]
-    runs = [profile(args.num_envs, args.episodes) for _ in range(args.repeats)]
+    runs = [profile(args.num_envs, args.episodes, args.single) for _ in range(args.repeats)]
     names = list(runs[0][0])
     medians = {name: float(np.median([run[0][name] for run in runs])) for name in names}
     total = float(np.median([run[1] for run in runs]))
+    subject = "single env (gym.make)" if args.single else f"native vector env, N = {args.num_envs}"
     print(
-        f"N = {args.num_envs}, median of {args.repeats} runs of {args.episodes} episodes; "
+        f"{subject}, median of {args.repeats} runs of {args.episodes} episodes; "
         f"1-min load average {load_before:.1f} before / {os.getloadavg()[0]:.1f} after"
     )
     print("\n| component | us per step | share of step |")
@@ -133,7 +165,8 @@ def main() -> None:
             continue
         print(f"| {name} | {medians[name]:,.1f} | {medians[name] / total:.0%} |")
     print(f"| **whole step** (timers included) | **{total:,.1f}** | 100% |")
-    print(f"| autoreset step (every {EPISODE + 1}th, not above) | {medians[names[-1]]:,.1f} | |")
+    reset = "reset" if args.single else f"autoreset step (every {EPISODE + 1}rd)"
+    print(f"| {reset}, not above | {medians[names[-1]]:,.1f} | |")
 
 
 if __name__ == "__main__":

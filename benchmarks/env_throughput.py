@@ -155,12 +155,19 @@ def main() -> None:
             ("bare", "bare NoteRNN.step", n, bare_rnn(rnn, n, episodes_for(n, args.env_steps)))
         )
 
-    # Rounds of every runner in turn, so that other jobs on the machine weigh on all of them.
+    # Rounds of every runner in turn, so that other jobs on the machine weigh on all of them;
+    # within a round the runners of one N run back to back, so that each ratio below compares
+    # runs made moments apart (the VM's speed drifts over minutes).
+    kind_order = ["single", "sync", "async", "native", "native-nocopy", "bare"]
+    order = sorted(
+        range(len(runners)), key=lambda i: (runners[i][2], kind_order.index(runners[i][0]))
+    )
     load_before = os.getloadavg()[0]
     wall = defaultdict(list)
     cpu = defaultdict(list)
     for round_ in range(repeats):
-        for index, (_, label, n, run) in enumerate(runners):
+        for index in order:
+            _, label, n, run = runners[index]
             start, cpu_start = time.perf_counter(), time.process_time()
             steps = run()
             wall[index].append(steps / (time.perf_counter() - start))
@@ -174,6 +181,7 @@ def main() -> None:
         envs.close()
 
     rates = {(kind, n): float(np.median(wall[i])) for i, (kind, _, n, _) in enumerate(runners)}
+    rounds = {(kind, n): np.array(wall[i]) for i, (kind, _, n, _) in enumerate(runners)}
     print(f"\n{datetime.date.today().isoformat()}, {machine()}")
     print(
         f"torch {torch.__version__} (set_num_threads(1)), numpy {np.__version__}, gymnasium "
@@ -189,23 +197,30 @@ def main() -> None:
             f"| {label} | {n} | {median:,.0f} | {min(wall[index]):,.0f} - {max(wall[index]):,.0f} "
             f"| {n / median * 1e6:,.0f} | {cpu_rate} |"
         )
-    print()
+
+    def ratio(top: tuple[str, int], bottom: tuple[str, int], spec: str) -> str:
+        """The median over rounds of the ratio within each round, and its range."""
+        per_round = rounds[top] / rounds[bottom]
+        low, high = format(per_round.min(), spec), format(per_round.max(), spec)
+        return f"{format(float(np.median(per_round)), spec)} (rounds: {low} - {high})"
+
+    print("\nRatios: the median over the rounds of the ratio measured within each round.\n")
     if ("single", 1) in rates:
         single = rates["single", 1]
         print(f"- single env through gym.make: {single:,.0f} env-steps/s (bar {SINGLE_BAR:,})")
     for n in sync_sizes:
         if ("sync", n) in rates and ("native", n) in rates:
-            ratio = rates["native", n] / rates["sync", n]
-            print(f"- native / SyncVectorEnv at N={n}: {ratio:.1f}x", end="")
+            text = ratio(("native", n), ("sync", n), ".1f")
+            print(f"- native / SyncVectorEnv at N={n}: {text.replace(' ', 'x ', 1)}", end="")
             print(f" (bar {SYNC_RATIO_BAR:.0f}x)" if n == 256 else "")
     for n in native_sizes:
         if ("bare", n) in rates and ("native", n) in rates:
-            ratio = rates["native", n] / rates["bare", n]
-            print(f"- native / bare reward-RNN step at N={n}: {ratio:.0%}", end="")
+            text = ratio(("native", n), ("bare", n), ".0%")
+            print(f"- native / bare reward-RNN step at N={n}: {text}", end="")
             print(f" (bar {BARE_RATIO_BAR:.0%})" if n == 256 else "")
     if ("native-nocopy", 256) in rates and ("bare", 256) in rates:
-        ratio = rates["native-nocopy", 256] / rates["bare", 256]
-        print(f"- native with copy=False / bare reward-RNN step at N=256: {ratio:.0%}")
+        text = ratio(("native-nocopy", 256), ("bare", 256), ".0%")
+        print(f"- native with copy=False / bare reward-RNN step at N=256: {text}")
 
 
 if __name__ == "__main__":

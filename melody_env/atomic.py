@@ -41,6 +41,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+TEMPORARY_PATTERN = ".*.????????.tmp"
+"""The name :func:`atomic_path` gives its temporary file: ``.<name>.<8 random characters>.tmp``."""
+
+
+def remove_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete, in ``folder`` (not below it), the temporary files of writes that were killed
+    inside :func:`atomic_path`; return them. Call it only where no other process is writing,
+    e.g. when a killed run resumes in its folder."""
+    removed = [path for path in Path(folder).glob(TEMPORARY_PATTERN) if path.is_file()]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     with atomic_path(path) as tmp:

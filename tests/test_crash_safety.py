@@ -137,9 +137,15 @@ def test_a_killed_saves_leftovers_are_never_taken_for_checkpoints(tiny_rnn_path,
     shutil.copytree(root / "step_000000384", staging)
     shutil.copytree(root / "step_000000256", root / ".step_000000128.del99999")
     (root / ".latest.json.k3x9_a.tmp").write_text('{"checkpoint": "step_0000')
+    # and a kill while the summary or a sample was written (atomic_path's temporary files)
+    (run / ".summary.json.k3x9_a1b.tmp").write_text('{"sampled": ')
+    (run / "samples").mkdir(exist_ok=True)
+    (run / "samples" / ".sample_000.mid.q8w7e6r5.tmp").write_bytes(b"MThd")
+    (run / "notes.tmp").write_text("the user's own file")
     assert ckpt.find_checkpoint(run) == root / "step_000000384"
     train(config, run, resume=True, log=lambda *_: None)  # already done: nothing saved
     assert len(hidden_leftovers(run)) == 3
+    assert sorted(p.name for p in run.rglob("*.tmp")) == ["notes.tmp"]  # the resume cleared them
     longer = dataclasses.replace(config, total_steps=512)
     train(longer, run, resume=True, log=lambda *_: None)  # saves at 512, clearing them
     assert hidden_leftovers(run) == []

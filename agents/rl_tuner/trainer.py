@@ -41,7 +41,7 @@ from agents.rl_tuner.rollout import (
     round_seeds,
 )
 from agents.rl_tuner.summary import composition_stats, write_summary
-from melody_env.atomic import atomic_write_text
+from melody_env.atomic import atomic_write_text, remove_temporaries
 from melody_env.io.midi_writer import write_midi
 from melody_env.models.note_rnn import NoteRNN
 
@@ -124,6 +124,9 @@ class Trainer:
                     f"cannot resume: {error}. Start a new run without --resume."
                 ) from error
             config = replace(loaded.config, total_steps=config.total_steps)
+            # A kill while the summary or the samples were written leaves their temporary files.
+            for folder in (self.run_dir, self.run_dir / "samples"):
+                remove_temporaries(folder)
         elif (self.run_dir / ckpt.CHECKPOINTS / ckpt.LATEST).exists():
             raise FileExistsError(
                 f"{self.run_dir} already holds a run; pass --resume to continue it or choose "

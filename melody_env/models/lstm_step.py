@@ -112,20 +112,23 @@ def step_torch(
     hidden = weights.hidden_size
     new_h, new_c = [], []
     x = None
+    # In place on each layer's fresh gate matrix: fewer [B, 4H] temporaries to allocate and
+    # stream through the caches (the same operations, so the same results bit for bit).
     for layer, (first, w_hh_t, bias) in enumerate(weights.torch_layers):
-        if layer == 0:
-            gates = torch.addmm(first[tokens], h[layer], w_hh_t)
-        else:
-            gates = torch.addmm(torch.addmm(bias, x, first), h[layer], w_hh_t)
-        sig = gates[:, :three].sigmoid()
-        c_layer = torch.addcmul(
-            sig[:, hidden : 2 * hidden] * c[layer], sig[:, :hidden], gates[:, three:].tanh()
-        )
-        x = sig[:, 2 * hidden :] * c_layer.tanh()
+        # Layer 0's input is one-hot: its rows of ``first`` (biases included).
+        gates = first.index_select(0, tokens) if layer == 0 else torch.addmm(bias, x, first)
+        gates.addmm_(h[layer], w_hh_t)
+        gates[:, :three].sigmoid_()  # i, f, o
+        cell = gates[:, three:].tanh_()  # g
+        c_layer = gates[:, hidden : 2 * hidden] * c[layer]
+        c_layer.addcmul_(gates[:, :hidden], cell)
+        x = torch.tanh(c_layer).mul_(gates[:, 2 * hidden : three])
         new_h.append(x)
         new_c.append(c_layer)
     logits = torch.addmm(weights.torch_head[1], x, weights.torch_head[0])
-    return torch.log_softmax(logits, dim=-1), (torch.stack(new_h), torch.stack(new_c))
+    if len(new_h) == 1:
+        return logits.log_softmax(dim=-1), (x.unsqueeze(0), c_layer.unsqueeze(0))
+    return logits.log_softmax(dim=-1), (torch.stack(new_h), torch.stack(new_c))
 
 
 def step_numpy(

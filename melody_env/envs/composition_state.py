@@ -1,5 +1,6 @@
-"""State of ``B`` compositions advanced in lockstep: the engine of both the single and the
-vector env (the single env is a batch of one), so each rule runs through one code path.
+"""State of ``B`` compositions advanced in lockstep: the engine of the vector env and of the
+evaluation. The single env's engine (:mod:`melody_env.envs.single_state`) runs the same rule
+functions on Python scalars.
 
 Each step costs the same at the first and the last token: what the rules need to know about
 the history is kept up to date token by token by a :class:`~melody_env.envs.rule_state.

@@ -283,14 +283,15 @@ class LineSums(NamedTuple):
         if not lags or min(lags) < 1:
             raise ValueError(f"autocorrelation lags must be positive integers, got {lags}")
 
-        def zero():
-            return 0 if batch_size is None else np.zeros(batch_size, np.int64)
+        if batch_size is None:  # one composition: Python ints
+            per_lag = (0,) * len(lags)
+            return cls(lags, 0, 0, 0, per_lag, per_lag, per_lag, (0,) * max(lags))
 
         def zeros(count: int) -> tuple:
-            return tuple(zero() for _ in range(count))
+            return tuple(np.zeros(batch_size, np.int64) for _ in range(count))
 
         per_lag = (zeros(len(lags)) for _ in range(3))
-        return cls(lags, zero(), zero(), zero(), *per_lag, zeros(max(lags)))
+        return cls(lags, *zeros(3), *per_lag, zeros(max(lags)))
 
 
 def line_sums_step(sums: LineSums, onset_pitch, is_note) -> LineSums:

@@ -185,6 +185,10 @@ class RewardFunction:
             weight 1 unless ``weights`` says otherwise.
         weights: weight overrides by term name (built-in or extra); 0 switches a term off, and a
             built-in term absent from the preset is switched on.
+
+    Attributes:
+        weights: the active terms' weights, in the order they are summed (a copy: they are
+            fixed at construction).
     """
 
     def __init__(
@@ -215,18 +219,24 @@ class RewardFunction:
             if not np.isfinite(weight):
                 raise ValueError(f"reward weight of {name!r} must be finite, got {weight!r}")
             merged[name] = float(weight)
-        self.weights = {name: weight for name, weight in merged.items() if weight != 0.0}
+        # Fixed here: the order of summation is planned from it once.
+        self._weights = {name: weight for name, weight in merged.items() if weight != 0.0}
         self._rules_scale, self._other_terms = self._plan_sum()
-        names = list(self.weights)
+        names = list(self._weights)
         self._rules_lead = names[: len(_RULE_NAMES)] == _RULE_NAMES
         self._other_names = names[len(_RULE_NAMES) :]
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """The active terms' weights, in the order they are summed (a copy)."""
+        return dict(self._weights)
 
     def _plan_sum(self) -> tuple[float | None, list[tuple[str, float]]]:
         """How :meth:`_weighted_sum` adds the terms up: ``(s, rest)`` when the nine rules come
         first with one weight ``s``, a power of two such as the presets' 2.0 (scaling by it is
         exact, so their weighted sum is ``s * r_MT`` bit for bit and only ``rest`` needs
         adding); ``(None, all terms)`` otherwise."""
-        weights = self.weights
+        weights = self._weights
         names = list(weights)
         scale = weights.get(_RULE_NAMES[0], 0.0)
         if (
@@ -254,7 +264,7 @@ class RewardFunction:
         else:
             terms = {
                 name: rule_values[name] if name in rule_values else self._evaluate(name, ctx)
-                for name in self.weights
+                for name in self._weights
             }
         total = self._weighted_sum(terms, music_theory, zero)
         log_prob = terms.get("log_prob", ctx.log_prob)

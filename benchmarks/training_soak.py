@@ -117,17 +117,11 @@ def main() -> None:
         run_dir = Path(args.out) if args.out else Path(scratch) / "run"
         trainer = Trainer(config, run_dir, log=lambda message: print(message, flush=True))
         sampler = MemorySampler(trainer, args.interval)
-        finish = trainer._finish
-
-        def sample_then_finish(*args):  # the last window ends with training, before the summary
-            sampler.sample()
-            return finish(*args)
-
-        trainer._finish = sample_then_finish
         sampler.sample()
         sampler.start()
         try:
-            summary = trainer.train()
+            # The last window ends with training, before the summary's evaluation.
+            summary = trainer.train(on_trained=sampler.sample)
         finally:
             sampler.stop()
         rss_after_summary = resident_mib()

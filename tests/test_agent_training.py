@@ -182,3 +182,19 @@ def test_a_non_finite_target_stops_the_run_without_a_poisoned_checkpoint(
     loaded = ckpt.load_checkpoint(tmp_path / "run")
     assert loaded.state["progress"]["global_step"] == 128
     assert all(torch.isfinite(t).all() for t in loaded.tensors.values() if t.is_floating_point())
+
+
+def test_on_trained_runs_after_the_final_checkpoint_and_before_the_summary(note_rnn_path, tmp_path):
+    config = tiny_agent_config(note_rnn_path)
+    trainer = Trainer(config, tmp_path / "run", log=lambda *_: None)
+    seen = []
+
+    def on_trained():
+        latest = ckpt.load_checkpoint(tmp_path / "run").state["progress"]["global_step"]
+        seen.append(
+            (trainer.progress.global_step, latest, (tmp_path / "run/summary.json").exists())
+        )
+
+    trainer.train(on_trained=on_trained)
+    assert seen == [(config.total_steps, config.total_steps, False)]
+    assert (tmp_path / "run" / "summary.json").exists()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -179,8 +180,13 @@ class Trainer:
 
     # --- the loop
 
-    def train(self) -> dict[str, Any]:
-        """Train to ``total_steps``, then write the final checkpoint, samples and summary."""
+    def train(self, on_trained: Callable[[], None] | None = None) -> dict[str, Any]:
+        """Train to ``total_steps``, then write the final checkpoint, samples and summary.
+
+        Args:
+            on_trained: called once training and the final checkpoint are done, before the
+                summary's evaluation (e.g. to measure the trained state on its own).
+        """
         config, progress = self.config, self.progress
         writer = self._writer()
         bar = self._progress_bar()
@@ -216,6 +222,8 @@ class Trainer:
                 bar.close()
         if not self._saved_at_current_step():
             self.save()
+        if on_trained is not None:
+            on_trained()
         summary = self._finish(writer, time.perf_counter() - started)
         writer.close()
         return summary

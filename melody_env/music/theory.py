@@ -1,9 +1,12 @@
 """Music-theory detectors of the RL Tuner, as pure batched numpy functions.
 
-Every function works on a batch of compositions at once (leading axis ``B``), so the single env
-(``B = 1``), the vector env and the evaluation metrics share one implementation. Inputs are token
-arrays in the encoding of :mod:`melody_env.music.encoding`; the detectors reason on MIDI pitches
-and pitch classes, never on token indices, so they hold in every key.
+Every function works on a batch of compositions at once (leading axis ``B``), so the vector env
+and the evaluation metrics share one implementation. The few that the single env also calls on
+one composition (:func:`select`, :func:`line_sums_step`, :func:`autocorrelation_from_sums`,
+:func:`next_window_code`, :func:`motif_distinct_notes`, :func:`last_window_repeats`,
+:func:`unique_extremes`) take Python scalars or lists as well. Inputs are token arrays in the
+encoding of :mod:`melody_env.music.encoding`; the detectors reason on MIDI pitches and pitch
+classes, never on token indices, so they hold in every key.
 
 Conventions: ``history`` is ``int [B, t]`` (the composition before the current step, ``t >= 0``),
 ``action`` is ``int [B]`` (the token being placed), ``sequence`` is ``history`` with ``action``

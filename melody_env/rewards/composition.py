@@ -221,10 +221,11 @@ class RewardFunction:
             merged[name] = float(weight)
         # Fixed here: the order of summation is planned from it once.
         self._weights = {name: weight for name, weight in merged.items() if weight != 0.0}
-        self._rules_scale, self._other_terms = self._plan_sum()
         names = list(self._weights)
+        # The nine rules first (all presets): the rules' values become the head of the terms.
         self._rules_lead = names[: len(_RULE_NAMES)] == _RULE_NAMES
         self._other_names = names[len(_RULE_NAMES) :]
+        self._rules_scale, self._other_terms = self._plan_sum()
 
     @property
     def weights(self) -> dict[str, float]:
@@ -237,15 +238,14 @@ class RewardFunction:
         exact, so their weighted sum is ``s * r_MT`` bit for bit and only ``rest`` needs
         adding); ``(None, all terms)`` otherwise."""
         weights = self._weights
-        names = list(weights)
         scale = weights.get(_RULE_NAMES[0], 0.0)
         if (
-            names[: len(_RULE_NAMES)] == _RULE_NAMES
+            self._rules_lead
             and scale >= 1.0
             and math.frexp(scale)[0] == 0.5
             and all(weights[name] == scale for name in _RULE_NAMES)
         ):
-            return scale, [(name, weights[name]) for name in names[len(_RULE_NAMES) :]]
+            return scale, [(name, weights[name]) for name in self._other_names]
         return None, list(weights.items())
 
     def __call__(self, ctx: RewardContext | SingleRewardContext) -> RewardBreakdown:
@@ -257,7 +257,7 @@ class RewardFunction:
         for name, rule in _RULES:  # 0 + v1 + v2 + ... in rule order
             rule_values[name] = value = rule(ctx)
             music_theory = music_theory + value
-        if self._rules_lead:  # e.g. the presets: the rules' dict grows into the terms' dict
+        if self._rules_lead:  # the rules' dict grows into the terms' dict
             terms = rule_values
             for name in self._other_names:
                 terms[name] = self._evaluate(name, ctx)

@@ -200,6 +200,40 @@ def test_info_has_the_structure_of_sync_vector_env(rnn):
             np.testing.assert_allclose(got, expected, **FLOAT_TOLERANCE)
 
 
+def _arrays(tree):
+    """Every array of a step's result, info included, but the ``_name`` masks (one shared
+    all-true array: every env has every entry)."""
+    if isinstance(tree, dict):
+        values = [value for name, value in tree.items() if not name.startswith("_")]
+        return [array for value in values for array in _arrays(value)]
+    if isinstance(tree, tuple):
+        return [array for value in tree for array in _arrays(value)]
+    return [tree] if isinstance(tree, np.ndarray) else []
+
+
+@pytest.mark.parametrize("reward_mode", ["music_theory_all", "music_theory_basic", "scale"])
+def test_returned_arrays_are_the_callers(rnn, reward_mode):
+    """Rewards and info arrays are not copied from the env's state (see RewardBreakdown), so
+    scribbling over everything a step returns must change nothing that follows, and no two
+    returned arrays may share memory."""
+    kwargs = {"reward_rnn": rnn, "composition_length": 12, "reward_mode": reward_mode}
+    scribbled, clean = (MelodyCompositionVectorEnv(3, **kwargs) for _ in range(2))
+    actions = melodic_actions(np.random.default_rng(5), 30, 3)  # two episodes and a bit
+    scribbled.reset(seed=4)
+    clean.reset(seed=4)
+    for step_actions in actions:
+        result = scribbled.step(step_actions)
+        expected = clean.step(step_actions)
+        for got, want in zip(_arrays(result), _arrays(expected), strict=True):
+            np.testing.assert_array_equal(got, want)
+        arrays = [array for array in _arrays(result) if array.dtype != object]
+        for index, array in enumerate(arrays):
+            for other in arrays[index + 1 :]:
+                assert not np.shares_memory(array, other)
+        for array in arrays:
+            array[...] = 7 if array.dtype != bool else ~array
+
+
 def test_gymnasium_vector_wrappers(rnn):
     envs = gym.make_vec(ENV_ID, num_envs=2, reward_rnn=rnn, composition_length=8)
     envs = gym.wrappers.vector.RecordEpisodeStatistics(envs)

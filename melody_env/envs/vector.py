@@ -221,7 +221,9 @@ class MelodyCompositionVectorEnv(VectorEnv):
             return obs, np.zeros(self.num_envs), no_flags, no_flags.copy(), info
         breakdown = self._state.advance(tokens)
         self.layout.write_step(self._obs, self._state.step - 1, tokens)
-        rewards = np.array(breakdown.total, dtype=np.float64)
+        # The breakdown's arrays are new and ours (see RewardBreakdown): no copies needed,
+        # except of log_prob, which is also the log_prob term's array.
+        rewards = np.asarray(breakdown.total, dtype=np.float64)
         if not np.isfinite(rewards).all():
             env = int(np.flatnonzero(~np.isfinite(rewards))[0])
             raise FloatingPointError(
@@ -230,12 +232,12 @@ class MelodyCompositionVectorEnv(VectorEnv):
         mask = np.ones(self.num_envs, dtype=bool)  # every env has every entry
         terms: dict[str, np.ndarray] = {}
         for name, value in breakdown.terms.items():
-            terms[name] = np.array(value, dtype=np.float64)
+            terms[name] = np.asarray(value, dtype=np.float64)
             terms[f"_{name}"] = mask
         info = {
             "reward_terms": terms,
             "_reward_terms": mask,
-            "music_theory": np.array(breakdown.music_theory, dtype=np.float64),
+            "music_theory": np.asarray(breakdown.music_theory, dtype=np.float64),
             "_music_theory": mask,
             "log_prob": np.array(breakdown.log_prob, dtype=np.float64),
             "_log_prob": mask,

@@ -21,6 +21,7 @@ step costs the same at the first and the last note, with the same code deciding 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -226,9 +227,7 @@ def onset_autocorrelation(sequence: np.ndarray, lags=(1, 2, 3)) -> np.ndarray:
     >>> onset_autocorrelation(np.array([[14, 0, 16, 0, 14, 0, 16, 0]]), lags=(1, 2)).round(3)
     array([[-0.75,  0.5 ]])
     """
-    sequence = np.asarray(sequence)
-    rho = autocorrelation_from_sums(line_sums(sequence, lags))
-    return np.stack(rho, axis=1).reshape(sequence.shape[0], len(rho))
+    return np.ascontiguousarray(autocorrelation_from_sums(line_sums(sequence, lags)).T)
 
 
 def onset_line(sequence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -256,45 +255,66 @@ class LineSums(NamedTuple):
     rounding, in the final division). A step function (:func:`line_sums_step`) keeps them up
     to date token by token; :func:`line_sums` computes them from whole sequences.
 
-    Each sum is an ``int64 [B]`` array for a batch of compositions, or a Python ``int`` for one
-    composition (:meth:`empty` with ``batch_size=None``); :func:`line_sums_step` and
-    :func:`autocorrelation_from_sums` are the same code for both.
+    For a batch of compositions each sum is an ``int64 [B]`` array and each per-lag field one
+    ``int64 [K, B]`` array (a row per lag, so that all lags take one array operation); for one
+    composition (:meth:`empty` with ``batch_size=None``) the sums are Python ``int`` and the
+    per-lag fields tuples of them. :func:`line_sums_step` and :func:`autocorrelation_from_sums`
+    are the same arithmetic for both (see :func:`per_lag`).
 
     Attributes:
         lags: the lags ``k`` of ``lag_products``, ``head`` and ``tail``.
         count: ``n``, the number of onsets.
         total: ``sum x_i``.
         total_squares: ``sum x_i^2``.
-        lag_products: one per lag: ``sum_{i > k} x_i x_{i-k}``.
-        head: one per lag: the sum of the first ``k`` pitches (all of them if fewer).
-        tail: one per lag: the sum of the last ``k`` pitches (all of them if fewer).
-        recent: ``max(lags)`` values: the last pitches, the latest first (0 where fewer).
+        lag_products: per lag: ``sum_{i > k} x_i x_{i-k}``.
+        head: per lag: the sum of the first ``k`` pitches (all of them if fewer).
+        tail: per lag: the sum of the last ``k`` pitches (all of them if fewer).
+        recent: ``max(lags)`` rows (items): the last pitches, the latest first (0 where fewer).
     """
 
     lags: tuple[int, ...]
     count: Any
     total: Any
     total_squares: Any
-    lag_products: tuple
-    head: tuple
-    tail: tuple
-    recent: tuple
+    lag_products: Any
+    head: Any
+    tail: Any
+    recent: Any
 
     @classmethod
     def empty(cls, batch_size: int | None, lags=(1, 2, 3)) -> LineSums:
         lags = tuple(int(lag) for lag in lags)
         if not lags or min(lags) < 1:
             raise ValueError(f"autocorrelation lags must be positive integers, got {lags}")
-
         if batch_size is None:  # one composition: Python ints
             per_lag = (0,) * len(lags)
             return cls(lags, 0, 0, 0, per_lag, per_lag, per_lag, (0,) * max(lags))
+        sums = (np.zeros(batch_size, np.int64) for _ in range(3))
+        per_lag = (np.zeros((len(lags), batch_size), np.int64) for _ in range(3))
+        return cls(lags, *sums, *per_lag, np.zeros((max(lags), batch_size), np.int64))
 
-        def zeros(count: int) -> tuple:
-            return tuple(np.zeros(batch_size, np.int64) for _ in range(count))
 
-        per_lag = (zeros(len(lags)) for _ in range(3))
-        return cls(lags, *zeros(3), *per_lag, zeros(max(lags)))
+def per_lag(function, *values):
+    """``function`` applied lag by lag: once to ``[K, B]`` arrays (all lags in one operation),
+    or to each lag's items of tuples (one composition's Python numbers)."""
+    if isinstance(values[0], np.ndarray):
+        return function(*values)
+    return tuple([function(*items) for items in zip(*values, strict=True)])
+
+
+@functools.cache
+def _lag_column(lags: tuple[int, ...]) -> np.ndarray:
+    """``int64 [K, 1]``: the lags, to broadcast against ``[K, B]`` rows."""
+    return np.array(lags, dtype=np.int64)[:, None]
+
+
+def _lagged(recent, lags: tuple[int, ...]):
+    """Per lag ``k``: the ``k``-th latest pitch (``[K, B]`` rows or a tuple)."""
+    if isinstance(recent, np.ndarray):
+        if lags == tuple(range(1, len(recent) + 1)):  # the default (1, 2, 3): all rows, in order
+            return recent
+        return recent[_lag_column(lags)[:, 0] - 1]
+    return tuple([recent[lag - 1] for lag in lags])
 
 
 def line_sums_step(sums: LineSums, onset_pitch, is_note) -> LineSums:
@@ -302,25 +322,24 @@ def line_sums_step(sums: LineSums, onset_pitch, is_note) -> LineSums:
     extends the line, a hold or a rest (``is_note`` false, ``onset_pitch`` 0) leaves it as it
     is. ``int``/``bool`` for one composition, ``[B]`` arrays for a batch."""
     pitch, count, recent, lags = onset_pitch, sums.count, sums.recent, sums.lags
-    lagged = [recent[lag - 1] for lag in lags]  # x_{n+1-k}: paired with the new note at lag k
-    shifted = (pitch, *recent[:-1])
+    lagged = _lagged(recent, lags)  # x_{n+1-k}: paired with the new note at lag k
     if isinstance(is_note, np.ndarray):
-        recent = tuple(
-            [np.where(is_note, new, old) for new, old in zip(shifted, recent, strict=True)]
-        )
-    elif is_note:
-        recent = shifted
+        lag_values = _lag_column(lags)
+        shifted = np.concatenate([pitch[None], recent[:-1]])
+        recent = np.where(is_note, shifted, recent)
+    else:
+        lag_values = lags
+        if is_note:
+            recent = (pitch, *recent[:-1])
     return LineSums(
         lags,
         count + is_note,
         sums.total + pitch,
         sums.total_squares + pitch * pitch,
-        tuple(
-            [products + pitch * x for products, x in zip(sums.lag_products, lagged, strict=True)]
-        ),
-        tuple([head + pitch * (count < lag) for head, lag in zip(sums.head, lags, strict=True)]),
+        per_lag(lambda products, x: products + pitch * x, sums.lag_products, lagged),
+        per_lag(lambda head, lag: head + pitch * (count < lag), sums.head, lag_values),
         # The note enters, the k-th latest leaves (a hold or a rest: pitch and is_note are 0).
-        tuple([tail + (pitch - x) * is_note for tail, x in zip(sums.tail, lagged, strict=True)]),
+        per_lag(lambda tail, x: tail + (pitch - x) * is_note, sums.tail, lagged),
         recent,
     )
 
@@ -330,16 +349,16 @@ def line_sums(sequence: np.ndarray, lags=(1, 2, 3)) -> LineSums:
     :func:`line_sums_step` over them gives).
 
     >>> sums = line_sums(np.array([[14, 0, 16, 0, 14]]), lags=(1, 2))  # C4 D4 C4
-    >>> sums.count.tolist(), sums.total.tolist(), [p.tolist() for p in sums.lag_products]
+    >>> sums.count.tolist(), sums.total.tolist(), sums.lag_products.tolist()
     ([3], [182], [[7440], [3600]])
     """
     line, count = onset_line(sequence)
     batch, width = line.shape
     lags = LineSums.empty(batch, lags).lags
-    products = tuple(
+    products = [
         (line[:, lag:] * line[:, :-lag]).sum(axis=1) if lag < width else np.zeros(batch, np.int64)
         for lag in lags
-    )
+    ]
     rows = np.arange(batch)[:, None]
     back = count[:, None] - 1 - np.arange(max(lags))  # latest first
     padded = np.concatenate([line, np.zeros((batch, 1), np.int64)], axis=1)
@@ -350,16 +369,16 @@ def line_sums(sequence: np.ndarray, lags=(1, 2, 3)) -> LineSums:
         count.astype(np.int64),
         line.sum(axis=1),
         (line * line).sum(axis=1),
-        products,
-        tuple(line[:, :lag].sum(axis=1) for lag in lags),
-        tuple(tail[:, lag - 1] for lag in lags),
-        tuple(recent.T),
+        np.stack(products).astype(np.int64, copy=False),
+        np.stack([line[:, :lag].sum(axis=1) for lag in lags]),
+        np.stack([tail[:, lag - 1] for lag in lags]),
+        np.ascontiguousarray(recent.T),
     )
 
 
-def autocorrelation_from_sums(sums: LineSums) -> tuple:
-    """:func:`onset_autocorrelation` at each of ``sums.lags``, from :class:`LineSums`: a tuple
-    of ``float64 [B]`` arrays (or of ``float`` for one composition).
+def autocorrelation_from_sums(sums: LineSums):
+    """:func:`onset_autocorrelation` at each of ``sums.lags``, from :class:`LineSums`: a
+    ``float64 [K, B]`` array (a row per lag), or a tuple of ``float`` for one composition.
 
     With ``S = sum x_i``, ``A_k = sum_{i <= n-k} x_i`` (all but the last ``k``) and
     ``B_k = sum_{i > k} x_i`` (all but the first ``k``), the formula's sums are
@@ -370,20 +389,16 @@ def autocorrelation_from_sums(sums: LineSums) -> tuple:
     """
     n, total = sums.count, sums.total
     square = total * total
+    n_total, n_square = n * total, n * n
     denominator = n * (n * sums.total_squares - square)
-    per_lag = (sums.lag_products, sums.head, sums.tail, sums.lags)
-    if isinstance(n, np.ndarray):  # a batch: all lags at once, as [K, B] arrays
-        products, head, tail, lags = (np.array(values) for values in per_lag)
-        return tuple(_rho(n, total, square, denominator, products, head, tail, lags[:, None]))
-    return tuple(
-        [_rho(n, total, square, denominator, *values) for values in zip(*per_lag, strict=True)]
-    )
+    lags = _lag_column(sums.lags) if isinstance(n, np.ndarray) else sums.lags
 
+    def rho(products, head, tail, lag):
+        # The numerator above expanded, with A_k + B_k = 2 S - head_k - tail_k (fewer operations).
+        numerator = n_square * products + n_total * (head + tail) - (n + lag) * square
+        return _ratio(numerator, denominator, (denominator > 0) & (n > lag))
 
-def _rho(n, total, square, denominator, products, head, tail, lag):
-    """:func:`autocorrelation_from_sums`'s formula for one lag (numbers) or stacked lags."""
-    numerator = n * (n * products - total * (2 * total - tail - head)) + (n - lag) * square
-    return _ratio(numerator, denominator, (denominator > 0) & (n > lag))
+    return per_lag(rho, sums.lag_products, sums.head, sums.tail, lags)
 
 
 def _ratio(numerator, denominator, keep):

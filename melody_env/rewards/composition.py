@@ -161,6 +161,10 @@ def preset_weights(mode: str, reward_scaler: float) -> dict[str, float]:
 class RewardBreakdown(NamedTuple):
     """One step's rewards for ``B`` compositions (arrays; floats for one composition).
 
+    For a batch, each array is made anew by the call that returns it and belongs to no one
+    else, so callers may keep it without copying; the one exception is ``log_prob``, which is
+    ``terms["log_prob"]`` itself when that term is active.
+
     Attributes:
         total: ``float [B]``: the reward returned by the env.
         terms: each active term's unweighted value, ``float [B]``.
@@ -288,10 +292,10 @@ class RewardFunction:
 
     @staticmethod
     def _checked(name: str, value, batch_size: int) -> np.ndarray:
-        value = np.asarray(value, dtype=np.float64)
+        value = np.array(value, dtype=np.float64)  # a copy: the breakdown owns its arrays
         if value.shape != (batch_size,):
             try:
-                value = np.broadcast_to(value, (batch_size,))
+                value = np.broadcast_to(value, (batch_size,)).copy()
             except ValueError as error:
                 raise ValueError(
                     f"reward term {name!r} returned shape {value.shape}; it must return one "

@@ -108,11 +108,17 @@ def autocorrelation_reward(ctx: RewardContext) -> np.ndarray:
     short prefixes: a two-note line always has rho_1 = -0.5). Unlike the original, only note
     onsets make the line (hold and rest are not pitches).
     """
-    penalty = ctx.zero
-    for rho in theory.autocorrelation_from_sums(ctx.line_sums):
-        size = abs(rho)
-        penalty = penalty + select(size > AUTOCORRELATION_THRESHOLD, size, 0.0)
-    return AUTOCORRELATION_PENALTY_SCALE * penalty
+    rho = theory.autocorrelation_from_sums(ctx.line_sums)  # [K, B], or K numbers
+    strong = theory.per_lag(_strong_correlation, rho)
+    # Summed lag after lag (0 + rho_1 + rho_2 + ...) on both paths, so they agree bit for bit.
+    total = strong.sum(axis=0) if isinstance(strong, np.ndarray) else sum(strong)
+    return AUTOCORRELATION_PENALTY_SCALE * total
+
+
+def _strong_correlation(rho):
+    """``|rho|`` where it exceeds the threshold, else 0."""
+    size = abs(rho)
+    return select(size > AUTOCORRELATION_THRESHOLD, size, 0.0)
 
 
 def motif_reward(ctx: RewardContext) -> np.ndarray:

@@ -299,7 +299,7 @@ def per_lag(function, *values):
     or to each lag's items of tuples (one composition's Python numbers)."""
     if isinstance(values[0], np.ndarray):
         return function(*values)
-    return tuple([function(*items) for items in zip(*values, strict=True)])
+    return tuple(map(function, *values))  # the fields of one LineSums: all K long
 
 
 @functools.cache

@@ -109,9 +109,11 @@ def autocorrelation_reward(ctx: RewardContext) -> np.ndarray:
     onsets make the line (hold and rest are not pitches).
     """
     rho = theory.autocorrelation_from_sums(ctx.line_sums)  # [K, B], or K numbers
-    strong = theory.per_lag(_strong_correlation, rho)
     # Summed lag after lag (0 + rho_1 + rho_2 + ...) on both paths, so they agree bit for bit.
-    total = strong.sum(axis=0) if isinstance(strong, np.ndarray) else sum(strong)
+    if isinstance(rho, np.ndarray):
+        total = _strong_correlation(rho).sum(axis=0)
+    else:
+        total = sum(map(_strong_correlation, rho))
     return AUTOCORRELATION_PENALTY_SCALE * total
 
 

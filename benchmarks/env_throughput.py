@@ -208,6 +208,9 @@ def main() -> None:
     if ("single", 1) in rates:
         single = rates["single", 1]
         print(f"- single env through gym.make: {single:,.0f} env-steps/s (bar {SINGLE_BAR:,})")
+        if ("bare", 1) in rates:  # the machine's speed, for comparing runs on other machines
+            text = ratio(("single", 1), ("bare", 1), ".0%")
+            print(f"- single env / bare reward-RNN step at N=1: {text}")
     for n in sync_sizes:
         if ("sync", n) in rates and ("native", n) in rates:
             text = ratio(("native", n), ("sync", n), ".1f")

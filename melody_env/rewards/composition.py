@@ -162,8 +162,9 @@ class RewardBreakdown(NamedTuple):
     """One step's rewards for ``B`` compositions (arrays; floats for one composition).
 
     For a batch, each array is made anew by the call that returns it and belongs to no one
-    else, so callers may keep it without copying; the one exception is ``log_prob``, which is
-    ``terms["log_prob"]`` itself when that term is active.
+    else, so callers may keep it without copying. The one exception is ``log_prob`` (and the
+    ``log_prob`` term, the same array): it is the context's ``log_prob``, which the envs'
+    composition state makes anew each step.
 
     Attributes:
         total: ``float [B]``: the reward returned by the env.

@@ -369,7 +369,7 @@ def line_sums(sequence: np.ndarray, lags=(1, 2, 3)) -> LineSums:
         count.astype(np.int64),
         line.sum(axis=1),
         (line * line).sum(axis=1),
-        np.stack(products).astype(np.int64, copy=False),
+        np.stack(products),
         np.stack([line[:, :lag].sum(axis=1) for lag in lags]),
         np.stack([tail[:, lag - 1] for lag in lags]),
         np.ascontiguousarray(recent.T),

@@ -4,7 +4,10 @@ A random policy (actions drawn in advance) drives: the single env through ``gymn
 (default wrappers); Gymnasium's ``SyncVectorEnv`` and ``AsyncVectorEnv`` of single envs; the
 native :class:`~melody_env.MelodyCompositionVectorEnv` (also with ``copy=False`` at N = 256);
 and, as the ceiling of the native env, the bare batched reward-RNN step (``NoteRNN.step`` at the
-same batch size). A timed run plays whole episodes (autoreset steps included, as a trainer sees
+same batch size). At N = 256 the bare step also runs with a float32 copy of the observation
+batch after each step: the least that an env returning fresh observations (``copy=True``) of
+this size adds to the RNN, so the part of the gap that no faster rule engine could close on the
+machine at hand. A timed run plays whole episodes (autoreset steps included, as a trainer sees
 them). All runs use a ``NoteRNN(seed=0)`` (random weights, the shipped architecture: one layer
 of 100 units) and ``torch.set_num_threads(1)``: one env step is a small LSTM step, which torch's
 thread pool slows down on a shared machine. The runners take turns, ``--repeats`` rounds of one
@@ -89,6 +92,26 @@ def bare_rnn(rnn: NoteRNN, n: int, episodes: int) -> Callable[[], int]:
     return run
 
 
+def bare_rnn_with_copy(rnn: NoteRNN, n: int, episodes: int) -> Callable[[], int]:
+    """The bare step plus the least that ``copy=True`` adds: a fresh float32 copy of ``n``
+    observations per step (which also evicts the RNN's working set from the caches, as the
+    env's copy does)."""
+    envs = gym.make_vec(ENV_ID, num_envs=n, reward_rnn=rnn)
+    observations, _ = envs.reset(seed=0)
+    envs.close()
+    tokens = torch.from_numpy(np.random.default_rng(0).integers(0, 38, size=(EPISODE, n)))
+
+    def run() -> int:
+        state = rnn.initial_state(n)
+        for _ in range(episodes):
+            for step_tokens in tokens:
+                _, state = rnn.step(step_tokens, state)
+                observations.astype(np.float32)
+        return episodes * tokens.numel()
+
+    return run
+
+
 def episodes_for(n: int, env_steps: int) -> int:
     """Episodes per timed run so that a run makes about ``env_steps`` env-steps."""
     return max(1, round(env_steps / (n * EPISODE)))
@@ -154,11 +177,14 @@ def main() -> None:
         runners.append(
             ("bare", "bare NoteRNN.step", n, bare_rnn(rnn, n, episodes_for(n, args.env_steps)))
         )
+    if "bare" in only:  # what copy=True must add to it, at the size of the bars
+        run = bare_rnn_with_copy(rnn, 256, episodes_for(256, args.env_steps))
+        runners.append(("bare-copy", "bare step + obs copy", 256, run))
 
     # Rounds of every runner in turn, so that other jobs on the machine weigh on all of them;
     # within a round the runners of one N run back to back, so that each ratio below compares
     # runs made moments apart (the VM's speed drifts over minutes).
-    kind_order = ["single", "sync", "async", "native", "native-nocopy", "bare"]
+    kind_order = ["single", "sync", "async", "native", "native-nocopy", "bare", "bare-copy"]
     order = sorted(
         range(len(runners)), key=lambda i: (runners[i][2], kind_order.index(runners[i][0]))
     )
@@ -221,6 +247,14 @@ def main() -> None:
             text = ratio(("native", n), ("bare", n), ".0%")
             print(f"- native / bare reward-RNN step at N={n}: {text}", end="")
             print(f" (bar {BARE_RATIO_BAR:.0%})" if n == 256 else "")
+    if ("bare-copy", 256) in rates and ("bare", 256) in rates:
+        text = ratio(("bare-copy", 256), ("bare", 256), ".0%")
+        print(
+            f"- bare step + obs copy / bare reward-RNN step at N=256: {text} (the most a "
+            "copy=True env can reach on this machine)"
+        )
+        text = ratio(("native", 256), ("bare-copy", 256), ".0%")
+        print(f"- native / (bare step + obs copy) at N=256: {text}")
     if ("native-nocopy", 256) in rates and ("bare", 256) in rates:
         text = ratio(("native-nocopy", 256), ("bare", 256), ".0%")
         print(f"- native with copy=False / bare reward-RNN step at N=256: {text}")

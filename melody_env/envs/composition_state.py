@@ -47,7 +47,9 @@ class CompositionState:
         self.length = length
         self.reward_rnn = reward_rnn
         self.reward_function = reward_function
-        self.tokens = np.zeros((batch_size, length), dtype=np.int64)
+        # Step-major: a step writes one contiguous row, and the rules' reads of the last few
+        # steps of every composition (motif windows) are contiguous too. Read as [B, L] views.
+        self._tokens_by_step = np.zeros((length, batch_size), dtype=np.int64)
         self.step = 0
         self.previous_token = np.zeros(batch_size, dtype=np.int64)
         self.keys: list[Key] = []
@@ -58,16 +60,23 @@ class CompositionState:
         self.next_log_probs = np.zeros((batch_size, num_classes), np.float32)
         self._log_prob_index = np.arange(batch_size) * num_classes
         self._rules = RuleState(batch_size)
-        self._window_codes = np.zeros((batch_size, max(length - MOTIF_LENGTH + 1, 0)), np.int64)
+        self._window_codes_by_step = np.zeros(
+            (max(length - MOTIF_LENGTH + 1, 0), batch_size), np.int64
+        )
 
     @property
     def finished(self) -> bool:
         return self.step >= self.length
 
     @property
+    def tokens(self) -> np.ndarray:
+        """``int64 [B, length]``: the tokens placed so far, zeros after them (a view)."""
+        return self._tokens_by_step.T
+
+    @property
     def composition(self) -> np.ndarray:
-        """``int [B, step]``: the tokens placed so far."""
-        return self.tokens[:, : self.step]
+        """``int64 [B, step]``: the tokens placed so far (a view)."""
+        return self._tokens_by_step[: self.step].T
 
     def reset(self, primers: list[np.ndarray] | np.ndarray, keys: list[Key]) -> None:
         """Start new compositions after ``primers`` in ``keys``.
@@ -76,7 +85,7 @@ class CompositionState:
             primers: one non-empty token array per composition, or an ``int [B, T]`` array.
             keys: one key per composition.
         """
-        self.tokens[:] = 0
+        self._tokens_by_step[:] = 0
         self.step = 0
         self.primers = primers
         self.keys = keys
@@ -116,13 +125,13 @@ class CompositionState:
         actions = np.asarray(actions)
         if step >= self.length:
             raise RuntimeError(f"the compositions are finished ({self.length} steps); reset first")
-        self.tokens[:, step] = actions
+        self._tokens_by_step[step] = actions
         rules = self._rules
         facts = rules.advance(actions)
         if step >= MOTIF_LENGTH - 1:
-            self._window_codes[:, step + 1 - MOTIF_LENGTH] = rules.window_code
+            self._window_codes_by_step[step + 1 - MOTIF_LENGTH] = rules.window_code
         context = RewardContext(
-            history=self.tokens[:, :step],
+            history=self._tokens_by_step[:step].T,
             action=actions,
             step=step,
             length=self.length,
@@ -130,13 +139,13 @@ class CompositionState:
             previous_token=self.previous_token,
             log_prob=self.next_log_probs.reshape(-1)[self._log_prob_index + actions],
             leap_outcome=facts.leap_outcome,
-            sequence=self.tokens[:, : step + 1],
+            sequence=self._tokens_by_step[: step + 1].T,
             pitch=facts.pitch,
             in_key=facts.in_key,
             interval=facts.interval,
             is_repeating=facts.is_repeating,
             line_sums=rules.line_sums,
-            window_codes=self._window_codes[:, : max(step + 2 - MOTIF_LENGTH, 0)],
+            window_codes=self._window_codes_by_step[: max(step + 2 - MOTIF_LENGTH, 0)].T,
         )
         breakdown = self.reward_function(context)
         self.step = step + 1

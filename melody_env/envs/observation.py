@@ -24,7 +24,7 @@ policy, sb3-contrib's RecurrentPPO and RLlib's default models take it unchanged.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 
 import numpy as np
 
@@ -101,7 +101,7 @@ class ObservationLayout:
             obs[last.start + actions] = 1.0
             obs[composition + actions] = 1.0
         elif obs.flags.c_contiguous:  # one flat write for both one-hots of each row
-            columns = np.arange(0, obs.size, obs.shape[1]) + actions
+            columns = _row_starts(*obs.shape) + actions
             flat = obs.reshape(-1)
             flat[columns + last.start] = 1.0
             flat[columns + composition] = 1.0
@@ -124,3 +124,11 @@ class ObservationLayout:
         if step < self.composition_length:
             obs[:, slices["position"].start + step] = 1.0
             obs[:, slices["beat"].start + step % self.steps_per_bar] = 1.0
+
+
+@cache
+def _row_starts(rows: int, width: int) -> np.ndarray:
+    """Flat index of the first entry of each row of a C-contiguous ``[rows, width]`` array."""
+    starts = np.arange(0, rows * width, width)
+    starts.flags.writeable = False
+    return starts

@@ -1,11 +1,12 @@
 """Where the time of one env step goes: the native vector env at ``--num-envs`` (default 256),
 or the single env through ``gymnasium.make`` (``--single``).
 
-Runs the env with a random policy and times, inside each step: the reward-RNN step, each
-music-theory rule, the rest of the reward function (other terms, weighting, sums), the rule states
-(``RuleState.advance``: lookup tables, melodic line, window code), the rest of ``advance`` (the
-context, the tokens, log p), the observation write and the rest of ``step`` (action checks, the
-info, the observation copy and, for the single env, Gymnasium's wrappers). Autoreset steps (the
+Runs the env with a random policy and times, inside each step: the rule engine
+(:func:`melody_env.rewards.rule_engine.advance`: rule states, facts and the nine rules, in one
+compiled loop, so the rules are not timed one by one), the reward-RNN step, the reward function
+(terms, weights, sums), the rest of ``advance`` (the context, the tokens, log p), the
+observation write and the rest of ``step`` (action checks, the info, the observation copy and,
+for the single env, Gymnasium's wrappers). Autoreset steps (the
 single env's resets) are timed apart. Same setup as ``env_throughput.py``: ``NoteRNN(seed=0)``,
 ``torch.set_num_threads(1)``. Prints a markdown table (median over ``--repeats`` runs of the
 per-step means).
@@ -33,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import melody_env
 from melody_env import MelodyCompositionVectorEnv
 from melody_env.models import NoteRNN, lstm_step
-from melody_env.rewards import composition
+from melody_env.rewards import rule_engine
 
 EPISODE = 32
 
@@ -60,26 +61,21 @@ class Timers:
 def profile(num_envs: int, episodes: int, single: bool) -> tuple[dict[str, float], float]:
     """Mean microseconds per (non-reset) step of each component, and of the whole step."""
     timers = Timers()
-    if single:  # the single env through gym.make, on its scalar engine
+    if single:  # the single env through gym.make: the rule engine on a batch of one
         envs = gym.make(melody_env.ENV_ID, reward_rnn=NoteRNN(seed=0))
         state = envs.unwrapped._state
         layout = envs.unwrapped.layout
-        rules_state = state._rules
         saved_rnn_step = lstm_step.step_numpy  # SingleCompositionState calls it by module
         lstm_step.step_numpy = timers.wrap("reward RNN step", saved_rnn_step)
     else:
         envs = MelodyCompositionVectorEnv(num_envs, reward_rnn=NoteRNN(seed=0))
         state = envs._state
         layout = envs.layout
-        rules_state = state._rules
         state.reward_rnn.step_arrays = timers.wrap("reward RNN step", state.reward_rnn.step_arrays)
-    saved_rules = list(composition._RULES)  # the rules as RewardFunction calls them
-    composition._RULES[:] = [
-        (name, timers.wrap(f"rule: {name}", rule)) for name, rule in saved_rules
-    ]
+    saved_engine_step = rule_engine.advance  # both engines call it by module
+    rule_engine.advance = timers.wrap("rule engine", saved_engine_step)
     try:
         state.reward_function = timers.wrap("reward function", state.reward_function)
-        rules_state.advance = timers.wrap("rule states", rules_state.advance)
         state.advance = timers.wrap("advance", state.advance)
         # The layout is a frozen dataclass: set the timed method around its __setattr__.
         object.__setattr__(
@@ -109,29 +105,25 @@ def profile(num_envs: int, episodes: int, single: bool) -> tuple[dict[str, float
             steps += 1
             step_seconds += elapsed
     finally:
-        composition._RULES[:] = saved_rules
+        rule_engine.advance = saved_engine_step
         if single:
             lstm_step.step_numpy = saved_rnn_step
         else:
             del state.reward_rnn.step_arrays
     seconds = dict(timers.seconds)
-    rule_total = sum(value for key, value in seconds.items() if key.startswith("rule: "))
-    components = {key: value for key, value in seconds.items() if key.startswith("rule: ")}
-    components["reward RNN step"] = seconds["reward RNN step"]
-    components["reward function: other terms, weights, sums"] = (
-        seconds["reward function"] - rule_total
-    )
-    components["rule states (RuleState.advance)"] = seconds["rule states"]
-    components["context, tokens, log p (rest of advance)"] = (
-        seconds["advance"]
+    components = {
+        "rule engine: rule states, facts, the nine rules, r_MT": seconds["rule engine"],
+        "reward RNN step": seconds["reward RNN step"],
+        "reward function: terms, weights, sums": seconds["reward function"],
+        "context, tokens, log p (rest of advance)": seconds["advance"]
         - seconds["reward function"]
         - seconds["reward RNN step"]
-        - seconds["rule states"]
-    )
-    components["observation write"] = seconds["observation write"]
-    components["step: checks, infos, obs copy, wrappers"] = (
-        step_seconds - seconds["advance"] - seconds["observation write"]
-    )
+        - seconds["rule engine"],
+        "observation write": seconds["observation write"],
+        "step: checks, infos, obs copy, wrappers": step_seconds
+        - seconds["advance"]
+        - seconds["observation write"],
+    }
     per_step = {key: value / steps * 1e6 for key, value in components.items()}
     resets = len(actions[1:]) - steps
     per_step["autoreset step (per reset)"] = seconds["autoreset step (apart)"] / resets * 1e6

@@ -18,6 +18,7 @@ from melody_env.music.encoding import (
     validate_tokens,
 )
 from melody_env.music.keys import KEY_NAMES, Key
+from melody_env.rewards import rule_engine
 from tests.conftest import tokens
 
 
@@ -120,18 +121,21 @@ def test_autocorrelation_is_the_exact_ratio_rounded_once():
     expected = products / sum(c * c for c in centred)
     rho = theory.onset_autocorrelation(np.array([line]), (1,))
     assert expected == Fraction(-13, 44) and rho[0, 0] == float(expected)
-    batch_sums = theory.LineSums.empty(1, (1, 2, 3))
-    single_sums = theory.LineSums.empty(None, (1, 2, 3))  # one composition, Python ints
-    for token in [*line, 0, 1]:
-        pitch = int(theory.TOKEN_PITCHES[token])
-        onset, is_note = max(pitch, 0), pitch != theory.NOT_A_PITCH
-        batch_sums = theory.line_sums_step(batch_sums, np.array([onset]), np.array([is_note]))
-        single_sums = theory.line_sums_step(single_sums, onset, is_note)
-    whole = theory.line_sums(np.array([[*line, 0, 1]]), (1, 2, 3))
-    for field in theory.LineSums._fields:
-        got = getattr(batch_sums, field)
-        assert np.array_equal(got, getattr(whole, field)), field
-        assert np.array_equal(np.reshape(getattr(single_sums, field), np.shape(got)), got), field
-    assert [pitch.tolist() for pitch in whole.recent] == [[60], [62], [64]]
-    rho = theory.autocorrelation_from_sums(single_sums)
-    assert type(rho[0]) is float and rho[0] == float(expected)
+    melody = [*line, 0, 1]
+    state = rule_engine.new_state(np.array([0]))
+    by_step = np.array([melody]).T.copy()
+    windows = np.zeros((len(melody), 1), np.int64)
+    for step in range(len(melody)):  # the rule engine's sums, kept token by token
+        rule_engine.advance(state, by_step, windows, step, len(melody))
+    whole = theory.line_sums(np.array([melody]), (1, 2, 3))
+    assert state[rule_engine.COUNT].tolist() == whole.count.tolist() == [4]
+    assert state[rule_engine.TOTAL].tolist() == whole.total.tolist()
+    assert state[rule_engine.TOTAL_SQUARES].tolist() == whole.total_squares.tolist()
+    for field, row in (("lag_products", rule_engine.LAG_PRODUCTS), ("head", rule_engine.HEAD)):
+        assert state[row : row + 3].tolist() == getattr(whole, field).tolist(), field
+    assert state[rule_engine.TAIL : rule_engine.TAIL + 3].tolist() == whole.tail.tolist()
+    assert state[rule_engine.RECENT : rule_engine.RECENT + 3].tolist() == [[60], [62], [64]]
+    assert whole.recent.tolist() == [[60], [62], [64]]
+    # (16 * 11528 + 4 * 246 * (60 + 60) - 5 * 246^2) / (4 * (4 * 15140 - 246^2)) = -52 / 176
+    rho = theory.lag_autocorrelation(4, 246, 15140, 11528, 60, 60, 1)
+    assert rho == theory.autocorrelation_from_sums(whole)[0, 0] == float(expected)

@@ -1,9 +1,9 @@
-"""The env's incremental rule states and lookup tables answer exactly as the theory functions.
+"""The rule engine's incremental state and lookup tables answer exactly as the theory functions.
 
-The composition state keeps what the rules need token by token (step tables, melodic line,
-window codes); a reward context built from the bare history recomputes
-everything with the whole-composition functions of :mod:`melody_env.music.theory`. Both must
-give the same detectors and rewards, bit for bit, on any melody in any key.
+The rule engine keeps what the rules need token by token (step tables, melodic line, window
+codes); the whole-composition functions of :mod:`melody_env.music.theory` recompute everything
+from the bare history. Both must give the same detectors and rewards, bit for bit, on any melody
+in any key.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ from melody_env.models import NoteRNN, NoteRNNConfig
 from melody_env.music import theory
 from melody_env.music.encoding import NO_EVENT, NOTE_OFF
 from melody_env.music.keys import KEY_NAMES, Key
+from melody_env.rewards import rule_engine, rules
 from melody_env.rewards.composition import RewardFunction
 from melody_env.rewards.context import RewardContext
-from melody_env.rewards.rules import MUSIC_THEORY_RULES
+from melody_env.rewards.rules import MUSIC_THEORY_RULES, RULE_NAMES
 
-DERIVED = ("pitch", "in_key", "interval", "is_repeating", "motif_notes", "window_codes")
+DERIVED = ("pitch", "in_key", "interval", "is_repeating", "motif_notes")
 
 
 def random_melodies(rng: np.random.Generator, batch: int, length: int) -> np.ndarray:
@@ -74,15 +75,43 @@ def test_incremental_state_equals_whole_history_functions(batch):
                 fast.log_prob,
                 fast.leap_outcome,
             )
-            for name in DERIVED:
+            for name in DERIVED:  # the engine's facts, and theory's from the history
                 got, expected = getattr(fast, name), getattr(slow, name)
                 assert got.dtype == expected.dtype, name
                 np.testing.assert_array_equal(got, expected, err_msg=f"{name} at step {step}")
-            for field in theory.LineSums._fields:
-                got, expected = getattr(fast.line_sums, field), getattr(slow.line_sums, field)
-                np.testing.assert_array_equal(got, expected, err_msg=f"{field} at step {step}")
-            for name, rule in MUSIC_THEORY_RULES.items():
-                assert rule(fast).tobytes() == rule(slow).tobytes(), f"{name} at step {step}"
+            expected = rules_from_history(slow)
+            for index, name in enumerate(RULE_NAMES):
+                got = fast.rule_values[index]
+                assert got.tobytes() == expected[index].tobytes(), f"{name} at step {step}"
+            # A context built by hand steps the engine through its history: the same values.
+            assert slow.rule_values.tobytes() == fast.rule_values.tobytes()
+            assert slow.music_theory.tobytes() == fast.music_theory.tobytes()
+
+
+def rules_from_history(ctx: RewardContext) -> np.ndarray:
+    """``float64 [9, B]``: each rule of each composition, its facts found by the whole-history
+    functions of :mod:`melody_env.music.theory` (not by the engine's incremental state)."""
+    sequence = ctx.sequence
+    rho = theory.onset_autocorrelation(sequence, theory.AUTOCORRELATION_LAGS)
+    notes = theory.motif_distinct_notes(sequence)
+    repeats = theory.repeats_earlier_window(sequence)
+    high, low = theory.unique_extremes(sequence)
+    is_tonic = theory.is_pitch_class(ctx.pitch, ctx.keys.tonic)
+    last = ctx.is_last_step
+    values = np.empty((len(RULE_NAMES), ctx.batch_size))
+    for b in range(ctx.batch_size):
+        values[:, b] = [
+            rules.key_reward(ctx.in_key[b]),
+            rules.tonic_reward(ctx.step, ctx.length, ctx.action[b], is_tonic[b]),
+            rules.repeated_notes_reward(ctx.is_repeating[b]),
+            rules.autocorrelation_reward(rho[b]),
+            rules.motif_reward(notes[b]),
+            rules.repeated_motif_reward(repeats[b], notes[b]),
+            rules.preferred_intervals_reward(ctx.interval[b]),
+            rules.leap_resolution_reward(ctx.leap_outcome[b]),
+            rules.unique_extremes_reward(last, high[b], low[b]),
+        ]
+    return values
 
 
 def test_leap_memory_matches_leap_step():
@@ -137,11 +166,14 @@ def test_window_codes_identify_windows():
     same_code = codes[:, :, None] == codes[:, None, :]
     same_window = (windows[:, :, None, :] == windows[:, None, :, :]).all(axis=3)
     np.testing.assert_array_equal(same_code, same_window)
-    rolling = np.zeros(3, np.int64)  # the envs' code, kept token by token
-    for step, column in enumerate(sequence.T):
-        rolling = theory.next_window_code(rolling, column)
+    state = rule_engine.new_state(np.zeros(3, np.int64))  # the engine's code, token by token
+    by_step = np.ascontiguousarray(sequence.T)
+    engine_codes = np.zeros((30 - 7, 3), np.int64)
+    for step in range(30):
+        rule_engine.advance(state, by_step, engine_codes, step, 30)
         if step >= 7:
-            np.testing.assert_array_equal(rolling, codes[:, step - 7])
+            np.testing.assert_array_equal(state[rule_engine.WINDOW_CODE], codes[:, step - 7])
+    np.testing.assert_array_equal(engine_codes.T, codes)
 
 
 def autocorrelation_by_formula(tokens: list[int], lag: int) -> float:

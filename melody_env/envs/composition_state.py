@@ -1,11 +1,11 @@
 """State of ``B`` compositions advanced in lockstep: the engine of the vector env and of the
-evaluation. The single env's engine (:mod:`melody_env.envs.single_state`) runs the same rule
-functions on Python scalars.
+evaluation. The single env's engine (:mod:`melody_env.envs.single_state`) is the same for one
+composition.
 
 Each step costs the same at the first and the last token: what the rules need to know about
-the history is kept up to date token by token by a :class:`~melody_env.envs.rule_state.
-RuleState` (the single env's :class:`~melody_env.envs.single_state.SingleCompositionState` keeps
-the same one in Python scalars) instead of being recomputed from the whole history.
+the history is kept up to date token by token by the rule engine
+(:mod:`melody_env.rewards.rule_engine`), which both engines step, instead of being recomputed
+from the whole history.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-from melody_env.envs.rule_state import RuleState
 from melody_env.models.note_rnn import NoteRNN
 from melody_env.music import theory
 from melody_env.music.keys import Key
+from melody_env.rewards import rule_engine
 from melody_env.rewards.composition import RewardBreakdown, RewardFunction
 from melody_env.rewards.context import KeyArrays, RewardContext
 
@@ -59,7 +59,7 @@ class CompositionState:
         num_classes = reward_rnn.config.num_classes
         self.next_log_probs = np.zeros((batch_size, num_classes), np.float32)
         self._log_prob_index = np.arange(batch_size) * num_classes
-        self._rules = RuleState(batch_size)
+        self._rule_state = rule_engine.new_state(np.zeros(batch_size, np.int64))
         self._window_codes_by_step = np.zeros(
             (max(length - MOTIF_LENGTH + 1, 0), batch_size), np.int64
         )
@@ -90,7 +90,7 @@ class CompositionState:
         self.primers = primers
         self.keys = keys
         self.key_arrays = KeyArrays.from_keys(keys)
-        self._rules.reset(self.key_arrays.index)
+        self._rule_state = rule_engine.new_state(self.key_arrays.index)
         stacked = stack_primers(primers)
         if stacked is not None:
             self.previous_token = stacked[:, -1].copy()
@@ -126,10 +126,9 @@ class CompositionState:
         if step >= self.length:
             raise RuntimeError(f"the compositions are finished ({self.length} steps); reset first")
         self._tokens_by_step[step] = actions
-        rules = self._rules
-        facts = rules.advance(actions)
-        if step >= MOTIF_LENGTH - 1:
-            self._window_codes_by_step[step + 1 - MOTIF_LENGTH] = rules.window_code
+        facts = rule_engine.advance(
+            self._rule_state, self._tokens_by_step, self._window_codes_by_step, step, self.length
+        )
         context = RewardContext(
             history=self._tokens_by_step[:step].T,
             action=actions,
@@ -144,8 +143,9 @@ class CompositionState:
             in_key=facts.in_key,
             interval=facts.interval,
             is_repeating=facts.is_repeating,
-            line_sums=rules.line_sums,
-            window_codes=self._window_codes_by_step[: max(step + 2 - MOTIF_LENGTH, 0)].T,
+            motif_notes=facts.motif_notes,
+            rule_values=facts.rule_values,
+            music_theory=facts.music_theory,
         )
         breakdown = self.reward_function(context)
         self.step = step + 1

@@ -1,11 +1,12 @@
-"""State of one composition in Python scalars: the engine of the single env.
+"""State of one composition: the engine of the single env.
 
 :class:`~melody_env.envs.composition_state.CompositionState` advances ``B`` compositions with
-numpy arrays; for one composition each of its array operations would cost more in numpy's fixed
-overhead than in arithmetic. This class keeps the same :class:`~melody_env.envs.rule_state.
-RuleState` in Python ints and hands the same reward terms a
-:class:`~melody_env.rewards.context.SingleRewardContext`, so the rules, their tables and their
-order of summation are shared, and the rewards agree bit for bit (``tests/test_vector_env.py``).
+numpy arrays; for one composition each array operation would cost more in numpy's fixed
+overhead than in arithmetic. This class steps the same rule engine
+(:mod:`melody_env.rewards.rule_engine`) for a batch of one and hands the reward terms a
+:class:`~melody_env.rewards.context.SingleRewardContext` of Python scalars, so the rules, their
+tables and their order of summation are shared, and the rewards agree bit for bit
+(``tests/test_vector_env.py``).
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from melody_env.envs.rule_state import RuleState
 from melody_env.models import lstm_step
 from melody_env.models.note_rnn import PRIME_BY_STEPS, NoteRNN
 from melody_env.music.keys import Key
 from melody_env.music.theory import MOTIF_LENGTH
+from melody_env.rewards import rule_engine
 from melody_env.rewards.composition import RewardBreakdown, RewardFunction
 from melody_env.rewards.context import SingleRewardContext
 
@@ -42,9 +43,10 @@ class SingleCompositionState:
         self._initial_rnn_state = tuple(x.numpy() for x in reward_rnn.initial_state(1))
         self.rnn_state = self._initial_rnn_state
         self.next_log_probs = np.zeros(reward_rnn.config.num_classes, np.float32)
-        self._rules = RuleState(None)
+        self._rule_state = rule_engine.new_state(np.zeros(1, np.int64))
+        self._tokens_by_step = np.zeros((length, 1), np.int64)
+        self._window_codes_by_step = np.zeros((max(length - MOTIF_LENGTH + 1, 0), 1), np.int64)
         self._rnn_weights: lstm_step.StepWeights | None = None
-        self._window_codes: list[int] = []
 
     @property
     def step(self) -> int:
@@ -62,11 +64,10 @@ class SingleCompositionState:
     def reset(self, primer: np.ndarray, key: Key) -> None:
         """Start a new composition after ``primer`` (a non-empty token array) in ``key``."""
         self.tokens = []
-        self._window_codes = []
         self.key = key
         self.primer = primer
         self.previous_token = int(primer[-1])
-        self._rules.reset(key.index)
+        self._rule_state = rule_engine.new_state(np.array([key.index], np.int64))
         # The reward RNN is frozen: its weights are fetched (and checked) once per episode.
         self._rnn_weights = self.reward_rnn.step_weights()
         if len(primer) <= PRIME_BY_STEPS:  # e.g. the default one-token primers: numpy steps
@@ -83,12 +84,13 @@ class SingleCompositionState:
         """Place ``token`` (a Python ``int``); return the rewards it earns (floats)."""
         if len(self.tokens) >= self.length:
             raise RuntimeError(f"the composition is finished ({self.length} steps); reset first")
-        rules = self._rules
-        facts = rules.advance(token)
+        step = len(self.tokens)
+        self._tokens_by_step[step, 0] = token
+        facts = rule_engine.advance(
+            self._rule_state, self._tokens_by_step, self._window_codes_by_step, step, self.length
+        )
         tokens = self.tokens
         tokens.append(token)
-        if len(tokens) >= MOTIF_LENGTH:
-            self._window_codes.append(rules.window_code)
         context = SingleRewardContext(
             tokens,
             self.length,
@@ -96,8 +98,6 @@ class SingleCompositionState:
             self.previous_token,
             float(self.next_log_probs[token]),
             facts,
-            rules.line_sums,
-            self._window_codes,
         )
         breakdown = self.reward_function(context)
         self.previous_token = token

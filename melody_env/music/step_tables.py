@@ -228,16 +228,6 @@ def step_tables() -> StepTables:
     return tables
 
 
-@functools.cache
-def step_table_lists() -> StepTables:
-    """:func:`step_tables` with Python lists for arrays: one composition's lookups with Python
-    ints (the single env), several times cheaper than reading numpy arrays one element at a
-    time. The same values, so the same code reads either."""
-    tables = step_tables()
-    lists = {name: getattr(tables, name).tolist() for name in _ARRAY_FIELDS}
-    return dataclasses.replace(tables, **lists)
-
-
 _ARRAY_FIELDS = [
     field.name
     for field in dataclasses.fields(StepTables)

@@ -1,12 +1,8 @@
 """Music-theory detectors of the RL Tuner, as pure batched numpy functions.
 
-Every function works on a batch of compositions at once (leading axis ``B``), so the vector env
-and the evaluation metrics share one implementation. The few that the single env also calls on
-one composition (:func:`select`, :func:`line_sums_step`, :func:`autocorrelation_from_sums`,
-:func:`next_window_code`, :func:`motif_distinct_notes`, :func:`last_window_repeats`,
-:func:`unique_extremes`) take Python scalars or lists as well. Inputs are token arrays in the
-encoding of :mod:`melody_env.music.encoding`; the detectors reason on MIDI pitches and pitch
-classes, never on token indices, so they hold in every key.
+Every function works on a batch of compositions at once (leading axis ``B``). Inputs are token
+arrays in the encoding of :mod:`melody_env.music.encoding`; the detectors reason on MIDI pitches
+and pitch classes, never on token indices, so they hold in every key.
 
 Conventions: ``history`` is ``int [B, t]`` (the composition before the current step, ``t >= 0``),
 ``action`` is ``int [B]`` (the token being placed), ``sequence`` is ``history`` with ``action``
@@ -14,17 +10,20 @@ appended (``int [B, t + 1]``).
 
 Where a detector needs the whole history, it is written as a small step function over a state
 that sums the history up (:class:`RunState`, :class:`LeapState`, :class:`LineSums`, window codes),
-and the whole-composition function folds the history through it. The env keeps those states
-from step to step (and :mod:`melody_env.music.step_tables` tabulates the step functions), so a
-step costs the same at the first and the last note, with the same code deciding each rule.
+and the whole-composition function folds the history through it. The reward rules' engine
+(:mod:`melody_env.rewards.rule_engine`) keeps those states from step to step (with
+:mod:`melody_env.music.step_tables`, which tabulates the step functions), so a step costs the
+same at the first and the last note; ``tests/test_step_tables.py`` checks that it answers as the
+functions here do.
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
+import numba
 import numpy as np
 
 from melody_env.music.encoding import (
@@ -72,8 +71,8 @@ MOTIF_LENGTH = 8
 
 def select(condition, if_true, if_false):
     """``np.where`` for a batch (``condition`` an array), a conditional expression for one
-    composition (Python scalars, without numpy's per-call cost). The reward rules use it to be
-    written once for the vector env's batches and the single env's scalars.
+    composition (Python scalars, without numpy's per-call cost). The built-in reward terms use it
+    to be written once for the vector env's batches and the single env's scalars.
 
     >>> select(np.array([True, False]), 3.0, 0.0), select(False, 3.0, 0.0)
     (array([3., 0.]), 0.0)
@@ -252,14 +251,11 @@ _ONSET_PITCHES = np.where(_IS_NOTE, TOKEN_PITCHES, 0).astype(np.int64)  # 0 for 
 class LineSums(NamedTuple):
     """Integer sums of the melodic lines of compositions, from which
     :func:`autocorrelation_from_sums` gets their autocorrelation at ``lags`` exactly (one
-    rounding, in the final division). A step function (:func:`line_sums_step`) keeps them up
-    to date token by token; :func:`line_sums` computes them from whole sequences.
+    rounding, in the final division). :func:`line_sums` computes them from whole sequences;
+    the reward rules' engine keeps the same sums token by token.
 
-    For a batch of compositions each sum is an ``int64 [B]`` array and each per-lag field one
-    ``int64 [K, B]`` array (a row per lag, so that all lags take one array operation); for one
-    composition (:meth:`empty` with ``batch_size=None``) the sums are Python ``int`` and the
-    per-lag fields tuples of them. :func:`line_sums_step` and :func:`autocorrelation_from_sums`
-    are the same arithmetic for both (see :func:`per_lag`).
+    Each sum is an ``int64 [B]`` array and each per-lag field one ``int64 [K, B]`` array (a row
+    per lag).
 
     Attributes:
         lags: the lags ``k`` of ``lag_products``, ``head`` and ``tail``.
@@ -273,33 +269,22 @@ class LineSums(NamedTuple):
     """
 
     lags: tuple[int, ...]
-    count: Any
-    total: Any
-    total_squares: Any
-    lag_products: Any
-    head: Any
-    tail: Any
-    recent: Any
+    count: np.ndarray
+    total: np.ndarray
+    total_squares: np.ndarray
+    lag_products: np.ndarray
+    head: np.ndarray
+    tail: np.ndarray
+    recent: np.ndarray
 
     @classmethod
-    def empty(cls, batch_size: int | None, lags=(1, 2, 3)) -> LineSums:
+    def empty(cls, batch_size: int, lags=(1, 2, 3)) -> LineSums:
         lags = tuple(int(lag) for lag in lags)
         if not lags or min(lags) < 1:
             raise ValueError(f"autocorrelation lags must be positive integers, got {lags}")
-        if batch_size is None:  # one composition: Python ints
-            per_lag = (0,) * len(lags)
-            return cls(lags, 0, 0, 0, per_lag, per_lag, per_lag, (0,) * max(lags))
         sums = (np.zeros(batch_size, np.int64) for _ in range(3))
         per_lag = (np.zeros((len(lags), batch_size), np.int64) for _ in range(3))
         return cls(lags, *sums, *per_lag, np.zeros((max(lags), batch_size), np.int64))
-
-
-def per_lag(function, *values):
-    """``function`` applied lag by lag: once to ``[K, B]`` arrays (all lags in one operation),
-    or to each lag's items of tuples (one composition's Python numbers)."""
-    if isinstance(values[0], np.ndarray):
-        return function(*values)
-    return tuple(map(function, *values))  # the fields of one LineSums: all K long
 
 
 @functools.cache
@@ -308,45 +293,8 @@ def _lag_column(lags: tuple[int, ...]) -> np.ndarray:
     return np.array(lags, dtype=np.int64)[:, None]
 
 
-def _lagged(recent, lags: tuple[int, ...]):
-    """Per lag ``k``: the ``k``-th latest pitch (``[K, B]`` rows or a tuple)."""
-    if isinstance(recent, np.ndarray):
-        if lags == tuple(range(1, len(recent) + 1)):  # the default (1, 2, 3): all rows, in order
-            return recent
-        return recent[_lag_column(lags)[:, 0] - 1]
-    return tuple([recent[lag - 1] for lag in lags])
-
-
-def line_sums_step(sums: LineSums, onset_pitch, is_note) -> LineSums:
-    """:class:`LineSums` after one token per composition: a note of pitch ``onset_pitch``
-    extends the line, a hold or a rest (``is_note`` false, ``onset_pitch`` 0) leaves it as it
-    is. ``int``/``bool`` for one composition, ``[B]`` arrays for a batch."""
-    pitch, count, recent, lags = onset_pitch, sums.count, sums.recent, sums.lags
-    lagged = _lagged(recent, lags)  # x_{n+1-k}: paired with the new note at lag k
-    if isinstance(is_note, np.ndarray):
-        lag_values = _lag_column(lags)
-        shifted = np.concatenate([pitch[None], recent[:-1]])
-        recent = np.where(is_note, shifted, recent)
-    else:
-        lag_values = lags
-        if is_note:
-            recent = (pitch, *recent[:-1])
-    return LineSums(
-        lags,
-        count + is_note,
-        sums.total + pitch,
-        sums.total_squares + pitch * pitch,
-        per_lag(lambda products, x: products + pitch * x, sums.lag_products, lagged),
-        per_lag(lambda head, lag: head + pitch * (count < lag), sums.head, lag_values),
-        # The note enters, the k-th latest leaves (a hold or a rest: pitch and is_note are 0).
-        per_lag(lambda tail, x: tail + (pitch - x) * is_note, sums.tail, lagged),
-        recent,
-    )
-
-
 def line_sums(sequence: np.ndarray, lags=(1, 2, 3)) -> LineSums:
-    """:class:`LineSums` of whole sequences ``int [B, t]`` (what folding
-    :func:`line_sums_step` over them gives).
+    """:class:`LineSums` of whole sequences ``int [B, t]``.
 
     >>> sums = line_sums(np.array([[14, 0, 16, 0, 14]]), lags=(1, 2))  # C4 D4 C4
     >>> sums.count.tolist(), sums.total.tolist(), sums.lag_products.tolist()
@@ -376,9 +324,13 @@ def line_sums(sequence: np.ndarray, lags=(1, 2, 3)) -> LineSums:
     )
 
 
-def autocorrelation_from_sums(sums: LineSums):
-    """:func:`onset_autocorrelation` at each of ``sums.lags``, from :class:`LineSums`: a
-    ``float64 [K, B]`` array (a row per lag), or a tuple of ``float`` for one composition.
+@numba.vectorize(
+    ["float64(int64, int64, int64, int64, int64, int64, int64)"], cache=True, nopython=True
+)
+def lag_autocorrelation(count, total, total_squares, lag_products, head, tail, lag):
+    """:func:`onset_autocorrelation` at lag ``lag`` of a line of ``count`` notes, from its
+    :class:`LineSums` at that lag (a numpy ufunc, also called per composition by the reward
+    engine's compiled step).
 
     With ``S = sum x_i``, ``A_k = sum_{i <= n-k} x_i`` (all but the last ``k``) and
     ``B_k = sum_{i > k} x_i`` (all but the first ``k``), the formula's sums are
@@ -387,26 +339,34 @@ def autocorrelation_from_sums(sums: LineSums):
     converted to floating point and divided once. 0 where the line has ``k`` notes or fewer, or
     no variance. Exact in ``int64`` for lines of up to about 80,000 notes.
     """
-    n, total = sums.count, sums.total
     square = total * total
-    n_total, n_square = n * total, n * n
-    denominator = n * (n * sums.total_squares - square)
-    lags = _lag_column(sums.lags) if isinstance(n, np.ndarray) else sums.lags
-
-    def rho(products, head, tail, lag):
-        # The numerator above expanded, with A_k + B_k = 2 S - head_k - tail_k (fewer operations).
-        numerator = n_square * products + n_total * (head + tail) - (n + lag) * square
-        return _ratio(numerator, denominator, (denominator > 0) & (n > lag))
-
-    return per_lag(rho, sums.lag_products, sums.head, sums.tail, lags)
+    denominator = count * (count * total_squares - square)
+    if denominator <= 0 or count <= lag:
+        return 0.0
+    # The numerator above expanded, with A_k + B_k = 2 S - head_k - tail_k.
+    numerator = (
+        count * count * lag_products + count * total * (head + tail) - (count + lag) * square
+    )
+    return numerator / denominator
 
 
-def _ratio(numerator, denominator, keep):
-    """``numerator / denominator`` in float64 where ``keep``, else 0 (arrays or numbers)."""
-    if isinstance(numerator, np.ndarray):
-        return np.divide(numerator, denominator, out=np.zeros(numerator.shape), where=keep)
-    # float() first, as numpy converts int64 operands: both paths round the same way.
-    return float(numerator) / float(denominator) if keep else 0.0
+def autocorrelation_from_sums(sums: LineSums) -> np.ndarray:
+    """:func:`lag_autocorrelation` at each of ``sums.lags``: ``float64 [K, B]``, a row per lag.
+
+    >>> autocorrelation_from_sums(line_sums(np.array([[14, 0, 16, 0, 14, 0, 16]])))  # C D C D
+    array([[-0.75],
+           [ 0.5 ],
+           [-0.25]])
+    """
+    return lag_autocorrelation(
+        sums.count,
+        sums.total,
+        sums.total_squares,
+        sums.lag_products,
+        sums.head,
+        sums.tail,
+        _lag_column(sums.lags),
+    )
 
 
 # Bit ``token - 2`` for a note token, 0 for hold and rest: a set of pitches is an OR of bits.
@@ -424,28 +384,15 @@ def _popcount(bits: np.ndarray) -> np.ndarray:
     return as_bytes.sum(axis=1).astype(np.int64)
 
 
-_PITCH_BIT_LIST = [int(bit) for bit in _PITCH_BITS]
-
-
-def motif_distinct_notes(sequence, motif_length: int = MOTIF_LENGTH):
+def motif_distinct_notes(sequence: np.ndarray, motif_length: int = MOTIF_LENGTH) -> np.ndarray:
     """Number of distinct pitches among the onsets of the last ``motif_length`` tokens.
 
     0 while the sequence is shorter than ``motif_length``. The original calls the window a
-    *motif* when it holds at least three distinct pitches. ``sequence`` is ``int [B, t]`` (gives
-    ``int64 [B]``) or one composition's list of tokens (gives an ``int``).
+    *motif* when it holds at least three distinct pitches.
 
     >>> motif_distinct_notes(np.array([[14, 0, 16, 0, 18, 0, 14, 0], [14, 0, 0, 0, 0, 0, 0, 0]]))
     array([3, 1])
-    >>> motif_distinct_notes([14, 0, 16, 0, 18, 0, 14, 0])
-    3
     """
-    if isinstance(sequence, list):
-        if len(sequence) < motif_length:
-            return 0
-        pitch_set = 0
-        for token in sequence[-motif_length:]:
-            pitch_set |= _PITCH_BIT_LIST[token]
-        return pitch_set.bit_count()
     sequence = np.asarray(sequence)
     if sequence.shape[1] < motif_length:
         return np.zeros(sequence.shape[0], dtype=np.int64)
@@ -466,14 +413,6 @@ def window_codes(sequence: np.ndarray, motif_length: int = MOTIF_LENGTH) -> np.n
     return windows @ (NUM_CLASSES ** np.arange(motif_length - 1, -1, -1))
 
 
-def next_window_code(code, token, motif_length: int = MOTIF_LENGTH):
-    """The code of the window that ends with ``token``, from the code of the window that ended
-    just before it: the oldest digit leaves, ``token`` enters. Starting from 0, after at least
-    ``motif_length`` tokens it is the last window's :func:`window_codes` entry. ``int`` or
-    ``int64 [B]``."""
-    return code % NUM_CLASSES ** (motif_length - 1) * NUM_CLASSES + token
-
-
 def repeats_earlier_window(sequence: np.ndarray, motif_length: int = MOTIF_LENGTH) -> np.ndarray:
     """True where the last ``motif_length`` tokens also occur, exactly, entirely before them.
 
@@ -484,11 +423,8 @@ def repeats_earlier_window(sequence: np.ndarray, motif_length: int = MOTIF_LENGT
     return last_window_repeats(window_codes(sequence, motif_length), motif_length)
 
 
-def last_window_repeats(codes, motif_length: int = MOTIF_LENGTH):
-    """:func:`repeats_earlier_window` from the sequence's :func:`window_codes`: ``int [B, w]``
-    (gives ``bool [B]``) or one composition's list of codes (gives a ``bool``)."""
-    if isinstance(codes, list):
-        return len(codes) > motif_length and codes[-1] in codes[:-motif_length]
+def last_window_repeats(codes: np.ndarray, motif_length: int = MOTIF_LENGTH) -> np.ndarray:
+    """:func:`repeats_earlier_window` from the sequence's :func:`window_codes` ``int [B, w]``."""
     codes = np.asarray(codes)
     if codes.shape[1] <= motif_length:  # the sequence is shorter than two windows
         return np.zeros(codes.shape[0], dtype=bool)
@@ -649,23 +585,15 @@ def leap_step(
     return outcome.astype(np.int8), new_state
 
 
-def unique_extremes(sequence):
+def unique_extremes(sequence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Whether the highest and the lowest pitch of each composition are played exactly once.
 
     Fix: the original took the maximum over all tokens and the minimum over notes only; both are
-    over note onsets here. A composition with no note has neither. ``sequence`` is ``int [B, t]``
-    (gives two ``bool [B]``) or one composition's list of tokens (gives two ``bool``).
+    over note onsets here. A composition with no note has neither.
 
     >>> unique_extremes(np.array([[14, 0, 18, 14, 0], [14, 0, 0, 14, 0]]))
     (array([ True, False]), array([False, False]))
-    >>> unique_extremes([14, 0, 18, 14, 0])
-    (True, False)
     """
-    if isinstance(sequence, list):
-        notes = [token for token in sequence if token >= NUM_SPECIAL_EVENTS]  # pitch order
-        if not notes:
-            return False, False
-        return notes.count(max(notes)) == 1, notes.count(min(notes)) == 1
     pitches = TOKEN_PITCHES[np.asarray(sequence)]
     is_note = pitches != NOT_A_PITCH
     high = np.where(is_note, pitches, -1).max(axis=1, initial=-1)

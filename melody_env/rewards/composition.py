@@ -36,7 +36,7 @@ from melody_env.music.encoding import MIN_PITCH, NO_EVENT, NUM_CLASSES, NUM_SPEC
 from melody_env.music.keys import KEY_NAMES, MODES, Key
 from melody_env.music.theory import select
 from melody_env.rewards.context import RewardContext, SingleRewardContext
-from melody_env.rewards.rules import MUSIC_THEORY_RULES
+from melody_env.rewards.rules import MUSIC_THEORY_RULES, RULE_NAMES
 
 RewardTerm = Callable[[RewardContext], "np.ndarray | float"]
 """A term maps a context of ``B`` compositions to ``B`` rewards (or one number for all)."""
@@ -128,8 +128,7 @@ BUILTIN_TERMS: dict[str, RewardTerm] = {
     "scale": scale_term,
 }
 """Every term the package defines, by name."""
-_RULE_NAMES = list(MUSIC_THEORY_RULES)
-_RULES = list(MUSIC_THEORY_RULES.items())
+_RULE_NAMES = list(RULE_NAMES)
 
 _BASIC = ("key", "tonic", "repeated_notes")
 REWARD_MODES: dict[str, tuple[tuple[str, ...], bool]] = {
@@ -257,11 +256,9 @@ class RewardFunction:
         """The rewards of one step: arrays ``[B]`` for a :class:`RewardContext`, floats for a
         :class:`SingleRewardContext` (the same arithmetic, in the same order)."""
         zero = ctx.zero
-        music_theory = zero
-        rule_values = {}
-        for name, rule in _RULES:  # 0 + v1 + v2 + ... in rule order
-            rule_values[name] = value = rule(ctx)
-            music_theory = music_theory + value
+        # The rule engine computed the nine rules and r_MT (0 + v1 + v2 + ... in rule order).
+        rule_values = dict(zip(_RULE_NAMES, ctx.rule_values, strict=True))
+        music_theory = ctx.music_theory
         if self._rules_lead:  # the rules' dict grows into the terms' dict
             terms = rule_values
             for name in self._other_names:

@@ -15,6 +15,7 @@ import numpy as np
 from melody_env.music import theory
 from melody_env.music.encoding import TOKEN_PITCHES
 from melody_env.music.keys import KEY_NAMES, Key
+from melody_env.rewards import rule_engine
 
 _ALL_KEYS = [Key.from_name(name) for name in KEY_NAMES]  # position = Key.index
 
@@ -67,8 +68,8 @@ class RewardContext:
             ``action`` (computed once per step by the composition state, which owns the memory).
 
     The derived quantities below are computed from ``history`` on first use and shared by the
-    terms. The composition state, which keeps them up to date step by step, passes them in
-    instead (keyword arguments of the same names); its arrays are valid during the step.
+    terms. The composition state, whose rule engine (:mod:`melody_env.rewards.rule_engine`)
+    finds them step by step, passes them in instead (keyword arguments of the same names).
     """
 
     def __init__(
@@ -87,8 +88,9 @@ class RewardContext:
         in_key: np.ndarray | None = None,
         interval: np.ndarray | None = None,
         is_repeating: np.ndarray | None = None,
-        line_sums: theory.LineSums | None = None,
-        window_codes: np.ndarray | None = None,
+        motif_notes: np.ndarray | None = None,
+        rule_values: np.ndarray | None = None,
+        music_theory: np.ndarray | None = None,
     ) -> None:
         self.history = history
         self.action = action
@@ -103,9 +105,11 @@ class RewardContext:
         self._in_key = in_key
         self._interval = interval
         self._is_repeating = is_repeating
-        self._line_sums = line_sums
-        self._window_codes = window_codes
-        self._motif_notes: np.ndarray | None = None
+        self._motif_notes = motif_notes
+        self._rule_values = rule_values
+        self._music_theory = music_theory
+        self._line_sums: theory.LineSums | None = None
+        self._window_codes: np.ndarray | None = None
 
     @property
     def batch_size(self) -> int:
@@ -166,6 +170,27 @@ class RewardContext:
         return self._motif_notes
 
     @property
+    def rule_values(self) -> np.ndarray:
+        """``float64 [9, B]``: each rule of :data:`~melody_env.rewards.rules.RULE_NAMES` at this
+        step, a row each (stepped through the rule engine from the history if not given)."""
+        if self._rule_values is None:
+            self._replay()
+        return self._rule_values
+
+    @property
+    def music_theory(self) -> np.ndarray:
+        """``float64 [B]``: r_MT, the sum of the nine rules in their order."""
+        if self._music_theory is None:
+            self._replay()
+        return self._music_theory
+
+    def _replay(self) -> None:
+        if self.keys.index is None:
+            raise ValueError("a RewardContext built by hand needs KeyArrays with an index")
+        facts = rule_engine.replay(self.sequence, self.keys.index, self.length)
+        self._rule_values, self._music_theory = facts.rule_values, facts.music_theory
+
+    @property
     def line_sums(self) -> theory.LineSums:
         """:func:`melody_env.music.theory.line_sums` of ``sequence`` at lags 1, 2 and 3: the
         melodic line's sums that its autocorrelation is computed from."""
@@ -187,14 +212,13 @@ class SingleRewardContext:
 
     The attributes have the names of :class:`RewardContext`'s and hold one composition's value
     (``int``, ``bool``, ``float``; ``keys`` is its :class:`~melody_env.music.keys.Key`,
-    ``sequence`` and ``window_codes`` are lists, ``line_sums`` holds ints). They are valid during
-    the step. Terms written for batches only (a user's extra terms) get :meth:`batch`, a
+    ``sequence`` is a list, ``rule_values`` a list of the nine rules' values). They are valid
+    during the step. Terms written for batches only (a user's extra terms) get :meth:`batch`, a
     :class:`RewardContext` of one composition.
     """
 
     __slots__ = (
         "_batch",
-        "_motif_notes",
         "action",
         "in_key",
         "interval",
@@ -202,13 +226,14 @@ class SingleRewardContext:
         "keys",
         "leap_outcome",
         "length",
-        "line_sums",
         "log_prob",
+        "motif_notes",
+        "music_theory",
         "pitch",
         "previous_token",
+        "rule_values",
         "sequence",
         "step",
-        "window_codes",
     )
     batch_size = 1
     zero = 0.0
@@ -220,9 +245,7 @@ class SingleRewardContext:
         key: Key,
         previous_token: int,
         log_prob: float,
-        facts,
-        line_sums: theory.LineSums,
-        window_codes: list[int],
+        facts: rule_engine.StepFacts,
     ) -> None:
         self.sequence = sequence
         self.action = sequence[-1]
@@ -231,10 +254,14 @@ class SingleRewardContext:
         self.keys = key
         self.previous_token = previous_token
         self.log_prob = log_prob
-        self.pitch, self.in_key, self.interval, self.is_repeating, self.leap_outcome = facts
-        self.line_sums = line_sums
-        self.window_codes = window_codes
-        self._motif_notes = None
+        self.pitch = int(facts.pitch[0])
+        self.in_key = bool(facts.in_key[0])
+        self.interval = int(facts.interval[0])
+        self.is_repeating = bool(facts.is_repeating[0])
+        self.leap_outcome = int(facts.leap_outcome[0])
+        self.motif_notes = int(facts.motif_notes[0])
+        self.rule_values = facts.rule_values[:, 0].tolist()
+        self.music_theory = float(facts.music_theory[0])
         self._batch = None
 
     @property
@@ -244,12 +271,6 @@ class SingleRewardContext:
     @property
     def history(self) -> list[int]:
         return self.sequence[:-1]
-
-    @property
-    def motif_notes(self) -> int:
-        if self._motif_notes is None:
-            self._motif_notes = theory.motif_distinct_notes(self.sequence)
-        return self._motif_notes
 
     def batch(self) -> RewardContext:
         """This step as a :class:`RewardContext` of one composition (``[1]`` arrays)."""
@@ -267,5 +288,8 @@ class SingleRewardContext:
                 in_key=np.array([self.in_key]),
                 interval=np.array([self.interval]),
                 is_repeating=np.array([self.is_repeating]),
+                motif_notes=np.array([self.motif_notes]),
+                rule_values=np.array(self.rule_values).reshape(-1, 1),
+                music_theory=np.array([self.music_theory]),
             )
         return self._batch

@@ -1,22 +1,31 @@
 """The music-theory reward rules of the RL Tuner (spec §2), one small function each.
 
-Each rule maps a :class:`~melody_env.rewards.context.RewardContext` of ``B`` compositions to a
-``float64 [B]`` reward, or a :class:`~melody_env.rewards.context.SingleRewardContext` to one
-``float``, and is always a number. A rule is written once for both: it looks values up in
-tables and chooses with :func:`~melody_env.music.theory.select`. Constants are the original's.
+Each rule maps what one step found about one composition (the token's key membership, its
+interval class, the motif window, ...) to its reward, and is compiled with ``numba``: the rule
+engine (:mod:`melody_env.rewards.rule_engine`) calls all nine for every composition of every
+step, in the vector env, the single env and the evaluation alike, so each rule has one
+implementation. As reward terms they are :data:`MUSIC_THEORY_RULES`, which read the engine's
+values from a :class:`~melody_env.rewards.context.RewardContext`. Constants are the original's.
 The musical tests themselves live in :mod:`melody_env.music.theory`; here they become rewards.
 
 Their sum is ``r_MT``. The paper's reward is ``log p(a | s) + r_MT / c`` with ``c = 0.5``.
+
+>>> key_reward(False), tonic_reward(0, 32, 14, True), preferred_intervals_reward(2)
+(-1.0, 3.0, 0.4)
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import numba
 import numpy as np
 
 from melody_env.music import theory
 from melody_env.music.encoding import MAX_PITCH, MIN_PITCH, NO_EVENT, NUM_SPECIAL_EVENTS
-from melody_env.music.theory import select
-from melody_env.rewards.context import RewardContext
+
+if TYPE_CHECKING:
+    from melody_env.rewards.context import RewardContext
 
 OUT_OF_KEY_PENALTY = -1.0
 TONIC_REWARD = 3.0
@@ -71,68 +80,55 @@ _LEAP_REWARDS = np.array([LEAP_DOUBLED_PENALTY, 0.0, LEAP_RESOLVED_REWARD])  # b
 assert (theory.LEAP_DOUBLED, theory.LEAP_NONE, theory.LEAP_RESOLVED) == (-1, 0, 1)
 
 
-def key_reward(ctx: RewardContext) -> np.ndarray:
+@numba.njit(cache=True)
+def key_reward(in_key: bool) -> float:
     """-1 for a note outside the key; hold and rest are in every key."""
-    return select(ctx.in_key, 0.0, OUT_OF_KEY_PENALTY)
+    return 0.0 if in_key else OUT_OF_KEY_PENALTY
 
 
-def tonic_reward(ctx: RewardContext) -> np.ndarray:
+@numba.njit(cache=True)
+def tonic_reward(step: int, length: int, token: int, is_tonic: bool) -> float:
     """+3 for opening on the tonic and ending on a held tonic.
 
-    At step 0 and at the first step of the last ``FINAL_TONIC_STEPS`` a tonic note (any octave)
-    earns +3; on the next step a hold does (the tonic rings on); on the remaining steps a hold or
-    a rest does. The original rewarded only middle C (MIDI 60), and at the second step of the end
-    it rewarded token 1, which it took for "hold" but which is "note off" in its data.
+    At step 0 and at the first step of the last ``FINAL_TONIC_STEPS`` a tonic note (``is_tonic``:
+    any octave) earns +3; on the next step a hold does (the tonic rings on); on the remaining
+    steps a hold or a rest does. The original rewarded only middle C (MIDI 60), and at the second
+    step of the end it rewarded token 1, which it took for "hold" but which is "note off" in its
+    data.
     """
-    final = ctx.length - FINAL_TONIC_STEPS
-    if ctx.step in (0, final):
-        earns = theory.is_pitch_class(ctx.pitch, ctx.keys.tonic)
-    elif ctx.step == final + 1:
-        earns = ctx.action == NO_EVENT
-    elif ctx.step > final + 1:
-        earns = ctx.action < NUM_SPECIAL_EVENTS
+    final = length - FINAL_TONIC_STEPS
+    if step == 0 or step == final:
+        earns = is_tonic
+    elif step == final + 1:
+        earns = token == NO_EVENT
+    elif step > final + 1:
+        earns = token < NUM_SPECIAL_EVENTS
     else:
-        return ctx.zero
-    return select(earns, TONIC_REWARD, 0.0)
+        earns = False
+    return TONIC_REWARD if earns else 0.0
 
 
-def repeated_notes_reward(ctx: RewardContext) -> np.ndarray:
+@numba.njit(cache=True)
+def repeated_notes_reward(is_repeating: bool) -> float:
     """-100 for excessive repetition (:func:`~melody_env.music.theory.is_excessive_repetition`)."""
-    return select(ctx.is_repeating, REPEATING_PENALTY, 0.0)
+    return REPEATING_PENALTY if is_repeating else 0.0
 
 
-def autocorrelation_reward(ctx: RewardContext) -> np.ndarray:
+@numba.njit(cache=True)
+def autocorrelation_reward(rho: np.ndarray) -> float:
     """-3 |rho_k| for each lag k in 1..3 where the melodic line's |rho_k| > 0.15.
 
-    Computed on the composition so far at every step, as in the original (so it is noisy on
-    short prefixes: a two-note line always has rho_1 = -0.5). Unlike the original, only note
-    onsets make the line (hold and rest are not pitches).
+    ``rho`` holds the autocorrelation at each lag (:func:`~melody_env.music.theory.
+    lag_autocorrelation`), computed on the composition so far at every step, as in the original
+    (so it is noisy on short prefixes: a two-note line always has rho_1 = -0.5). Unlike the
+    original, only note onsets make the line (hold and rest are not pitches).
     """
-    rho = theory.autocorrelation_from_sums(ctx.line_sums)  # [K, B], or K numbers
-    # Summed lag after lag (0 + rho_1 + rho_2 + ...) on both paths, so they agree bit for bit.
-    if isinstance(rho, np.ndarray):
-        total = _strong_correlation(rho).sum(axis=0)
-    else:
-        total = sum(map(_strong_correlation, rho))
+    total = 0.0
+    for value in rho:
+        size = abs(value)
+        if size > AUTOCORRELATION_THRESHOLD:
+            total += size
     return AUTOCORRELATION_PENALTY_SCALE * total
-
-
-def _strong_correlation(rho):
-    """``|rho|`` where it exceeds the threshold, else 0."""
-    size = abs(rho)
-    return select(size > AUTOCORRELATION_THRESHOLD, size, 0.0)
-
-
-def motif_reward(ctx: RewardContext) -> np.ndarray:
-    """+3 (+0.3 per distinct pitch beyond 3) when the last 8 tokens hold at least 3 pitches."""
-    return _MOTIF_REWARDS[ctx.motif_notes]
-
-
-def repeated_motif_reward(ctx: RewardContext) -> np.ndarray:
-    """+4 (+1 per distinct pitch beyond 3) when the last 8 tokens are a motif that was already
-    played, token for token, entirely before them."""
-    repeated = theory.last_window_repeats(ctx.window_codes, MOTIF_LENGTH)
-    return select(repeated, _REPEATED_MOTIF_REWARDS[ctx.motif_notes], 0.0)
 
 
 def _motif_rewards(notes: np.ndarray, reward: float, bonus_per_note: float) -> np.ndarray:
@@ -148,34 +144,77 @@ _REPEATED_MOTIF_REWARDS = _motif_rewards(
 )
 
 
-def preferred_intervals_reward(ctx: RewardContext) -> np.ndarray:
+@numba.njit(cache=True)
+def motif_reward(motif_notes: int) -> float:
+    """+3 (+0.3 per distinct pitch beyond 3) when the last 8 tokens hold at least 3 pitches."""
+    return _MOTIF_REWARDS[motif_notes]
+
+
+@numba.njit(cache=True)
+def repeated_motif_reward(repeats: bool, motif_notes: int) -> float:
+    """+4 (+1 per distinct pitch beyond 3) when the last 8 tokens are a motif that was already
+    played, token for token, entirely before them (``repeats``)."""
+    return _REPEATED_MOTIF_REWARDS[motif_notes] if repeats else 0.0
+
+
+@numba.njit(cache=True)
+def preferred_intervals_reward(interval: int) -> float:
     """5 x the interval's base reward: steps, thirds and tonic-dominant fifths are preferred,
-    sevenths and leaps beyond an octave punished, holding after the tonic or dominant rewarded."""
-    return _INTERVAL_REWARDS[ctx.interval - theory.NO_PREVIOUS_NOTE]
+    sevenths and leaps beyond an octave punished, holding after the tonic or dominant rewarded.
+    ``interval`` is :func:`~melody_env.music.theory.interval_class`'s code."""
+    return _INTERVAL_REWARDS[interval - theory.NO_PREVIOUS_NOTE]
 
 
-def leap_resolution_reward(ctx: RewardContext) -> np.ndarray:
+@numba.njit(cache=True)
+def leap_resolution_reward(leap_outcome: int) -> float:
     """+5 when a leap is resolved, -5 when a leap is followed by another in the same direction."""
-    return _LEAP_REWARDS[ctx.leap_outcome + 1]
+    return _LEAP_REWARDS[leap_outcome + 1]
 
 
-def unique_extremes_reward(ctx: RewardContext) -> np.ndarray:
+@numba.njit(cache=True)
+def unique_extremes_reward(is_last_step: bool, unique_high: bool, unique_low: bool) -> float:
     """At the last step, +3 if the highest pitch is played once and +3 if the lowest is."""
-    if not ctx.is_last_step:
-        return ctx.zero
-    high, low = theory.unique_extremes(ctx.sequence)
-    return select(high, UNIQUE_EXTREME_REWARD, 0.0) + select(low, UNIQUE_EXTREME_REWARD, 0.0)
+    if not is_last_step:
+        return 0.0
+    return (UNIQUE_EXTREME_REWARD if unique_high else 0.0) + (
+        UNIQUE_EXTREME_REWARD if unique_low else 0.0
+    )
 
 
-MUSIC_THEORY_RULES = {
-    "key": key_reward,
-    "tonic": tonic_reward,
-    "repeated_notes": repeated_notes_reward,
-    "autocorrelation": autocorrelation_reward,
-    "motif": motif_reward,
-    "repeated_motif": repeated_motif_reward,
-    "preferred_intervals": preferred_intervals_reward,
-    "leap_resolution": leap_resolution_reward,
-    "unique_extremes": unique_extremes_reward,
-}
-"""The nine rules of r_MT, in the original's order."""
+RULE_NAMES = (
+    "key",
+    "tonic",
+    "repeated_notes",
+    "autocorrelation",
+    "motif",
+    "repeated_motif",
+    "preferred_intervals",
+    "leap_resolution",
+    "unique_extremes",
+)
+"""The nine rules of r_MT, in the original's order (the order in which they are summed)."""
+
+
+class RuleTerm:
+    """A rule as a reward term (``RewardContext -> float [B]``): the value the rule engine
+    computed for it at this step, ``ctx.rule_values[index]``."""
+
+    __slots__ = ("index", "name")
+
+    def __init__(self, index: int, name: str) -> None:
+        self.index = index
+        self.name = name
+
+    def __call__(self, ctx: RewardContext) -> np.ndarray:
+        return ctx.rule_values[self.index]
+
+    def __reduce__(self):
+        return RuleTerm, (self.index, self.name)
+
+    def __repr__(self) -> str:
+        return f"RuleTerm({self.index}, {self.name!r})"
+
+
+MUSIC_THEORY_RULES = {name: RuleTerm(index, name) for index, name in enumerate(RULE_NAMES)}
+"""The nine rules as reward terms (``RewardContext -> float [B]``), in the original's order.
+The rule engine (:mod:`melody_env.rewards.rule_engine`) computes them for every step."""

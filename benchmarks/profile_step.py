@@ -2,12 +2,12 @@
 or the single env through ``gymnasium.make`` (``--single``).
 
 Runs the env with a random policy and times, inside each step: the rule engine
-(:func:`melody_env.rewards.rule_engine.advance`: rule states, facts and the nine rules, in one
-compiled loop, so the rules are not timed one by one), the reward-RNN step, the reward function
-(terms, weights, sums), the rest of ``advance`` (the context, the tokens, log p), the
-observation write and the rest of ``step`` (action checks, the info, the observation copy and,
-for the single env, Gymnasium's wrappers). Autoreset steps (the
-single env's resets) are timed apart. Same setup as ``env_throughput.py``: ``NoteRNN(seed=0)``,
+(:meth:`melody_env.rewards.rule_engine.RuleEngine.advance`: rule states, facts and the nine
+rules, in one compiled loop, so the rules are not timed one by one), the reward-RNN step, the
+reward function (terms, weights, sums), the rest of ``advance`` (the context, the tokens,
+log p), the observation write and the rest of ``step`` (action checks, the info, the
+observation copy and, for the single env, Gymnasium's wrappers). Autoreset steps (the single
+env's resets) are timed apart. Same setup as ``env_throughput.py``: ``NoteRNN(seed=0)``,
 ``torch.set_num_threads(1)``. Prints a markdown table (median over ``--repeats`` runs of the
 per-step means).
 
@@ -34,7 +34,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import melody_env
 from melody_env import MelodyCompositionVectorEnv
 from melody_env.models import NoteRNN, lstm_step
-from melody_env.rewards import rule_engine
 
 EPISODE = 32
 
@@ -72,8 +71,7 @@ def profile(num_envs: int, episodes: int, single: bool) -> tuple[dict[str, float
         state = envs._state
         layout = envs.layout
         state.reward_rnn.step_arrays = timers.wrap("reward RNN step", state.reward_rnn.step_arrays)
-    saved_engine_step = rule_engine.advance  # both engines call it by module
-    rule_engine.advance = timers.wrap("rule engine", saved_engine_step)
+    state._rules.advance = timers.wrap("rule engine", state._rules.advance)
     try:
         state.reward_function = timers.wrap("reward function", state.reward_function)
         state.advance = timers.wrap("advance", state.advance)
@@ -105,7 +103,6 @@ def profile(num_envs: int, episodes: int, single: bool) -> tuple[dict[str, float
             steps += 1
             step_seconds += elapsed
     finally:
-        rule_engine.advance = saved_engine_step
         if single:
             lstm_step.step_numpy = saved_rnn_step
         else:

@@ -122,11 +122,10 @@ def test_autocorrelation_is_the_exact_ratio_rounded_once():
     rho = theory.onset_autocorrelation(np.array([line]), (1,))
     assert expected == Fraction(-13, 44) and rho[0, 0] == float(expected)
     melody = [*line, 0, 1]
-    state = rule_engine.new_state(np.array([0]))
-    by_step = np.array([melody]).T.copy()
-    windows = np.zeros((len(melody), 1), np.int64)
-    for step in range(len(melody)):  # the rule engine's sums, kept token by token
-        rule_engine.advance(state, by_step, windows, step, len(melody))
+    engine = rule_engine.RuleEngine(1, len(melody))
+    for step, token in enumerate(melody):  # the rule engine's sums, kept token by token
+        engine.advance(step, token)
+    state = engine.state
     whole = theory.line_sums(np.array([melody]), (1, 2, 3))
     assert state[rule_engine.COUNT].tolist() == whole.count.tolist() == [4]
     assert state[rule_engine.TOTAL].tolist() == whole.total.tolist()

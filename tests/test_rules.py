@@ -109,6 +109,13 @@ def test_repeated_motif(key, motif, expected_last):
     assert values == [0] * 15 + [expected_last]
 
 
+def test_repeated_motif_copy_must_end_before_the_window_starts():
+    """With a period of 7, the window at step 14 equals the first one, which overlaps it by a
+    token: not a repeat. The first copy entirely before it comes at step 21 (7 pitches: 4 + 4)."""
+    melody = " ".join((["C4", "D4", "E4", "F4", "G4", "A4", "B4"] * 4)[:22])
+    assert rule("repeated_motif", melody) == [0] * 21 + [8.0]
+
+
 def test_repeated_motif_needs_a_motif():
     assert rule("repeated_motif", "C4 D4 hold hold hold hold hold hold " * 2) == [0] * 16
 

@@ -166,14 +166,11 @@ def test_window_codes_identify_windows():
     same_code = codes[:, :, None] == codes[:, None, :]
     same_window = (windows[:, :, None, :] == windows[:, None, :, :]).all(axis=3)
     np.testing.assert_array_equal(same_code, same_window)
-    state = rule_engine.new_state(np.zeros(3, np.int64))  # the engine's code, token by token
-    by_step = np.ascontiguousarray(sequence.T)
-    engine_codes = np.zeros((30 - 7, 3), np.int64)
-    for step in range(30):
-        rule_engine.advance(state, by_step, engine_codes, step, 30)
+    engine = rule_engine.RuleEngine(3, 30)  # the engine's code, kept token by token
+    for step, column in enumerate(sequence.T):
+        engine.advance(step, column)
         if step >= 7:
-            np.testing.assert_array_equal(state[rule_engine.WINDOW_CODE], codes[:, step - 7])
-    np.testing.assert_array_equal(engine_codes.T, codes)
+            np.testing.assert_array_equal(engine.state[rule_engine.WINDOW_CODE], codes[:, step - 7])
 
 
 def autocorrelation_by_formula(tokens: list[int], lag: int) -> float:

@@ -16,13 +16,10 @@ import numpy as np
 import torch
 
 from melody_env.models.note_rnn import NoteRNN
-from melody_env.music import theory
 from melody_env.music.keys import Key
 from melody_env.rewards import rule_engine
 from melody_env.rewards.composition import RewardBreakdown, RewardFunction
 from melody_env.rewards.context import KeyArrays, RewardContext
-
-MOTIF_LENGTH = theory.MOTIF_LENGTH
 
 
 class CompositionState:
@@ -47,9 +44,9 @@ class CompositionState:
         self.length = length
         self.reward_rnn = reward_rnn
         self.reward_function = reward_function
-        # Step-major: a step writes one contiguous row, and the rules' reads of the last few
-        # steps of every composition (motif windows) are contiguous too. Read as [B, L] views.
-        self._tokens_by_step = np.zeros((length, batch_size), dtype=np.int64)
+        self._rules = rule_engine.RuleEngine(batch_size, length)
+        # Step-major (the engine's): a step writes one contiguous row. Read as [B, L] views.
+        self._tokens_by_step = self._rules.tokens_by_step
         self.step = 0
         self.previous_token = np.zeros(batch_size, dtype=np.int64)
         self.keys: list[Key] = []
@@ -59,10 +56,6 @@ class CompositionState:
         num_classes = reward_rnn.config.num_classes
         self.next_log_probs = np.zeros((batch_size, num_classes), np.float32)
         self._log_prob_index = np.arange(batch_size) * num_classes
-        self._rule_state = rule_engine.new_state(np.zeros(batch_size, np.int64))
-        self._window_codes_by_step = np.zeros(
-            (max(length - MOTIF_LENGTH + 1, 0), batch_size), np.int64
-        )
 
     @property
     def finished(self) -> bool:
@@ -90,7 +83,7 @@ class CompositionState:
         self.primers = primers
         self.keys = keys
         self.key_arrays = KeyArrays.from_keys(keys)
-        self._rule_state = rule_engine.new_state(self.key_arrays.index)
+        self._rules.reset(self.key_arrays.index)
         stacked = stack_primers(primers)
         if stacked is not None:
             self.previous_token = stacked[:, -1].copy()
@@ -125,10 +118,8 @@ class CompositionState:
         actions = np.asarray(actions)
         if step >= self.length:
             raise RuntimeError(f"the compositions are finished ({self.length} steps); reset first")
-        self._tokens_by_step[step] = actions
-        facts = rule_engine.advance(
-            self._rule_state, self._tokens_by_step, self._window_codes_by_step, step, self.length
-        )
+        rules = self._rules
+        values = rules.advance(step, actions)
         context = RewardContext(
             history=self._tokens_by_step[:step].T,
             action=actions,
@@ -137,15 +128,15 @@ class CompositionState:
             keys=self.key_arrays,
             previous_token=self.previous_token,
             log_prob=self.next_log_probs.reshape(-1)[self._log_prob_index + actions],
-            leap_outcome=facts.leap_outcome,
+            leap_outcome=rules.leap_outcome,
             sequence=self._tokens_by_step[: step + 1].T,
-            pitch=facts.pitch,
-            in_key=facts.in_key,
-            interval=facts.interval,
-            is_repeating=facts.is_repeating,
-            motif_notes=facts.motif_notes,
-            rule_values=facts.rule_values,
-            music_theory=facts.music_theory,
+            pitch=rules.pitch,
+            in_key=rules.in_key,
+            interval=rules.interval,
+            is_repeating=rules.is_repeating,
+            motif_notes=rules.motif_notes,
+            rule_values=values[: rule_engine.NUM_RULES],
+            music_theory=values[rule_engine.NUM_RULES],
         )
         breakdown = self.reward_function(context)
         self.step = step + 1

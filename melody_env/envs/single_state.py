@@ -17,7 +17,6 @@ import torch
 from melody_env.models import lstm_step
 from melody_env.models.note_rnn import PRIME_BY_STEPS, NoteRNN
 from melody_env.music.keys import Key
-from melody_env.music.theory import MOTIF_LENGTH
 from melody_env.rewards import rule_engine
 from melody_env.rewards.composition import RewardBreakdown, RewardFunction
 from melody_env.rewards.context import SingleRewardContext
@@ -43,9 +42,7 @@ class SingleCompositionState:
         self._initial_rnn_state = tuple(x.numpy() for x in reward_rnn.initial_state(1))
         self.rnn_state = self._initial_rnn_state
         self.next_log_probs = np.zeros(reward_rnn.config.num_classes, np.float32)
-        self._rule_state = rule_engine.new_state(np.zeros(1, np.int64))
-        self._tokens_by_step = np.zeros((length, 1), np.int64)
-        self._window_codes_by_step = np.zeros((max(length - MOTIF_LENGTH + 1, 0), 1), np.int64)
+        self._rules = rule_engine.RuleEngine(1, length)
         self._rnn_weights: lstm_step.StepWeights | None = None
 
     @property
@@ -67,7 +64,7 @@ class SingleCompositionState:
         self.key = key
         self.primer = primer
         self.previous_token = int(primer[-1])
-        self._rule_state = rule_engine.new_state(np.array([key.index], np.int64))
+        self._rules.reset(np.array([key.index], np.int64))
         # The reward RNN is frozen: its weights are fetched (and checked) once per episode.
         self._rnn_weights = self.reward_rnn.step_weights()
         if len(primer) <= PRIME_BY_STEPS:  # e.g. the default one-token primers: numpy steps
@@ -84,11 +81,8 @@ class SingleCompositionState:
         """Place ``token`` (a Python ``int``); return the rewards it earns (floats)."""
         if len(self.tokens) >= self.length:
             raise RuntimeError(f"the composition is finished ({self.length} steps); reset first")
-        step = len(self.tokens)
-        self._tokens_by_step[step, 0] = token
-        facts = rule_engine.advance(
-            self._rule_state, self._tokens_by_step, self._window_codes_by_step, step, self.length
-        )
+        rules = self._rules
+        values = rules.advance(len(self.tokens), token)[:, 0].tolist()
         tokens = self.tokens
         tokens.append(token)
         context = SingleRewardContext(
@@ -97,7 +91,8 @@ class SingleCompositionState:
             self.key,
             self.previous_token,
             float(self.next_log_probs[token]),
-            facts,
+            rules.facts_of(0),
+            values,
         )
         breakdown = self.reward_function(context)
         self.previous_token = token

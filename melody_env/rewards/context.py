@@ -187,8 +187,8 @@ class RewardContext:
     def _replay(self) -> None:
         if self.keys.index is None:
             raise ValueError("a RewardContext built by hand needs KeyArrays with an index")
-        facts = rule_engine.replay(self.sequence, self.keys.index, self.length)
-        self._rule_values, self._music_theory = facts.rule_values, facts.music_theory
+        values = rule_engine.replay(self.sequence, self.keys.index, self.length)
+        self._rule_values, self._music_theory = values[: rule_engine.NUM_RULES], values[-1]
 
     @property
     def line_sums(self) -> theory.LineSums:
@@ -212,9 +212,11 @@ class SingleRewardContext:
 
     The attributes have the names of :class:`RewardContext`'s and hold one composition's value
     (``int``, ``bool``, ``float``; ``keys`` is its :class:`~melody_env.music.keys.Key`,
-    ``sequence`` is a list, ``rule_values`` a list of the nine rules' values). They are valid
-    during the step. Terms written for batches only (a user's extra terms) get :meth:`batch`, a
-    :class:`RewardContext` of one composition.
+    ``sequence`` is a list, ``rule_values`` a list of the nine rules' values). ``facts`` are
+    :meth:`RuleEngine.facts_of <melody_env.rewards.rule_engine.RuleEngine.facts_of>`'s,
+    ``values`` the rules' values and r_MT of :meth:`~melody_env.rewards.rule_engine.RuleEngine.
+    advance`. They are valid during the step. Terms written for batches only (a user's extra
+    terms) get :meth:`batch`, a :class:`RewardContext` of one composition.
     """
 
     __slots__ = (
@@ -245,7 +247,8 @@ class SingleRewardContext:
         key: Key,
         previous_token: int,
         log_prob: float,
-        facts: rule_engine.StepFacts,
+        facts: tuple[int, bool, int, bool, int, int],
+        values: list[float],
     ) -> None:
         self.sequence = sequence
         self.action = sequence[-1]
@@ -254,14 +257,16 @@ class SingleRewardContext:
         self.keys = key
         self.previous_token = previous_token
         self.log_prob = log_prob
-        self.pitch = int(facts.pitch[0])
-        self.in_key = bool(facts.in_key[0])
-        self.interval = int(facts.interval[0])
-        self.is_repeating = bool(facts.is_repeating[0])
-        self.leap_outcome = int(facts.leap_outcome[0])
-        self.motif_notes = int(facts.motif_notes[0])
-        self.rule_values = facts.rule_values[:, 0].tolist()
-        self.music_theory = float(facts.music_theory[0])
+        (
+            self.pitch,
+            self.in_key,
+            self.interval,
+            self.is_repeating,
+            self.leap_outcome,
+            self.motif_notes,
+        ) = facts
+        self.rule_values = values[: rule_engine.NUM_RULES]
+        self.music_theory = values[-1]
         self._batch = None
 
     @property

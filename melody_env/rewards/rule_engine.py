@@ -5,9 +5,10 @@ history is kept up to date token by token, in one ``int64 [STATE_ROWS, B]`` arra
 the run, leap and last-note states in the lookup tables of
 :mod:`melody_env.music.step_tables`, the melodic line's :class:`~melody_env.music.theory.
 LineSums` and the code of the last motif window (:func:`~melody_env.music.theory.window_codes`).
-A step (:func:`advance`) reads the tables, updates the state, derives the motif, autocorrelation
-and extreme-note facts, and calls each rule, all in one ``numba`` loop over the batch: a numpy
-version made about a hundred array calls per step, whose fixed cost outweighed the arithmetic.
+A step (:meth:`RuleEngine.advance`) reads the tables, updates the state, derives the motif,
+autocorrelation and extreme-note facts, and calls each rule, all in one ``numba`` loop over the
+batch: a numpy version made about a hundred array calls per step, whose fixed cost outweighed
+the arithmetic.
 
 The vector env, the evaluation (``B`` compositions) and the single env (``B = 1``) all step
 through it, so they share one implementation of every rule and agree bit for bit. The
@@ -16,8 +17,6 @@ sequence; ``tests/test_step_tables.py`` checks that both agree.
 """
 
 from __future__ import annotations
-
-from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -51,68 +50,40 @@ _WINDOW_MODULUS = NUM_CLASSES ** (MOTIF_LENGTH - 1)  # see theory.next_window_co
 _PITCH_BITS = theory._PITCH_BITS.astype(np.int64)
 
 
-class StepFacts(NamedTuple):
-    """What one step found, per composition (new ``[B]`` arrays, the rules' values
-    ``[NUM_RULES, B]``).
-
-    Attributes:
-        pitch: the token's MIDI pitch (``NOT_A_PITCH`` for hold and rest).
-        in_key: :func:`~melody_env.music.theory.in_key`.
-        interval: :func:`~melody_env.music.theory.interval_class` after the last note.
-        is_repeating: :func:`~melody_env.music.theory.is_excessive_repetition`.
-        leap_outcome: :func:`~melody_env.music.theory.leap_step`'s outcome.
-        motif_notes: :func:`~melody_env.music.theory.motif_distinct_notes` of the last window.
-        rule_values: each rule of :data:`~melody_env.rewards.rules.RULE_NAMES`, a row each.
-        music_theory: r_MT, ``0 + v_1 + ... + v_9`` in rule order.
-    """
-
-    pitch: np.ndarray
-    in_key: np.ndarray
-    interval: np.ndarray
-    is_repeating: np.ndarray
-    leap_outcome: np.ndarray
-    motif_notes: np.ndarray
-    rule_values: np.ndarray
-    music_theory: np.ndarray
-
-
-def new_state(key_index: np.ndarray) -> np.ndarray:
-    """The state of empty compositions in the keys ``key_index`` (``int64 [B]``)."""
-    tables = step_tables()
-    state = np.zeros((STATE_ROWS, len(key_index)), dtype=np.int64)
-    state[KEY] = key_index
-    state[LAST_NOTE_ROW] = NO_NOTE * NUM_CLASSES  # no note yet: the primer is not counted
-    state[RUN_ROW] = tables.run_start
-    state[LEAP_ROW] = tables.leap_start
-    return state
-
-
-def advance(
-    state: np.ndarray,
-    tokens_by_step: np.ndarray,
-    window_codes_by_step: np.ndarray,
-    step: int,
-    length: int,
-) -> StepFacts:
-    """Take in the tokens of ``step``; return what the rules make of them.
+class RuleEngine:
+    """The rule states of ``batch_size`` compositions of up to ``length`` tokens.
 
     Args:
-        state: ``int64 [STATE_ROWS, B]`` from :func:`new_state`, updated in place.
-        tokens_by_step: ``int64 [length, B]``: the tokens so far, row ``step`` already holding
-            this step's (rows ``0..step`` are read).
-        window_codes_by_step: ``int64 [length - MOTIF_LENGTH + 1, B]``: the motif windows'
-            codes so far; this step's is written.
-        step: the 0-based step.
-        length: the composition length (its last step earns the extreme-note rule).
+        batch_size: the number of compositions (1 for the single env).
+        length: tokens per composition (the last step earns the extreme-note rule).
+
+    Attributes:
+        tokens_by_step: ``int64 [length, B]``: the tokens placed so far, step-major (rows
+            after the current step hold stale tokens).
+        pitch, interval, motif_notes: ``int64 [B]``: the last step's token's MIDI pitch
+            (``NOT_A_PITCH`` for hold and rest), its :func:`~melody_env.music.theory.
+            interval_class` after the last note, and the distinct pitches of the motif window
+            that ends with it (:func:`~melody_env.music.theory.motif_distinct_notes`).
+        in_key, is_repeating: ``bool [B]``: :func:`~melody_env.music.theory.in_key` and
+            :func:`~melody_env.music.theory.is_excessive_repetition` of that token.
+        leap_outcome: ``int8 [B]``: :func:`~melody_env.music.theory.leap_step`'s outcome.
+
+    The facts are views of buffers that each step overwrites: valid until the next step.
     """
-    tables = step_tables()
-    return StepFacts(
-        *_advance(
-            state,
-            tokens_by_step,
-            window_codes_by_step,
-            step,
-            length,
+
+    def __init__(self, batch_size: int, length: int) -> None:
+        self.batch_size = batch_size
+        self.length = length
+        self.tokens_by_step = np.zeros((length, batch_size), dtype=np.int64)
+        self._window_codes = np.zeros((max(length - MOTIF_LENGTH + 1, 0), batch_size), np.int64)
+        self._state = np.zeros((STATE_ROWS, batch_size), dtype=np.int64)
+        self._numbers = np.zeros((3, batch_size), dtype=np.int64)
+        self._flags = np.zeros((2, batch_size), dtype=bool)
+        self.leap_outcome = np.zeros(batch_size, dtype=np.int8)
+        self.pitch, self.interval, self.motif_notes = self._numbers
+        self.in_key, self.is_repeating = self._flags
+        tables = step_tables()
+        self._tables = (
             tables.pitch,
             tables.onset_pitch,
             tables.is_note,
@@ -125,21 +96,65 @@ def advance(
             tables.leap_outcome,
             tables.leap_next,
         )
-    )
+        self._run_start, self._leap_start = tables.run_start, tables.leap_start
+        self.reset(np.zeros(batch_size, dtype=np.int64))
+
+    @property
+    def state(self) -> np.ndarray:
+        """``int64 [STATE_ROWS, B]``: the rule states (rows named by this module's constants)."""
+        return self._state
+
+    def reset(self, key_index: np.ndarray) -> None:
+        """Empty compositions in the keys ``key_index`` (``int64 [B]`` of
+        :attr:`Key.index <melody_env.music.keys.Key.index>`)."""
+        state = self._state
+        state[:] = 0
+        state[KEY] = key_index
+        state[LAST_NOTE_ROW] = NO_NOTE * NUM_CLASSES  # no note yet: the primer is not counted
+        state[RUN_ROW] = self._run_start
+        state[LEAP_ROW] = self._leap_start
+
+    def facts_of(self, index: int) -> tuple[int, bool, int, bool, int, int]:
+        """The last step's facts of composition ``index`` as Python scalars: ``(pitch, in_key,
+        interval, is_repeating, leap_outcome, motif_notes)``."""
+        pitch, interval, motif_notes = self._numbers[:, index].tolist()
+        in_key, is_repeating = self._flags[:, index].tolist()
+        return pitch, in_key, interval, is_repeating, int(self.leap_outcome[index]), motif_notes
+
+    def advance(self, step: int, tokens: np.ndarray | int) -> np.ndarray:
+        """Place ``tokens`` (``int [B]``, or an ``int`` for a batch of one) at ``step``.
+
+        Returns:
+            ``float64 [NUM_RULES + 1, B]``, new: each rule of
+            :data:`~melody_env.rewards.rules.RULE_NAMES` (a row each), then r_MT
+            (``0 + v_1 + ... + v_9`` in rule order). The facts attributes now describe
+            ``tokens``.
+        """
+        self.tokens_by_step[step] = tokens
+        return _advance(
+            self._state,
+            self.tokens_by_step,
+            self._window_codes,
+            step,
+            self.length,
+            self._numbers,
+            self._flags,
+            self.leap_outcome,
+            *self._tables,
+        )
 
 
-def replay(sequence: np.ndarray, key_index: np.ndarray, length: int) -> StepFacts:
-    """:func:`advance`'s result at the last token of ``sequence [B, t]`` (``t >= 1``), stepped
-    through from an empty composition: for a context built from a history by hand."""
+def replay(sequence: np.ndarray, key_index: np.ndarray, length: int) -> np.ndarray:
+    """:meth:`RuleEngine.advance`'s values at the last token of ``sequence [B, t]``
+    (``t >= 1``), stepped through from empty compositions: for a context built by hand."""
     sequence = np.asarray(sequence, dtype=np.int64)
     batch, steps = sequence.shape
-    state = new_state(np.asarray(key_index, dtype=np.int64))
-    tokens = np.zeros((max(length, steps), batch), dtype=np.int64)
-    tokens[:steps] = sequence.T
-    windows = np.zeros((max(length, steps) - MOTIF_LENGTH + 1, batch), dtype=np.int64)
+    engine = RuleEngine(batch, max(length, steps))
+    engine.length = length
+    engine.reset(np.asarray(key_index, dtype=np.int64))
     for step in range(steps):
-        facts = advance(state, tokens, windows, step, length)
-    return facts
+        values = engine.advance(step, sequence[:, step])
+    return values
 
 
 @numba.njit(cache=True, nogil=True)
@@ -149,6 +164,9 @@ def _advance(
     window_codes_by_step,
     step,
     length,
+    numbers,
+    flags,
+    leap_outcomes,
     pitch_table,
     onset_pitch_table,
     is_note_table,
@@ -162,14 +180,7 @@ def _advance(
     leap_next_table,
 ):
     batch = state.shape[1]
-    pitches = np.empty(batch, np.int64)
-    in_keys = np.empty(batch, np.bool_)
-    intervals = np.empty(batch, np.int64)
-    repeating = np.empty(batch, np.bool_)
-    leap_outcomes = np.empty(batch, np.int8)
-    motif_notes = np.empty(batch, np.int64)
-    rule_values = np.empty((NUM_RULES, batch), np.float64)
-    music_theory = np.empty(batch, np.float64)
+    values_out = np.empty((NUM_RULES + 1, batch), np.float64)
     rho = np.empty(NUM_LAGS, np.float64)
     values = np.empty(NUM_RULES, np.float64)
     windows = step + 2 - MOTIF_LENGTH  # motif windows that end at or before this step
@@ -269,22 +280,13 @@ def _advance(
         values[8] = rules.unique_extremes_reward(step == length - 1, unique_high, unique_low)
         total = 0.0
         for index in range(NUM_RULES):  # 0 + v_1 + v_2 + ... in rule order
-            rule_values[index, b] = values[index]
+            values_out[index, b] = values[index]
             total += values[index]
-        pitches[b] = pitch
-        in_keys[b] = in_key
-        intervals[b] = interval
-        repeating[b] = is_repeating
+        values_out[NUM_RULES, b] = total
+        numbers[0, b] = pitch
+        numbers[1, b] = interval
+        numbers[2, b] = notes
+        flags[0, b] = in_key
+        flags[1, b] = is_repeating
         leap_outcomes[b] = leap_outcome
-        motif_notes[b] = notes
-        music_theory[b] = total
-    return (
-        pitches,
-        in_keys,
-        intervals,
-        repeating,
-        leap_outcomes,
-        motif_notes,
-        rule_values,
-        music_theory,
-    )
+    return values_out

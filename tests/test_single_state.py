@@ -1,4 +1,5 @@
-"""The single env's scalar engine gives the batched engine's rewards, bit for bit, rule by rule."""
+"""The single env's engine (the rule engine for a batch of one, Python scalars for the terms)
+gives the batched engine's rewards, bit for bit, rule by rule."""
 
 from __future__ import annotations
 

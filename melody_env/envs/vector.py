@@ -47,10 +47,10 @@ class MelodyCompositionVectorEnv(VectorEnv):
 
     The vector twin of the single env: the same task, rules and reward, computed for all ``N``
     compositions at once by a :class:`~melody_env.envs.composition_state.CompositionState`. The
-    single env runs the same rule functions, step tables and rule state on Python scalars
-    (:class:`~melody_env.envs.single_state.SingleCompositionState`), so every rule has one
-    implementation. One step runs one batched reward-RNN forward and array operations over the
-    batch, with no Python loop over envs. Env ``i`` reset with seed ``s + i`` behaves exactly as
+    rules run in one compiled loop over the batch (:mod:`melody_env.rewards.rule_engine`), which
+    the single env steps for a batch of one, so every rule has one implementation. One step runs
+    one batched reward-RNN forward, that loop and array operations over the batch, with no
+    Python loop over envs. Env ``i`` reset with seed ``s + i`` behaves exactly as
     a single env reset with that seed and given the same actions (up to float32 rounding in the
     reward RNN's log-probs).
 

@@ -369,12 +369,13 @@ def autocorrelation_from_sums(sums: LineSums) -> np.ndarray:
     )
 
 
-# Bit ``token - 2`` for a note token, 0 for hold and rest: a set of pitches is an OR of bits.
-_PITCH_BITS = np.where(
+PITCH_BITS = np.where(
     np.arange(NUM_CLASSES) >= NUM_SPECIAL_EVENTS,
     np.left_shift(1, np.maximum(np.arange(NUM_CLASSES) - NUM_SPECIAL_EVENTS, 0)),
     0,
 ).astype(np.uint64)
+"""``uint64 [token]``: bit ``token - 2`` for a note, 0 for hold and rest, so that a set of
+pitches is the OR of its tokens' bits and its size their popcount."""
 
 
 def _popcount(bits: np.ndarray) -> np.ndarray:
@@ -396,7 +397,7 @@ def motif_distinct_notes(sequence: np.ndarray, motif_length: int = MOTIF_LENGTH)
     sequence = np.asarray(sequence)
     if sequence.shape[1] < motif_length:
         return np.zeros(sequence.shape[0], dtype=np.int64)
-    pitch_set = np.bitwise_or.reduce(_PITCH_BITS[sequence[:, -motif_length:]], axis=1)
+    pitch_set = np.bitwise_or.reduce(PITCH_BITS[sequence[:, -motif_length:]], axis=1)
     return _popcount(pitch_set)
 
 

@@ -1,9 +1,11 @@
 """What a reward term sees at one step: a batch of compositions and the token placed in each
 (:class:`RewardContext`), or one composition in Python scalars (:class:`SingleRewardContext`).
 
-The built-in terms read both alike (they index tables and use
-:func:`~melody_env.music.theory.select` where they would use ``np.where``), so each rule is one
-function for the vector env, the single env and the evaluation.
+Both carry what the rule engine (:mod:`melody_env.rewards.rule_engine`) found at the step,
+including the nine rules' values, which the rules' terms read. The other built-in terms read
+both alike (they index tables and use :func:`~melody_env.music.theory.select` where they would
+use ``np.where``), so each term is one function for the vector env, the single env and the
+evaluation.
 """
 
 from __future__ import annotations

@@ -46,8 +46,9 @@ RECENT = TAIL + NUM_LAGS  # max(LAGS) rows: the last onset pitches, the latest f
 WINDOW_CODE = RECENT + int(LAGS.max())
 STATE_ROWS = WINDOW_CODE + 1
 
-_WINDOW_MODULUS = NUM_CLASSES ** (MOTIF_LENGTH - 1)  # see theory.next_window_code
-_PITCH_BITS = theory._PITCH_BITS.astype(np.int64)
+# A window's code drops its oldest token (mod 38^7) and appends the new one (theory.window_codes).
+_WINDOW_MODULUS = NUM_CLASSES ** (MOTIF_LENGTH - 1)
+_PITCH_BITS = theory.PITCH_BITS.astype(np.int64)
 
 
 class RuleEngine:
@@ -149,8 +150,9 @@ def replay(sequence: np.ndarray, key_index: np.ndarray, length: int) -> np.ndarr
     (``t >= 1``), stepped through from empty compositions: for a context built by hand."""
     sequence = np.asarray(sequence, dtype=np.int64)
     batch, steps = sequence.shape
-    engine = RuleEngine(batch, max(length, steps))
-    engine.length = length
+    if not 1 <= steps <= length:
+        raise ValueError(f"a sequence of 1 to {length} tokens is needed, got {steps}")
+    engine = RuleEngine(batch, length)
     engine.reset(np.asarray(key_index, dtype=np.int64))
     for step in range(steps):
         values = engine.advance(step, sequence[:, step])

@@ -4,17 +4,17 @@ A random policy (actions drawn in advance) drives: the single env through ``gymn
 (default wrappers); Gymnasium's ``SyncVectorEnv`` and ``AsyncVectorEnv`` of single envs; the
 native :class:`~melody_env.MelodyCompositionVectorEnv` (also with ``copy=False`` at N = 256);
 and, as the ceiling of the native env, the bare batched reward-RNN step (``NoteRNN.step`` at the
-same batch size). At N = 256 the bare step also runs with a float32 copy of the observation
-batch after each step: the least that an env returning fresh observations (``copy=True``) of
-this size adds to the RNN, so the part of the gap that no faster rule engine could close on the
-machine at hand. A timed run plays whole episodes (autoreset steps included, as a trainer sees
-them). All runs use a ``NoteRNN(seed=0)`` (random weights, the shipped architecture: one layer
-of 100 units) and ``torch.set_num_threads(1)``: one env step is a small LSTM step, which torch's
-thread pool slows down on a shared machine. The runners take turns, ``--repeats`` rounds of one
-timed run each, so that other jobs on a shared machine weigh on all of them alike; the table
-gives the median over the rounds, the range, and the rate per CPU-second of this process (which
-other jobs disturb less than wall time). Prints a markdown table and the ratios the design aims
-at.
+same batch size). At N = 256 the bare step also runs with the cast of a byte buffer of the
+observation batch to a new float32 array after each step, as the native env does with
+``copy=True``: the least an env returning new observations of this size adds to the RNN, so the
+part of the gap that no faster rule engine could close on the machine at hand. A timed run
+plays whole episodes (autoreset steps included, as a trainer sees them). All runs use a
+``NoteRNN(seed=0)`` (random weights, the shipped architecture: one layer of 100 units) and
+``torch.set_num_threads(1)``: one env step is a small LSTM step, which torch's thread pool
+slows down on a shared machine. The runners take turns, ``--repeats`` rounds of one timed run
+each, so that other jobs on a shared machine weigh on all of them alike; the table gives the
+median over the rounds, the range, and the rate per CPU-second of this process (which other
+jobs disturb less than wall time). Prints a markdown table and the ratios the design aims at.
 
     python benchmarks/env_throughput.py              # the full table (a few minutes on 2 cores)
     python benchmarks/env_throughput.py --quick      # fewer repeats and sizes, for a smoke test
@@ -39,6 +39,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 import melody_env
+from melody_env import MelodyCompositionVectorEnv
 from melody_env.models import NoteRNN
 
 ENV_ID = melody_env.ENV_ID
@@ -79,34 +80,24 @@ def vector_env(envs: gym.vector.VectorEnv, episodes: int) -> Callable[[], int]:
     return run
 
 
-def bare_rnn(rnn: NoteRNN, n: int, episodes: int) -> Callable[[], int]:
+def bare_rnn(
+    rnn: NoteRNN, n: int, episodes: int, copy_observations: bool = False
+) -> Callable[[], int]:
+    """``NoteRNN.step`` on ``n`` tokens per step. With ``copy_observations``, each step also
+    casts a byte buffer of ``n`` observations to a new float32 array, as the native env with
+    ``copy=True`` does: the least such an env adds to the RNN (the copy's own time, and the
+    RNN's working set it evicts from the caches)."""
     tokens = torch.from_numpy(np.random.default_rng(0).integers(0, 38, size=(EPISODE, n)))
+    size = MelodyCompositionVectorEnv(1, reward_rnn=rnn).single_observation_space.shape[0]
+    buffer = np.zeros((n, size), np.uint8) if copy_observations else None
 
     def run() -> int:
         state = rnn.initial_state(n)
         for _ in range(episodes):
             for step_tokens in tokens:
                 _, state = rnn.step(step_tokens, state)
-        return episodes * tokens.numel()
-
-    return run
-
-
-def bare_rnn_with_copy(rnn: NoteRNN, n: int, episodes: int) -> Callable[[], int]:
-    """The bare step plus the least that ``copy=True`` adds: a fresh float32 copy of ``n``
-    observations per step (which also evicts the RNN's working set from the caches, as the
-    env's copy does)."""
-    envs = gym.make_vec(ENV_ID, num_envs=n, reward_rnn=rnn)
-    observations, _ = envs.reset(seed=0)
-    envs.close()
-    tokens = torch.from_numpy(np.random.default_rng(0).integers(0, 38, size=(EPISODE, n)))
-
-    def run() -> int:
-        state = rnn.initial_state(n)
-        for _ in range(episodes):
-            for step_tokens in tokens:
-                _, state = rnn.step(step_tokens, state)
-                observations.astype(np.float32)
+                if buffer is not None:
+                    buffer.astype(np.float32)
         return episodes * tokens.numel()
 
     return run
@@ -178,7 +169,7 @@ def main() -> None:
             ("bare", "bare NoteRNN.step", n, bare_rnn(rnn, n, episodes_for(n, args.env_steps)))
         )
     if "bare" in only:  # what copy=True must add to it, at the size of the bars
-        run = bare_rnn_with_copy(rnn, 256, episodes_for(256, args.env_steps))
+        run = bare_rnn(rnn, 256, episodes_for(256, args.env_steps), copy_observations=True)
         runners.append(("bare-copy", "bare step + obs copy", 256, run))
 
     # Rounds of every runner in turn, so that other jobs on the machine weigh on all of them;

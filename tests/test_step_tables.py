@@ -216,3 +216,13 @@ def test_reward_sums_run_in_term_order(mode, scaler):
             music_theory = music_theory + rule(ctx)
         assert breakdown.total.tobytes() == total.tobytes()
         assert breakdown.music_theory.tobytes() == music_theory.tobytes()
+
+
+@pytest.mark.parametrize("bad", [-1, 38, 10**6])
+def test_engine_refuses_a_token_out_of_range_before_changing_its_state(bad):
+    engine = rule_engine.RuleEngine(3, 8)
+    engine.advance(0, np.array([14, 16, 18]))
+    before = engine.state.copy()
+    with pytest.raises(IndexError, match=r"outside 0\.\.37"):
+        engine.advance(1, np.array([14, bad, 18]))
+    np.testing.assert_array_equal(engine.state, before)

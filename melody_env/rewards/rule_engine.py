@@ -186,6 +186,9 @@ def _advance(
     rho = np.empty(NUM_LAGS, np.float64)
     values = np.empty(NUM_RULES, np.float64)
     windows = step + 2 - MOTIF_LENGTH  # motif windows that end at or before this step
+    for b in range(batch):  # before any state changes: the tables are read unchecked
+        if not 0 <= tokens_by_step[step, b] < NUM_CLASSES:
+            raise IndexError("a token outside 0..37 was placed")
     for b in range(batch):
         token = tokens_by_step[step, b]
         key = state[KEY, b]

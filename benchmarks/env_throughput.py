@@ -246,6 +246,9 @@ def main() -> None:
         )
         text = ratio(("native", 256), ("bare-copy", 256), ".0%")
         print(f"- native / (bare step + obs copy) at N=256: {text}")
+    if ("native-nocopy", 256) in rates and ("sync", 256) in rates:
+        text = ratio(("native-nocopy", 256), ("sync", 256), ".1f")
+        print(f"- native with copy=False / SyncVectorEnv at N=256: {text.replace(' ', 'x ', 1)}")
     if ("native-nocopy", 256) in rates and ("bare", 256) in rates:
         text = ratio(("native-nocopy", 256), ("bare", 256), ".0%")
         print(f"- native with copy=False / bare reward-RNN step at N=256: {text}")

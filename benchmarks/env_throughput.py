@@ -88,8 +88,10 @@ def bare_rnn(
     ``copy=True`` does: the least such an env adds to the RNN (the copy's own time, and the
     RNN's working set it evicts from the caches)."""
     tokens = torch.from_numpy(np.random.default_rng(0).integers(0, 38, size=(EPISODE, n)))
-    size = MelodyCompositionVectorEnv(1, reward_rnn=rnn).single_observation_space.shape[0]
-    buffer = np.zeros((n, size), np.uint8) if copy_observations else None
+    buffer = None
+    if copy_observations:
+        size = MelodyCompositionVectorEnv(1, reward_rnn=rnn).single_observation_space.shape[0]
+        buffer = np.zeros((n, size), np.uint8)
 
     def run() -> int:
         state = rnn.initial_state(n)

@@ -277,14 +277,12 @@ class LineSums(NamedTuple):
     tail: np.ndarray
     recent: np.ndarray
 
-    @classmethod
-    def empty(cls, batch_size: int, lags=(1, 2, 3)) -> LineSums:
-        lags = tuple(int(lag) for lag in lags)
-        if not lags or min(lags) < 1:
-            raise ValueError(f"autocorrelation lags must be positive integers, got {lags}")
-        sums = (np.zeros(batch_size, np.int64) for _ in range(3))
-        per_lag = (np.zeros((len(lags), batch_size), np.int64) for _ in range(3))
-        return cls(lags, *sums, *per_lag, np.zeros((max(lags), batch_size), np.int64))
+
+def _checked_lags(lags) -> tuple[int, ...]:
+    lags = tuple(int(lag) for lag in lags)
+    if not lags or min(lags) < 1:
+        raise ValueError(f"autocorrelation lags must be positive integers, got {lags}")
+    return lags
 
 
 @functools.cache
@@ -302,7 +300,7 @@ def line_sums(sequence: np.ndarray, lags=(1, 2, 3)) -> LineSums:
     """
     line, count = onset_line(sequence)
     batch, width = line.shape
-    lags = LineSums.empty(batch, lags).lags
+    lags = _checked_lags(lags)
     products = [
         (line[:, lag:] * line[:, :-lag]).sum(axis=1) if lag < width else np.zeros(batch, np.int64)
         for lag in lags

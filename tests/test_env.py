@@ -37,6 +37,26 @@ def test_sb3_check_env_passes_without_warnings(tiny_rnn, render_mode):
         sb3_check_env(env, warn=True, skip_render_check=False)
 
 
+def test_observations_are_int8_one_hots_and_dtype_observation_gives_floats(tiny_rnn):
+    env = gym.make(ENV_ID, reward_rnn=tiny_rnn)
+    assert env.observation_space == gym.spaces.MultiBinary(1620)
+    floats = gym.wrappers.DtypeObservation(gym.make(ENV_ID, reward_rnn=tiny_rnn), np.float32)
+    assert floats.observation_space == gym.spaces.Box(0.0, 1.0, (1620,), np.float32)
+    obs, _ = env.reset(seed=3)
+    float_obs, _ = floats.reset(seed=3)
+    for step, action in enumerate([2, 16, 0, 1, 30]):
+        assert obs.dtype == np.int8 and float_obs.dtype == np.float32
+        assert env.observation_space.contains(obs) and floats.observation_space.contains(float_obs)
+        np.testing.assert_array_equal(float_obs, obs)
+        # last token, primer token, position, beat, tonic, mode, and one per token played
+        assert obs.sum() == 6 + step and obs[:38].sum() == 1
+        obs = env.step(action)[0]
+        float_obs = floats.step(action)[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gym_check_env(floats.unwrapped)
+
+
 def test_make_with_module_prefix_and_registered_id(tiny_rnn_path):
     env = gym.make("melody_env:melody_env/MelodyComposition-v0", reward_rnn=tiny_rnn_path)
     assert isinstance(env.unwrapped, MelodyCompositionEnv)

@@ -42,7 +42,8 @@ def test_sb3_vec_env_contract_and_wrappers(rnn):
     assert isinstance(adapter, VecEnv)
     assert adapter.observation_space == adapter.env.single_observation_space
     assert adapter.action_space == adapter.env.single_action_space
-    envs = VecNormalize(VecMonitor(VecCheckNan(adapter, raise_exception=True)))
+    # VecNormalize normalizes Box observations only; these are MultiBinary one-hots.
+    envs = VecNormalize(VecMonitor(VecCheckNan(adapter, raise_exception=True)), norm_obs=False)
     size = adapter.observation_space.shape[0]
     obs = envs.reset()
     assert obs.shape == (3, size)

@@ -371,14 +371,15 @@ def test_copy_false_returns_the_same_observations_in_one_reused_buffer(rnn):
     obs, _ = copying.reset(seed=5)
     buffer, _ = reusing.reset(seed=5)
     np.testing.assert_array_equal(buffer, obs)
-    kept = obs
+    kept, kept_values = obs, obs.copy()
     for step_actions in actions:
         obs, rewards, terminated, _, _ = copying.step(step_actions)
         shared, shared_rewards, shared_terminated, _, _ = reusing.step(step_actions)
-        assert shared is buffer and shared.dtype == np.float32  # overwritten in place
-        assert obs is not kept and obs.dtype == np.float32  # a new array each step
+        assert shared is buffer and shared.dtype == np.int8  # overwritten in place
+        assert obs is not kept and obs.dtype == np.int8  # a new array each step
+        np.testing.assert_array_equal(kept, kept_values)  # which the env never touches again
         np.testing.assert_array_equal(shared, obs)
         np.testing.assert_array_equal(shared_rewards, rewards)
         np.testing.assert_array_equal(shared_terminated, terminated)
-        kept = obs
+        kept, kept_values = obs, obs.copy()
     assert reusing.observation_space.contains(buffer)

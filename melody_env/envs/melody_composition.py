@@ -80,12 +80,13 @@ class MelodyCompositionEnv(gym.Env):
 
     ## Observation Space
 
-    ``Box(0, 1, (38 * (1 + L + P) + L + S + 14,), float32)``, all one-hot, with
+    ``MultiBinary(38 * (1 + L + P) + L + S + 14)`` (dtype ``int8``), all one-hot, with
     ``L = composition_length``, ``P = primer_context``, ``S = steps_per_bar`` (1,620 values by
     default). In order: the last token (38; enough for a recurrent agent), the composition so
     far (38 per slot), the last ``P`` primer tokens (38 each), the step in the composition (L),
     the step in the bar (S), the key's tonic (12) and mode (2). See
-    :mod:`melody_env.envs.observation`.
+    :mod:`melody_env.envs.observation`; ``gymnasium.wrappers.DtypeObservation(env, np.float32)``
+    gives the same values as a float32 ``Box``.
 
     ## Rewards
 
@@ -183,11 +184,11 @@ class MelodyCompositionEnv(gym.Env):
         )
         self.reward_rnn = load_reward_rnn(reward_rnn)
         self.action_space = spaces.Discrete(NUM_CLASSES)
-        self.observation_space = spaces.Box(0.0, 1.0, (self.layout.size,), np.float32)
+        self.observation_space = self.layout.space
         self._state = SingleCompositionState(
             composition_length, self.reward_rnn, self.reward_function
         )
-        self._obs = np.zeros((1, self.layout.size), dtype=np.float32)
+        self._obs = np.zeros((1, self.layout.size), dtype=self.observation_space.dtype)
         self._obs_row = self._obs[0]
         self._episode_key = self.key
         self._started = False

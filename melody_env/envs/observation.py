@@ -1,6 +1,6 @@
 """The flat one-hot observation of the melody env, shared by the single and the vector env.
 
-Layout of the ``float32`` vector (all entries 0 or 1), with ``L = composition_length``,
+Layout of the binary vector (``MultiBinary``, dtype ``int8``), with ``L = composition_length``,
 ``P = primer_context`` and ``S = steps_per_bar``:
 
 =====================  ==============  =======================================================
@@ -17,8 +17,13 @@ slice                  size            content
 ``key_mode``           2               one-hot of major / minor
 =====================  ==============  =======================================================
 
-A flat ``Box`` rather than a ``Dict`` or ``MultiDiscrete`` so that every Stable-Baselines3
-policy, sb3-contrib's RecurrentPPO and RLlib's default models take it unchanged.
+A flat vector rather than a ``Dict`` or ``MultiDiscrete`` so that every Stable-Baselines3
+policy and sb3-contrib's RecurrentPPO take it unchanged (they cast ``MultiBinary`` observations
+to float). ``MultiBinary`` rather than a float32 ``Box`` because every entry is 0 or 1: one
+byte per entry makes each step's observation a quarter of the memory traffic, and replay or
+rollout buffers that store observations (SB3's keep the space's dtype) a quarter of the size.
+Code that wants floats wraps the env in ``gymnasium.wrappers.DtypeObservation(env, np.float32)``,
+which turns the space into the equivalent ``Box(0, 1, (D,), float32)``.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from dataclasses import dataclass
 from functools import cache, cached_property
 
 import numpy as np
+from gymnasium import spaces
 
 from melody_env.music.encoding import NUM_CLASSES
 from melody_env.music.keys import MODES, Key
@@ -61,13 +67,18 @@ class ObservationLayout:
     def size(self) -> int:
         return self.slices["key_mode"].stop
 
+    @property
+    def space(self) -> spaces.MultiBinary:
+        """The observation space of one composition: ``MultiBinary(size)`` (dtype ``int8``)."""
+        return spaces.MultiBinary(self.size)
+
     def write_reset(
         self, obs: np.ndarray, primers: list[np.ndarray] | np.ndarray, keys: list[Key]
     ) -> None:
         """Fill ``obs [B, size]`` for compositions that start now (``primers``: one token array
         per composition, or an ``int [B, T]`` array)."""
         slices = self.slices
-        obs[:] = 0.0
+        obs[:] = 0
         rows = np.arange(len(primers))
         width = self.primer_context
         equal_lengths = isinstance(primers, np.ndarray) and primers.ndim == 2
@@ -75,18 +86,18 @@ class ObservationLayout:
             stacked = np.asarray(primers) if equal_lengths else np.stack(primers)
             tail = stacked[:, stacked.shape[1] - min(width, stacked.shape[1]) :]
             slots = np.arange(width - tail.shape[1], width)
-            obs[rows[:, None], slices["primer"].start + NUM_CLASSES * slots + tail] = 1.0
+            obs[rows[:, None], slices["primer"].start + NUM_CLASSES * slots + tail] = 1
             last_tokens = stacked[:, -1]
         else:
             for row, primer in enumerate(primers):
                 tail = primer[len(primer) - min(width, len(primer)) :]
                 slots = np.arange(width - len(tail), width)
-                obs[row, slices["primer"].start + NUM_CLASSES * slots + tail] = 1.0
+                obs[row, slices["primer"].start + NUM_CLASSES * slots + tail] = 1
             last_tokens = np.array([primer[-1] for primer in primers])
-        obs[rows, slices["last_token"].start + last_tokens] = 1.0
-        obs[rows, slices["key_tonic"].start + np.array([key.tonic for key in keys])] = 1.0
+        obs[rows, slices["last_token"].start + last_tokens] = 1
+        obs[rows, slices["key_tonic"].start + np.array([key.tonic for key in keys])] = 1
         modes = np.array([MODES.index(key.mode) for key in keys])
-        obs[rows, slices["key_mode"].start + modes] = 1.0
+        obs[rows, slices["key_mode"].start + modes] = 1
         self._write_position(obs, step=0)
 
     def write_step(self, obs: np.ndarray, step: int, actions: np.ndarray | int) -> None:
@@ -96,34 +107,34 @@ class ObservationLayout:
         slices = self.slices
         last = slices["last_token"]
         composition = slices["composition"].start + NUM_CLASSES * step
-        obs[..., last] = 0.0
+        obs[..., last] = 0
         if obs.ndim == 1:
-            obs[last.start + actions] = 1.0
-            obs[composition + actions] = 1.0
+            obs[last.start + actions] = 1
+            obs[composition + actions] = 1
         elif obs.flags.c_contiguous:  # one flat write for both one-hots of each row
             columns = _row_starts(*obs.shape) + actions
             flat = obs.reshape(-1)
-            flat[columns + last.start] = 1.0
-            flat[columns + composition] = 1.0
+            flat[columns + last.start] = 1
+            flat[columns + composition] = 1
         else:
             rows = np.arange(len(actions))
-            obs[rows, last.start + actions] = 1.0
-            obs[rows, composition + actions] = 1.0
+            obs[rows, last.start + actions] = 1
+            obs[rows, composition + actions] = 1
         # Only the old and new position and beat change (see _write_position).
         position, beat = slices["position"].start, slices["beat"].start
-        obs[..., position + step] = 0.0
-        obs[..., beat + step % self.steps_per_bar] = 0.0
+        obs[..., position + step] = 0
+        obs[..., beat + step % self.steps_per_bar] = 0
         if step + 1 < self.composition_length:
-            obs[..., position + step + 1] = 1.0
-            obs[..., beat + (step + 1) % self.steps_per_bar] = 1.0
+            obs[..., position + step + 1] = 1
+            obs[..., beat + (step + 1) % self.steps_per_bar] = 1
 
     def _write_position(self, obs: np.ndarray, step: int) -> None:
         slices = self.slices
-        obs[:, slices["position"]] = 0.0
-        obs[:, slices["beat"]] = 0.0
+        obs[:, slices["position"]] = 0
+        obs[:, slices["beat"]] = 0
         if step < self.composition_length:
-            obs[:, slices["position"].start + step] = 1.0
-            obs[:, slices["beat"].start + step % self.steps_per_bar] = 1.0
+            obs[:, slices["position"].start + step] = 1
+            obs[:, slices["beat"].start + step % self.steps_per_bar] = 1
 
 
 @cache

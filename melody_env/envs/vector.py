@@ -61,9 +61,9 @@ class MelodyCompositionVectorEnv(VectorEnv):
 
     ## Observation Space
 
-    ``Box(0, 1, (N, D), float32)``: the single env's flat one-hot observation per env
+    ``MultiBinary((N, D))`` (dtype ``int8``): the single env's flat one-hot observation per env
     (``D = 1620`` by default, see :mod:`melody_env.envs.observation`);
-    ``single_observation_space`` is ``Box(0, 1, (D,), float32)``.
+    ``single_observation_space`` is ``MultiBinary(D)``.
 
     ## Rewards
 
@@ -175,17 +175,16 @@ class MelodyCompositionVectorEnv(VectorEnv):
 
         self.single_action_space = spaces.Discrete(NUM_CLASSES)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
-        self.single_observation_space = spaces.Box(0.0, 1.0, (self.layout.size,), np.float32)
+        self.single_observation_space = self.layout.space
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
 
         self._state = CompositionState(
             self.num_envs, composition_length, self.reward_rnn, self.reward_function
         )
-        # With copies, the one-hots are kept as bytes (a quarter of the memory traffic of float32
-        # per step) and each step returns a fresh float32 array; without, the float32 buffer.
         self.copy = bool(copy)
-        obs_dtype = np.uint8 if self.copy else np.float32
-        self._obs = np.zeros((self.num_envs, self.layout.size), dtype=obs_dtype)
+        self._obs = np.zeros(
+            (self.num_envs, self.layout.size), dtype=self.single_observation_space.dtype
+        )
         self._env_rngs: list[np.random.Generator | None] = [None] * self.num_envs
         self._episode_keys = [self.key] * self.num_envs
         self._started = False
@@ -314,7 +313,7 @@ class MelodyCompositionVectorEnv(VectorEnv):
         return self._observations(), info
 
     def _observations(self) -> np.ndarray:
-        return self._obs.astype(np.float32) if self.copy else self._obs
+        return self._obs.copy() if self.copy else self._obs
 
     def _env_rng(self, index: int) -> np.random.Generator:
         if self._env_rngs[index] is None:

@@ -12,18 +12,40 @@ from __future__ import annotations
 import argparse
 
 ENV_ID = "melody_env:melody_env/MelodyComposition-v0"
-"""The env as RLlib makes it: ``gymnasium.make(ENV_ID, **env_config)`` in each env runner.
+"""The env's gymnasium id; the ``melody_env:`` prefix makes gymnasium import the package (which
+registers the id) in each env-runner process first."""
 
-The ``melody_env:`` prefix makes gymnasium import the package, which registers the id, in each
-env-runner process first; so the env needs no ``ray.tune.registry.register_env`` and no code of
-this folder is pickled to the env runners."""
+ENV_NAME = "melody_env_float32"
+"""The name the examples give RLlib's env registry for :func:`make_env` (see :func:`register`)."""
 
 
 def make_env(env_config: dict):
-    """The env an env runner makes from ``env_config`` (e.g. ``{"key": "G major"}``)."""
-    import gymnasium as gym
+    """The env an env runner makes from ``env_config`` (e.g. ``{"key": "G major"}``).
 
-    return gym.make(ENV_ID, **dict(env_config))
+    RLlib's default models (new API stack) have an encoder for float ``Box`` observations but
+    none for the env's ``MultiBinary`` (int8) one-hots: ``DtypeObservation`` gives them the same
+    values as a ``Box(0, 1, (D,), float32)``.
+    """
+    import gymnasium as gym
+    import numpy as np
+
+    return gym.wrappers.DtypeObservation(gym.make(ENV_ID, **dict(env_config)), np.float32)
+
+
+def register() -> str:
+    """Register :func:`make_env` as :data:`ENV_NAME` with RLlib; return the name.
+
+    This module lives in ``examples/``, which the env runners cannot import, so its functions
+    are pickled by value rather than by reference when the registry ships them to the runners.
+    """
+    import sys
+
+    from ray import cloudpickle
+    from ray.tune.registry import register_env
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    register_env(ENV_NAME, make_env)
+    return ENV_NAME
 
 
 def arg_parser(description: str, iterations: int) -> argparse.ArgumentParser:

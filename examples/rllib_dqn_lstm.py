@@ -22,7 +22,7 @@ its ``(B,)`` random actions with ``(B, 1)`` greedy actions of a recurrent module
 
 from __future__ import annotations
 
-from rllib_common import ENV_ID, arg_parser, train
+from rllib_common import arg_parser, register, train
 
 
 def build_config(
@@ -39,7 +39,7 @@ def build_config(
 
     return (
         DQNConfig()
-        .environment(ENV_ID, env_config=env_config)
+        .environment(register(), env_config=env_config)
         .env_runners(
             num_env_runners=env_runners,
             num_envs_per_env_runner=1,  # > 1 fails in Ray 2.60 (see the module docstring)

@@ -11,7 +11,7 @@ hyperparameters of ``melody-rl baseline --algo sb3-ppo`` (``agents/baselines/alg
 
 from __future__ import annotations
 
-from rllib_common import ENV_ID, arg_parser, train
+from rllib_common import arg_parser, register, train
 
 
 def build_config(env_runners: int = 2, envs_per_runner: int = 8, batch: int = 2048, **env_config):
@@ -21,7 +21,7 @@ def build_config(env_runners: int = 2, envs_per_runner: int = 8, batch: int = 20
 
     return (
         PPOConfig()
-        .environment(ENV_ID, env_config=env_config)
+        .environment(register(), env_config=env_config)
         .env_runners(num_env_runners=env_runners, num_envs_per_env_runner=envs_per_runner)
         .fault_tolerance(restart_failed_env_runners=False)  # fail fast, don't restart forever
         .training(

@@ -11,6 +11,7 @@ import importlib
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -39,6 +40,9 @@ def test_env_id_makes_the_env(tiny_rnn_path):
     env = common.make_env({"key": "G major", "reward_rnn": tiny_rnn_path})
     obs, info = env.reset(seed=0)
     assert obs.shape == (1620,) and env.action_space.n == 38 and info["key"] == "G major"
+    # RLlib's default encoders take float Boxes, not the env's MultiBinary.
+    assert obs.dtype == np.float32 and isinstance(env.observation_space, gym.spaces.Box)
+    assert env.observation_space.contains(obs)
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 import melody_env
 from melody_env import MelodyCompositionEnv
 from melody_env.envs.observation import ObservationLayout
+from melody_env.music.keys import Key
 from tests.conftest import tokens
 
 ENV_ID = "melody_env/MelodyComposition-v0"
@@ -151,6 +152,65 @@ def test_observation_layout(tiny_rnn):
     assert composition[4:].sum() == 0
     assert obs[s["last_token"]].argmax() == 1
     assert obs[s["position"]].argmax() == 4 and obs[s["beat"]].argmax() == 4
+
+
+def _observation_from_scratch(layout, primer, key, played):
+    """The observation after ``played`` tokens, built entry by entry from the layout's table."""
+    s, obs = layout.slices, np.zeros(layout.size, np.int8)
+    obs[s["last_token"].start + (played or primer)[-1]] = 1
+    for slot, token in enumerate(played):
+        obs[s["composition"].start + 38 * slot + token] = 1
+    for slot, token in enumerate(primer[-layout.primer_context :]):
+        offset = layout.primer_context - len(primer[-layout.primer_context :])
+        obs[s["primer"].start + 38 * (offset + slot) + token] = 1
+    if len(played) < layout.composition_length:
+        obs[s["position"].start + len(played)] = 1
+        obs[s["beat"].start + len(played) % layout.steps_per_bar] = 1
+    obs[s["key_tonic"].start + key.tonic] = 1
+    obs[s["key_mode"].start + ["major", "minor"].index(key.mode)] = 1
+    return obs
+
+
+def test_written_observations_equal_ones_built_from_scratch():
+    layout = ObservationLayout(composition_length=6, primer_context=2, steps_per_bar=4)
+    primers = [np.array([5, 7, 9]), np.array([3])]
+    keys = [Key.from_name("A minor"), Key.from_name("Eb major")]
+    songs = np.random.default_rng(0).integers(0, 38, size=(6, 2))
+    obs = np.zeros((2, layout.size), np.int8)
+    layout.write_reset(obs, primers, keys)
+    rows = [np.zeros(layout.size, np.int8) for _ in range(2)]  # the single env's path
+    for row, primer, key in zip(rows, primers, keys, strict=True):
+        layout.write_reset(row[None], [primer], [key])
+    for step in range(7):
+        for index in range(2):
+            played = songs[:step, index].tolist()
+            expected = _observation_from_scratch(
+                layout, primers[index].tolist(), keys[index], played
+            )
+            np.testing.assert_array_equal(obs[index], expected)
+            np.testing.assert_array_equal(rows[index], expected)
+        if step < 6:
+            layout.write_step(obs, step, songs[step])
+            for index, row in enumerate(rows):
+                layout.write_step(row, step, int(songs[step, index]))
+
+
+def test_write_step_refuses_bad_input_before_writing():
+    layout = ObservationLayout(composition_length=6, primer_context=2, steps_per_bar=4)
+    obs = np.zeros((3, layout.size), np.int8)
+    layout.write_reset(obs, [np.array([2])] * 3, [Key.from_name("C major")] * 3)
+    before = obs.copy()
+    with pytest.raises(IndexError, match="token"):
+        layout.write_step(obs, 0, np.array([2, 38, 4]))
+    with pytest.raises(IndexError, match="token"):
+        layout.write_step(obs[0], 0, -1)
+    with pytest.raises(IndexError, match="step 6"):
+        layout.write_step(obs, 6, np.array([2, 3, 4]))
+    with pytest.raises(ValueError, match="entries"):
+        layout.write_step(obs[:, 1:], 0, np.array([2, 3, 4]))
+    with pytest.raises(ValueError, match="one token per"):
+        layout.write_step(obs, 0, np.array([2, 3]))
+    np.testing.assert_array_equal(obs, before)
 
 
 def test_primer_options_and_key_options(tiny_rnn, tmp_path):

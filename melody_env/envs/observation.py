@@ -29,8 +29,9 @@ which turns the space into the equivalent ``Box(0, 1, (D,), float32)``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache, cached_property
+from functools import cached_property
 
+import numba
 import numpy as np
 from gymnasium import spaces
 
@@ -103,30 +104,31 @@ class ObservationLayout:
     def write_step(self, obs: np.ndarray, step: int, actions: np.ndarray | int) -> None:
         """Record ``actions`` as the tokens of ``step`` and move the position to ``step + 1``:
         ``obs [B, size]`` and ``actions [B]``, or one composition's ``obs [size]`` and an
-        ``int`` token (a few element writes: the single env's step)."""
+        ``int`` token. Only the entries that change are written (a few per composition).
+
+        Raises:
+            IndexError: if a token is outside ``[0, 38)`` or ``step`` outside the composition.
+            ValueError: if ``obs`` rows are not ``size`` long, or ``actions`` not one per row.
+        """
         slices = self.slices
-        last = slices["last_token"]
-        composition = slices["composition"].start + NUM_CLASSES * step
-        obs[..., last] = 0
+        offsets = (
+            slices["last_token"].start,
+            slices["composition"].start,
+            slices["position"].start,
+            slices["beat"].start,
+        )
+        if not 0 <= step < self.composition_length:
+            raise IndexError(f"step {step} outside [0, {self.composition_length})")
+        if obs.shape[-1] != self.size:
+            raise ValueError(f"observations have {obs.shape[-1]} entries, the layout {self.size}")
         if obs.ndim == 1:
-            obs[last.start + actions] = 1
-            obs[composition + actions] = 1
-        elif obs.flags.c_contiguous:  # one flat write for both one-hots of each row
-            columns = _row_starts(*obs.shape) + actions
-            flat = obs.reshape(-1)
-            flat[columns + last.start] = 1
-            flat[columns + composition] = 1
+            _write_step_row(
+                obs, step, actions, *offsets, self.steps_per_bar, self.composition_length
+            )
         else:
-            rows = np.arange(len(actions))
-            obs[rows, last.start + actions] = 1
-            obs[rows, composition + actions] = 1
-        # Only the old and new position and beat change (see _write_position).
-        position, beat = slices["position"].start, slices["beat"].start
-        obs[..., position + step] = 0
-        obs[..., beat + step % self.steps_per_bar] = 0
-        if step + 1 < self.composition_length:
-            obs[..., position + step + 1] = 1
-            obs[..., beat + (step + 1) % self.steps_per_bar] = 1
+            _write_step_rows(
+                obs, step, actions, *offsets, self.steps_per_bar, self.composition_length
+            )
 
     def _write_position(self, obs: np.ndarray, step: int) -> None:
         slices = self.slices
@@ -137,9 +139,49 @@ class ObservationLayout:
             obs[:, slices["beat"].start + step % self.steps_per_bar] = 1
 
 
-@cache
-def _row_starts(rows: int, width: int) -> np.ndarray:
-    """Flat index of the first entry of each row of a C-contiguous ``[rows, width]`` array."""
-    starts = np.arange(0, rows * width, width)
-    starts.flags.writeable = False
-    return starts
+@numba.njit(cache=True, nogil=True)
+def _write_step_row(
+    row, step, token, last_token, composition, position, beat, steps_per_bar, length
+) -> None:
+    if token < 0 or token >= NUM_CLASSES:  # the writes are not bounds-checked
+        raise IndexError("token outside [0, 38)")
+    _write_unchecked(
+        row, step, token, last_token, composition, position, beat, steps_per_bar, length
+    )
+
+
+@numba.njit(cache=True, nogil=True)
+def _write_step_rows(
+    obs, step, tokens, last_token, composition, position, beat, steps_per_bar, length
+) -> None:
+    if len(tokens) != obs.shape[0]:
+        raise ValueError("one token per observation row")
+    for token in tokens:  # all checked before any row changes
+        if token < 0 or token >= NUM_CLASSES:
+            raise IndexError("token outside [0, 38)")
+    for index in range(len(tokens)):
+        _write_unchecked(
+            obs[index],
+            step,
+            tokens[index],
+            last_token,
+            composition,
+            position,
+            beat,
+            steps_per_bar,
+            length,
+        )
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _write_unchecked(
+    row, step, token, last_token, composition, position, beat, steps_per_bar, length
+) -> None:
+    row[last_token : last_token + NUM_CLASSES] = 0
+    row[last_token + token] = 1
+    row[composition + NUM_CLASSES * step + token] = 1
+    row[position + step] = 0
+    row[beat + step % steps_per_bar] = 0
+    if step + 1 < length:
+        row[position + step + 1] = 1
+        row[beat + (step + 1) % steps_per_bar] = 1

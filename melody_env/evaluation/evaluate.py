@@ -349,7 +349,7 @@ class _Rollout:
         state.reset(primers, keys)
         obs = None
         if not self.fast:
-            obs = np.zeros((size, self.layout.size), np.float32)
+            obs = np.zeros((size, self.layout.size), self.layout.space.dtype)
             self.layout.write_reset(obs, primers, keys)
         kl = np.zeros(size)
         policy_state, episode_start = None, np.ones(size, bool)

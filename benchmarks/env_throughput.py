@@ -4,10 +4,11 @@ A random policy (actions drawn in advance) drives: the single env through ``gymn
 (default wrappers); Gymnasium's ``SyncVectorEnv`` and ``AsyncVectorEnv`` of single envs; the
 native :class:`~melody_env.MelodyCompositionVectorEnv` (also with ``copy=False`` at N = 256);
 and, as the ceiling of the native env, the bare batched reward-RNN step (``NoteRNN.step`` at the
-same batch size). At N = 256 the bare step also runs with a copy of the observation batch (a
-new ``int8`` array) after each step, as the native env makes with ``copy=True``: the least an
-env returning new observations of this size adds to the RNN, so the part of the gap that no
-faster rule engine could close on the machine at hand. A timed run
+same batch size, writing into its step buffers as the native env does). At N = 256 the bare
+step also runs with a copy of the observation batch (a new ``int8`` array) after each step, as
+the native env makes with ``copy=True``: the least an env returning new observations of this
+size adds to the RNN, so the part of the gap that no faster rule engine could close on the
+machine at hand. A timed run
 plays whole episodes (autoreset steps included, as a trainer sees them). All runs use a
 ``NoteRNN(seed=0)`` (random weights, the shipped architecture: one layer of 100 units) and
 ``torch.set_num_threads(1)``: one env step is a small LSTM step, which torch's thread pool
@@ -83,7 +84,8 @@ def vector_env(envs: gym.vector.VectorEnv, episodes: int) -> Callable[[], int]:
 def bare_rnn(
     rnn: NoteRNN, n: int, episodes: int, copy_observations: bool = False
 ) -> Callable[[], int]:
-    """``NoteRNN.step`` on ``n`` tokens per step. With ``copy_observations``, each step also
+    """``NoteRNN.step`` on ``n`` tokens per step, into its step buffers (as the env runs it:
+    the fastest batched forward of the package). With ``copy_observations``, each step also
     copies a buffer of ``n`` observations to a new array, as the native env with ``copy=True``
     does: the least such an env adds to the RNN (the copy's own time, and the RNN's working set
     it evicts from the caches)."""
@@ -93,11 +95,13 @@ def bare_rnn(
         space = MelodyCompositionVectorEnv(1, reward_rnn=rnn).single_observation_space
         buffer = np.zeros((n, *space.shape), space.dtype)
 
+    buffers = rnn.step_buffers(n)
+
     def run() -> int:
         state = rnn.initial_state(n)
         for _ in range(episodes):
             for step_tokens in tokens:
-                _, state = rnn.step(step_tokens, state)
+                _, state = rnn.step(step_tokens, state, buffers)
                 if buffer is not None:
                     buffer.copy()
         return episodes * tokens.numel()

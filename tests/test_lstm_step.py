@@ -30,6 +30,35 @@ def test_fast_rnn_step_matches_forward(config, batch):
             torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    "config", [NoteRNNConfig(), NoteRNNConfig(hidden_size=8, num_layers=2)], ids=["100", "2x8"]
+)
+def test_buffered_steps_equal_fresh_ones_and_outputs_outlive_one_step(config):
+    model = NoteRNN(config, seed=0).eval()
+    buffers = model.step_buffers(5)
+    assert model.step_buffers(1) is None  # a batch of one runs in numpy
+    tokens = torch.randint(0, 38, (10, 5), generator=torch.Generator().manual_seed(1))
+    fresh = buffered = model.initial_state(5)
+    previous = None
+    for step_tokens in tokens:
+        want, fresh = model.step(step_tokens, fresh)
+        got, buffered = model.step(step_tokens, buffered, buffers)
+        assert torch.equal(got, want)  # bit for bit
+        assert all(torch.equal(g, w) for g, w in zip(buffered, fresh, strict=True))
+        assert any(got.data_ptr() == t.data_ptr() for t in buffers.log_probs)
+        if previous is not None:  # the previous step's outputs survive this one
+            assert torch.equal(previous[0], previous[1])
+        previous = (got, got.clone())
+    # Stepping twice from one state (a branch) writes the other set both times: the input
+    # state is never overwritten by its own step.
+    state, kept = buffered, tuple(t.clone() for t in buffered)
+    first, _ = model.step(tokens[0], state, buffers)
+    first = first.clone()
+    second, _ = model.step(tokens[0], state, buffers)
+    assert all(torch.equal(t, k) for t, k in zip(state, kept, strict=True))
+    assert torch.equal(first, second)
+
+
 def test_fast_rnn_step_follows_weight_changes():
     model = NoteRNN(seed=0)
     tokens, state = torch.tensor([14]), model.initial_state(1)

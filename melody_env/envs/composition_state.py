@@ -53,6 +53,7 @@ class CompositionState:
         self.key_arrays: KeyArrays | None = None
         self.primers: list[np.ndarray] = []
         self.rnn_state = tuple(x.numpy() for x in reward_rnn.initial_state(batch_size))
+        self._rnn_buffers = None  # the reward RNN's step outputs, allocated at each reset
         num_classes = reward_rnn.config.num_classes
         self.next_log_probs = np.zeros((batch_size, num_classes), np.float32)
         self._log_prob_index = np.arange(batch_size) * num_classes
@@ -84,6 +85,9 @@ class CompositionState:
         self.keys = keys
         self.key_arrays = KeyArrays.from_keys(keys)
         self._rules.reset(self.key_arrays.index)
+        # Written in place step after step: the RNN's outputs stay warm in the caches across
+        # the rest of a step. Each reset so that they follow any change to the weights.
+        self._rnn_buffers = self.reward_rnn.step_buffers(self.batch_size)
         stacked = stack_primers(primers)
         if stacked is not None:
             self.previous_token = stacked[:, -1].copy()
@@ -141,7 +145,11 @@ class CompositionState:
         breakdown = self.reward_function(context)
         self.step = step + 1
         self.previous_token = actions
-        self.next_log_probs, self.rnn_state = self.reward_rnn.step_arrays(actions, self.rnn_state)
+        # Views of the buffers, valid until the step after the next one: what outlives that
+        # (the envs' info) is copied.
+        self.next_log_probs, self.rnn_state = self.reward_rnn.step_arrays(
+            actions, self.rnn_state, self._rnn_buffers
+        )
         return breakdown
 
 

@@ -103,32 +103,100 @@ def build(lstm: nn.LSTM, head: nn.Linear) -> StepWeights:
     )
 
 
+@dataclass(frozen=True)
+class StepBuffers:
+    """Preallocated outputs of :func:`step_torch` for one batch size.
+
+    A step that allocates its outputs (and their temporaries) gets new memory each time, which
+    is cold in the caches whenever other work ran since the previous step (an env's rules, its
+    observations, an agent). With buffers it writes into the same few arrays every step. There
+    are two sets of outputs: each step writes the set that does not hold its input state, so
+    that the outputs of one step stay valid through the next step and are overwritten by the
+    one after it. Make them with :meth:`~melody_env.models.note_rnn.NoteRNN.step_buffers`.
+
+    Attributes:
+        h, c: two ``[layers, B, H]`` state tensors each.
+        log_probs: two ``[B, classes]`` tensors.
+        gates: one ``[B, 4H]`` tensor per layer (scratch).
+        logits: ``[B, classes]`` (scratch).
+    """
+
+    h: tuple[torch.Tensor, torch.Tensor]
+    c: tuple[torch.Tensor, torch.Tensor]
+    log_probs: tuple[torch.Tensor, torch.Tensor]
+    gates: tuple[torch.Tensor, ...]
+    logits: torch.Tensor
+
+    @classmethod
+    def allocate(cls, weights: StepWeights, batch_size: int) -> StepBuffers:
+        dtype = weights.torch_head[1].dtype
+        layers, hidden = len(weights.torch_layers), weights.hidden_size
+        classes = weights.torch_head[1].shape[0]
+
+        def new(*shape: int) -> torch.Tensor:
+            return torch.empty(shape, dtype=dtype)
+
+        return cls(
+            h=(new(layers, batch_size, hidden), new(layers, batch_size, hidden)),
+            c=(new(layers, batch_size, hidden), new(layers, batch_size, hidden)),
+            log_probs=(new(batch_size, classes), new(batch_size, classes)),
+            gates=tuple(new(batch_size, 4 * hidden) for _ in range(layers)),
+            logits=new(batch_size, classes),
+        )
+
+    def output_set(self, h: torch.Tensor) -> int:
+        """The set a step from state ``h`` writes: the one that does not hold ``h``."""
+        return 1 if h.data_ptr() == self.h[0].data_ptr() else 0
+
+
 def step_torch(
-    weights: StepWeights, tokens: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
+    weights: StepWeights,
+    tokens: torch.Tensor,
+    state: tuple[torch.Tensor, torch.Tensor],
+    buffers: StepBuffers | None = None,
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-    """Log-probabilities ``[B, classes]`` after ``tokens [B]`` and the new ``(h, c)``."""
+    """Log-probabilities ``[B, classes]`` after ``tokens [B]`` and the new ``(h, c)``: new
+    tensors, or tensors of ``buffers`` (the same values bit for bit)."""
     h, c = state
     three = 3 * weights.hidden_size
     hidden = weights.hidden_size
+    out = None
+    if buffers is not None:
+        if buffers.logits.shape[0] != tokens.shape[0]:
+            raise ValueError(
+                f"buffers for a batch of {buffers.logits.shape[0]}, tokens for {tokens.shape[0]}"
+            )
+        out = buffers.output_set(h)
     new_h, new_c = [], []
     x = None
-    # In place on each layer's fresh gate matrix: fewer [B, 4H] temporaries to allocate and
-    # stream through the caches (the same operations, so the same results bit for bit).
+    # In place on each layer's gate matrix: fewer [B, 4H] temporaries to allocate and stream
+    # through the caches (the same operations, so the same results bit for bit).
     for layer, (first, w_hh_t, bias) in enumerate(weights.torch_layers):
+        gates_out = None if out is None else buffers.gates[layer]
         # Layer 0's input is one-hot: its rows of ``first`` (biases included).
-        gates = first.index_select(0, tokens) if layer == 0 else torch.addmm(bias, x, first)
+        if layer == 0:
+            gates = torch.index_select(first, 0, tokens, out=gates_out)
+        else:
+            gates = torch.addmm(bias, x, first, out=gates_out)
         gates.addmm_(h[layer], w_hh_t)
         gates[:, :three].sigmoid_()  # i, f, o
         cell = gates[:, three:].tanh_()  # g
-        c_layer = gates[:, hidden : 2 * hidden] * c[layer]
+        c_out = None if out is None else buffers.c[out][layer]
+        c_layer = torch.mul(gates[:, hidden : 2 * hidden], c[layer], out=c_out)
         c_layer.addcmul_(gates[:, :hidden], cell)
-        x = torch.tanh(c_layer).mul_(gates[:, 2 * hidden : three])
+        h_out = None if out is None else buffers.h[out][layer]
+        x = torch.tanh(c_layer, out=h_out).mul_(gates[:, 2 * hidden : three])
         new_h.append(x)
         new_c.append(c_layer)
-    logits = torch.addmm(weights.torch_head[1], x, weights.torch_head[0])
-    if len(new_h) == 1:
-        return logits.log_softmax(dim=-1), (x.unsqueeze(0), c_layer.unsqueeze(0))
-    return logits.log_softmax(dim=-1), (torch.stack(new_h), torch.stack(new_c))
+    if out is None:
+        logits = torch.addmm(weights.torch_head[1], x, weights.torch_head[0])
+        log_probs = logits.log_softmax(dim=-1)
+        if len(new_h) == 1:
+            return log_probs, (x.unsqueeze(0), c_layer.unsqueeze(0))
+        return log_probs, (torch.stack(new_h), torch.stack(new_c))
+    logits = torch.addmm(weights.torch_head[1], x, weights.torch_head[0], out=buffers.logits)
+    log_probs = torch.log_softmax(logits, dim=-1, out=buffers.log_probs[out])
+    return log_probs, (buffers.h[out], buffers.c[out])
 
 
 def step_numpy(

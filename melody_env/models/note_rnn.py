@@ -139,7 +139,12 @@ class NoteRNN(nn.Module):
         outputs, state = self.lstm(inputs, state)  # outputs: [batch, time, hidden]
         return self.head(outputs), state
 
-    def step(self, tokens: torch.Tensor, state: LSTMState) -> tuple[torch.Tensor, LSTMState]:
+    def step(
+        self,
+        tokens: torch.Tensor,
+        state: LSTMState,
+        buffers: lstm_step.StepBuffers | None = None,
+    ) -> tuple[torch.Tensor, LSTMState]:
         """Consume one token per sequence; return next-token log-probabilities and the new state.
 
         Runs :mod:`~melody_env.models.lstm_step` (the same maths as :meth:`forward`, without its
@@ -148,6 +153,10 @@ class NoteRNN(nn.Module):
         Args:
             tokens: int64 ``[batch]``.
             state: ``(h, c)`` from :meth:`initial_state` or a previous step.
+            buffers: from :meth:`step_buffers` for this batch size: write the outputs there
+                instead of into new tensors (faster when other work runs between steps; see
+                :class:`~melody_env.models.lstm_step.StepBuffers` for how long they stay valid).
+                Ignored for a batch of one and where the model needs :meth:`forward`.
 
         Returns:
             ``log_probs [batch, num_classes]`` (log-softmax) and the new state.
@@ -159,12 +168,15 @@ class NoteRNN(nn.Module):
             return torch.from_numpy(log_probs), (torch.from_numpy(h), torch.from_numpy(c))
         with torch.no_grad(), single_threaded():
             if weights is not None:
-                return lstm_step.step_torch(weights, tokens, state)
+                return lstm_step.step_torch(weights, tokens, state, buffers)
             logits, state = self.forward(tokens.unsqueeze(1), state)
             return torch.log_softmax(logits[:, 0], dim=-1), state
 
     def step_arrays(
-        self, tokens: np.ndarray, state: tuple[np.ndarray, np.ndarray]
+        self,
+        tokens: np.ndarray,
+        state: tuple[np.ndarray, np.ndarray],
+        buffers: lstm_step.StepBuffers | None = None,
     ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
         """:meth:`step` on numpy arrays (no conversions on the batch-of-one path)."""
         weights = self.step_weights()
@@ -172,8 +184,17 @@ class NoteRNN(nn.Module):
             log_probs, h, c = lstm_step.step_numpy(weights, tokens, *state)
             return log_probs, (h, c)
         tokens = torch.from_numpy(np.ascontiguousarray(tokens, dtype=np.int64))
-        log_probs, (h, c) = self.step(tokens, tuple(torch.from_numpy(x) for x in state))
+        state = tuple(torch.from_numpy(x) for x in state)
+        log_probs, (h, c) = self.step(tokens, state, buffers)
         return log_probs.numpy(), (h.numpy(), c.numpy())
+
+    def step_buffers(self, batch_size: int) -> lstm_step.StepBuffers | None:
+        """Output buffers for :meth:`step` at ``batch_size``; ``None`` where :meth:`step` does
+        not use them (a batch of one, or a model that needs :meth:`forward`)."""
+        weights = self.step_weights()
+        if weights is None or batch_size == 1:
+            return None
+        return lstm_step.StepBuffers.allocate(weights, batch_size)
 
     def step_weights(self) -> lstm_step.StepWeights | None:
         """The weights arranged for :meth:`step` (:mod:`~melody_env.models.lstm_step`), rebuilt

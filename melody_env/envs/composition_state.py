@@ -145,8 +145,8 @@ class CompositionState:
         breakdown = self.reward_function(context)
         self.step = step + 1
         self.previous_token = actions
-        # Views of the buffers, valid until the step after the next one: what outlives that
-        # (the envs' info) is copied.
+        # Views of the buffers: the state is updated in place, the log-probs stay valid through
+        # the next step; what outlives that (the envs' info) is copied.
         self.next_log_probs, self.rnn_state = self.reward_rnn.step_arrays(
             actions, self.rnn_state, self._rnn_buffers
         )

@@ -103,32 +103,28 @@ def build(lstm: nn.LSTM, head: nn.Linear) -> StepWeights:
     )
 
 
-@dataclass(frozen=True)
 class StepBuffers:
-    """Preallocated outputs of :func:`step_torch` for one batch size.
+    """Preallocated state and outputs of :func:`step_torch` for one batch size.
 
     A step that allocates its outputs (and their temporaries) gets new memory each time, which
     is cold in the caches whenever other work ran since the previous step (an env's rules, its
-    observations, an agent). With buffers it writes into the same few arrays every step. There
-    are two sets of outputs: each step writes the set that does not hold its input state, so
-    that the outputs of one step stay valid through the next step and are overwritten by the
-    one after it. Make them with :meth:`~melody_env.models.note_rnn.NoteRNN.step_buffers`.
+    observations, an agent). With buffers a step writes into the same few arrays every time,
+    and the recurrent state lives in them: each step updates it in place, so a state returned
+    by one step is overwritten by the next. A step from any other state (a fresh or primed
+    one) first copies it in, without changing the caller's tensors. The log-probabilities
+    alternate between two tensors: those of one step stay valid through the next step. Make
+    buffers with :meth:`~melody_env.models.note_rnn.NoteRNN.step_buffers`.
 
     Attributes:
-        h, c: two ``[layers, B, H]`` state tensors each.
-        log_probs: two ``[B, classes]`` tensors.
+        h, c: ``[layers, B, H]``: the running state.
+        log_probs: two ``[B, classes]`` tensors, used in turn.
         gates: one ``[B, 4H]`` tensor per layer (scratch).
         logits: ``[B, classes]`` (scratch).
     """
 
-    h: tuple[torch.Tensor, torch.Tensor]
-    c: tuple[torch.Tensor, torch.Tensor]
-    log_probs: tuple[torch.Tensor, torch.Tensor]
-    gates: tuple[torch.Tensor, ...]
-    logits: torch.Tensor
+    __slots__ = ("_turn", "c", "gates", "h", "log_probs", "logits")
 
-    @classmethod
-    def allocate(cls, weights: StepWeights, batch_size: int) -> StepBuffers:
+    def __init__(self, weights: StepWeights, batch_size: int) -> None:
         dtype = weights.torch_head[1].dtype
         layers, hidden = len(weights.torch_layers), weights.hidden_size
         classes = weights.torch_head[1].shape[0]
@@ -136,17 +132,28 @@ class StepBuffers:
         def new(*shape: int) -> torch.Tensor:
             return torch.empty(shape, dtype=dtype)
 
-        return cls(
-            h=(new(layers, batch_size, hidden), new(layers, batch_size, hidden)),
-            c=(new(layers, batch_size, hidden), new(layers, batch_size, hidden)),
-            log_probs=(new(batch_size, classes), new(batch_size, classes)),
-            gates=tuple(new(batch_size, 4 * hidden) for _ in range(layers)),
-            logits=new(batch_size, classes),
-        )
+        self.h, self.c = new(layers, batch_size, hidden), new(layers, batch_size, hidden)
+        self.log_probs = (new(batch_size, classes), new(batch_size, classes))
+        self.gates = tuple(new(batch_size, 4 * hidden) for _ in range(layers))
+        self.logits = new(batch_size, classes)
+        self._turn = 0
 
-    def output_set(self, h: torch.Tensor) -> int:
-        """The set a step from state ``h`` writes: the one that does not hold ``h``."""
-        return 1 if h.data_ptr() == self.h[0].data_ptr() else 0
+    def adopt(self, state: tuple[torch.Tensor, torch.Tensor]) -> None:
+        """Make ``state`` the running state (a copy), unless it already is."""
+        h, c = state
+        if h.shape != self.h.shape:
+            raise ValueError(
+                f"buffers for states of shape {tuple(self.h.shape)}, got {tuple(h.shape)}"
+            )
+        if h.data_ptr() != self.h.data_ptr():
+            self.h.copy_(h)
+        if c.data_ptr() != self.c.data_ptr():
+            self.c.copy_(c)
+
+    def next_log_probs(self) -> torch.Tensor:
+        """The log-probability tensor of the next step (the one the last step did not use)."""
+        self._turn ^= 1
+        return self.log_probs[self._turn]
 
 
 def step_torch(
@@ -156,47 +163,43 @@ def step_torch(
     buffers: StepBuffers | None = None,
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
     """Log-probabilities ``[B, classes]`` after ``tokens [B]`` and the new ``(h, c)``: new
-    tensors, or tensors of ``buffers`` (the same values bit for bit)."""
+    tensors, or those of ``buffers`` (the same values bit for bit; see :class:`StepBuffers`)."""
+    if buffers is not None:
+        buffers.adopt(state)
+        state = (buffers.h, buffers.c)
     h, c = state
     three = 3 * weights.hidden_size
     hidden = weights.hidden_size
-    out = None
-    if buffers is not None:
-        if buffers.logits.shape[0] != tokens.shape[0]:
-            raise ValueError(
-                f"buffers for a batch of {buffers.logits.shape[0]}, tokens for {tokens.shape[0]}"
-            )
-        out = buffers.output_set(h)
     new_h, new_c = [], []
     x = None
     # In place on each layer's gate matrix: fewer [B, 4H] temporaries to allocate and stream
     # through the caches (the same operations, so the same results bit for bit).
     for layer, (first, w_hh_t, bias) in enumerate(weights.torch_layers):
-        gates_out = None if out is None else buffers.gates[layer]
+        gates_out = None if buffers is None else buffers.gates[layer]
         # Layer 0's input is one-hot: its rows of ``first`` (biases included).
         if layer == 0:
             gates = torch.index_select(first, 0, tokens, out=gates_out)
         else:
             gates = torch.addmm(bias, x, first, out=gates_out)
-        gates.addmm_(h[layer], w_hh_t)
+        gates.addmm_(h[layer], w_hh_t)  # the last read of h[layer]: it may be overwritten now
         gates[:, :three].sigmoid_()  # i, f, o
         cell = gates[:, three:].tanh_()  # g
-        c_out = None if out is None else buffers.c[out][layer]
-        c_layer = torch.mul(gates[:, hidden : 2 * hidden], c[layer], out=c_out)
+        if buffers is None:
+            c_layer = gates[:, hidden : 2 * hidden] * c[layer]
+        else:  # f * c in place: the same product
+            c_layer = c[layer].mul_(gates[:, hidden : 2 * hidden])
         c_layer.addcmul_(gates[:, :hidden], cell)
-        h_out = None if out is None else buffers.h[out][layer]
+        h_out = None if buffers is None else h[layer]
         x = torch.tanh(c_layer, out=h_out).mul_(gates[:, 2 * hidden : three])
         new_h.append(x)
         new_c.append(c_layer)
-    if out is None:
-        logits = torch.addmm(weights.torch_head[1], x, weights.torch_head[0])
-        log_probs = logits.log_softmax(dim=-1)
-        if len(new_h) == 1:
-            return log_probs, (x.unsqueeze(0), c_layer.unsqueeze(0))
-        return log_probs, (torch.stack(new_h), torch.stack(new_c))
-    logits = torch.addmm(weights.torch_head[1], x, weights.torch_head[0], out=buffers.logits)
-    log_probs = torch.log_softmax(logits, dim=-1, out=buffers.log_probs[out])
-    return log_probs, (buffers.h[out], buffers.c[out])
+    if buffers is not None:
+        logits = torch.addmm(weights.torch_head[1], x, weights.torch_head[0], out=buffers.logits)
+        return torch.log_softmax(logits, dim=-1, out=buffers.next_log_probs()), (h, c)
+    logits = torch.addmm(weights.torch_head[1], x, weights.torch_head[0])
+    if len(new_h) == 1:
+        return logits.log_softmax(dim=-1), (x.unsqueeze(0), c_layer.unsqueeze(0))
+    return logits.log_softmax(dim=-1), (torch.stack(new_h), torch.stack(new_c))
 
 
 def step_numpy(

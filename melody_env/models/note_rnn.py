@@ -153,10 +153,11 @@ class NoteRNN(nn.Module):
         Args:
             tokens: int64 ``[batch]``.
             state: ``(h, c)`` from :meth:`initial_state` or a previous step.
-            buffers: from :meth:`step_buffers` for this batch size: write the outputs there
-                instead of into new tensors (faster when other work runs between steps; see
-                :class:`~melody_env.models.lstm_step.StepBuffers` for how long they stay valid).
-                Ignored for a batch of one and where the model needs :meth:`forward`.
+            buffers: from :meth:`step_buffers` for this batch size: keep the state and write
+                the outputs there instead of in new tensors (faster when other work runs
+                between steps; see :class:`~melody_env.models.lstm_step.StepBuffers` for how
+                long outputs stay valid). Ignored for a batch of one and where the model needs
+                :meth:`forward`.
 
         Returns:
             ``log_probs [batch, num_classes]`` (log-softmax) and the new state.
@@ -194,7 +195,7 @@ class NoteRNN(nn.Module):
         weights = self.step_weights()
         if weights is None or batch_size == 1:
             return None
-        return lstm_step.StepBuffers.allocate(weights, batch_size)
+        return lstm_step.StepBuffers(weights, batch_size)
 
     def step_weights(self) -> lstm_step.StepWeights | None:
         """The weights arranged for :meth:`step` (:mod:`~melody_env.models.lstm_step`), rebuilt

@@ -110,13 +110,7 @@ class ObservationLayout:
             IndexError: if a token is outside ``[0, 38)`` or ``step`` outside the composition.
             ValueError: if ``obs`` rows are not ``size`` long, or ``actions`` not one per row.
         """
-        slices = self.slices
-        offsets = (
-            slices["last_token"].start,
-            slices["composition"].start,
-            slices["position"].start,
-            slices["beat"].start,
-        )
+        offsets = self._step_offsets
         if not 0 <= step < self.composition_length:
             raise IndexError(f"step {step} outside [0, {self.composition_length})")
         if obs.shape[-1] != self.size:
@@ -129,6 +123,13 @@ class ObservationLayout:
             _write_step_rows(
                 obs, step, actions, *offsets, self.steps_per_bar, self.composition_length
             )
+
+    @cached_property
+    def _step_offsets(self) -> tuple[int, int, int, int]:
+        """Where the slices that a step changes start."""
+        slices = self.slices
+        names = ("last_token", "composition", "position", "beat")
+        return tuple(slices[name].start for name in names)
 
     def _write_position(self, obs: np.ndarray, step: int) -> None:
         slices = self.slices

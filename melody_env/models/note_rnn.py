@@ -167,6 +167,15 @@ class NoteRNN(nn.Module):
             h, c = (tensor.detach().numpy() for tensor in state)
             log_probs, h, c = lstm_step.step_numpy(weights, tokens.numpy(), h, c)
             return torch.from_numpy(log_probs), (torch.from_numpy(h), torch.from_numpy(c))
+        return self._step_batch(weights, tokens, state, buffers)
+
+    def _step_batch(
+        self,
+        weights: lstm_step.StepWeights | None,
+        tokens: torch.Tensor,
+        state: LSTMState,
+        buffers: lstm_step.StepBuffers | None,
+    ) -> tuple[torch.Tensor, LSTMState]:
         with torch.no_grad(), single_threaded():
             if weights is not None:
                 return lstm_step.step_torch(weights, tokens, state, buffers)
@@ -186,7 +195,7 @@ class NoteRNN(nn.Module):
             return log_probs, (h, c)
         tokens = torch.from_numpy(np.ascontiguousarray(tokens, dtype=np.int64))
         state = tuple(torch.from_numpy(x) for x in state)
-        log_probs, (h, c) = self.step(tokens, state, buffers)
+        log_probs, (h, c) = self._step_batch(weights, tokens, state, buffers)  # weights checked
         return log_probs.numpy(), (h.numpy(), c.numpy())
 
     def step_buffers(self, batch_size: int) -> lstm_step.StepBuffers | None:

@@ -8,14 +8,14 @@ same batch size, writing into its step buffers as the native env does). At N = 2
 step also runs with a copy of the observation batch (a new ``int8`` array) after each step, as
 the native env makes with ``copy=True``: the least an env returning new observations of this
 size adds to the RNN, so the part of the gap that no faster rule engine could close on the
-machine at hand. A timed run
-plays whole episodes (autoreset steps included, as a trainer sees them). All runs use a
-``NoteRNN(seed=0)`` (random weights, the shipped architecture: one layer of 100 units) and
-``torch.set_num_threads(1)``: one env step is a small LSTM step, which torch's thread pool
-slows down on a shared machine. The runners take turns, ``--repeats`` rounds of one timed run
-each, so that other jobs on a shared machine weigh on all of them alike; the table gives the
-median over the rounds, the range, and the rate per CPU-second of this process (which other
-jobs disturb less than wall time). Prints a markdown table and the ratios the design aims at.
+machine at hand. A timed run plays whole episodes (autoreset steps included, as a trainer sees
+them). All runs use a ``NoteRNN(seed=0)`` (random weights, the shipped architecture: one layer
+of 100 units) and ``torch.set_num_threads(1)``: one env step is a small LSTM step, which
+torch's thread pool slows down on a shared machine. The runners take turns, ``--repeats``
+rounds of one timed run each, so that other jobs on a shared machine weigh on all of them
+alike; the table gives the median over the rounds, the range, and the rate per CPU-second of
+this process (which other jobs disturb less than wall time). Prints a markdown table and the
+ratios the design aims at.
 
     python benchmarks/env_throughput.py              # the full table (a few minutes on 2 cores)
     python benchmarks/env_throughput.py --quick      # fewer repeats and sizes, for a smoke test

@@ -57,6 +57,8 @@ def test_buffered_steps_equal_fresh_ones_and_outputs_outlive_one_step(config):
     again, _ = model.step(tokens[3], primed, buffers)
     assert torch.equal(again, model.step(tokens[3], primed)[0])
     with pytest.raises(ValueError, match="shape"):
+        model.step(tokens[3], model.initial_state(4), buffers)
+    with pytest.raises(ValueError, match="5 sequences, got 4"):
         model.step(tokens[3, :4], model.initial_state(4), buffers)
 
 

@@ -53,7 +53,7 @@ class CompositionState:
         self.key_arrays: KeyArrays | None = None
         self.primers: list[np.ndarray] = []
         self.rnn_state = tuple(x.numpy() for x in reward_rnn.initial_state(batch_size))
-        self._rnn_buffers = None  # the reward RNN's step outputs, allocated at each reset
+        self._rnn_buffers = None  # the reward RNN's running state and outputs; made at reset
         num_classes = reward_rnn.config.num_classes
         self.next_log_probs = np.zeros((batch_size, num_classes), np.float32)
         self._log_prob_index = np.arange(batch_size) * num_classes
@@ -85,8 +85,8 @@ class CompositionState:
         self.keys = keys
         self.key_arrays = KeyArrays.from_keys(keys)
         self._rules.reset(self.key_arrays.index)
-        # Written in place step after step: the RNN's outputs stay warm in the caches across
-        # the rest of a step. Each reset so that they follow any change to the weights.
+        # Written in place step after step, so they stay warm in the caches through the rest
+        # of a step. Made at each reset so that they follow any change to the weights.
         self._rnn_buffers = self.reward_rnn.step_buffers(self.batch_size)
         stacked = stack_primers(primers)
         if stacked is not None:

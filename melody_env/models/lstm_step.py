@@ -165,6 +165,8 @@ def step_torch(
     """Log-probabilities ``[B, classes]`` after ``tokens [B]`` and the new ``(h, c)``: new
     tensors, or those of ``buffers`` (the same values bit for bit; see :class:`StepBuffers`)."""
     if buffers is not None:
+        if tokens.shape[0] != buffers.h.shape[1]:
+            raise ValueError(f"buffers for {buffers.h.shape[1]} sequences, got {tokens.shape[0]}")
         buffers.adopt(state)
         state = (buffers.h, buffers.c)
     h, c = state

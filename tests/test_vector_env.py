@@ -162,13 +162,16 @@ def test_make_vec_default_is_native_and_sync_async_wrap_single_envs(rnn):
     assert native.num_envs == 3 and native.key.name == "A minor"
     assert native.single_action_space == gym.spaces.Discrete(38)
     assert native.action_space == gym.spaces.MultiDiscrete([38] * 3)
-    assert native.observation_space.shape == (3, native.single_observation_space.shape[0])
+    assert native.single_observation_space == gym.spaces.MultiBinary(1620)
+    # Gymnasium batches MultiBinary(D) as an int8 Box, as SyncVectorEnv's space is
+    assert native.observation_space == gym.spaces.Box(0, 1, (3, 1620), np.int8)
     assert native.metadata["autoreset_mode"] == gym.vector.AutoresetMode.NEXT_STEP
     assert native.spec.id == ENV_ID
     sync = gym.make_vec(ENV_ID, num_envs=2, vectorization_mode="sync", reward_rnn=rnn)
     assert isinstance(sync, gym.vector.SyncVectorEnv)
     assert isinstance(sync.envs[0].unwrapped, MelodyCompositionEnv)
     assert sync.single_observation_space == native.single_observation_space
+    assert sync.observation_space == gym.spaces.Box(0, 1, (2, 1620), np.int8)
     asynchronous = gym.make_vec(ENV_ID, num_envs=2, vectorization_mode="async", reward_rnn=rnn)
     try:
         assert isinstance(asynchronous, gym.vector.AsyncVectorEnv)

@@ -61,9 +61,9 @@ class MelodyCompositionVectorEnv(VectorEnv):
 
     ## Observation Space
 
-    ``MultiBinary((N, D))`` (dtype ``int8``): the single env's flat one-hot observation per env
-    (``D = 1620`` by default, see :mod:`melody_env.envs.observation`);
-    ``single_observation_space`` is ``MultiBinary(D)``.
+    ``Box(0, 1, (N, D), int8)`` (Gymnasium's ``batch_space`` of ``MultiBinary(D)``): the single
+    env's flat one-hot observation per env (``D = 1620`` by default, see
+    :mod:`melody_env.envs.observation`); ``single_observation_space`` is ``MultiBinary(D)``.
 
     ## Rewards
 

@@ -144,8 +144,7 @@ class ObservationLayout:
 def _write_step_row(
     row, step, token, last_token, composition, position, beat, steps_per_bar, length
 ) -> None:
-    if token < 0 or token >= NUM_CLASSES:  # the writes are not bounds-checked
-        raise IndexError("token outside [0, 38)")
+    _check_token(token)
     _write_unchecked(
         row, step, token, last_token, composition, position, beat, steps_per_bar, length
     )
@@ -158,8 +157,7 @@ def _write_step_rows(
     if len(tokens) != obs.shape[0]:
         raise ValueError("one token per observation row")
     for token in tokens:  # all checked before any row changes
-        if token < 0 or token >= NUM_CLASSES:
-            raise IndexError("token outside [0, 38)")
+        _check_token(token)
     for index in range(len(tokens)):
         _write_unchecked(
             obs[index],
@@ -172,6 +170,12 @@ def _write_step_rows(
             steps_per_bar,
             length,
         )
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _check_token(token) -> None:
+    if token < 0 or token >= NUM_CLASSES:  # the writes are not bounds-checked
+        raise IndexError("token outside [0, 38)")
 
 
 @numba.njit(cache=True, nogil=True, inline="always")

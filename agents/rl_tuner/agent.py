@@ -175,9 +175,44 @@ class RLTunerAgent:
             ``actions`` (``[n]``, or a 0-d array for a single observation) and the new state, a
             tuple of numpy arrays ``[num_layers, n, hidden_size]``.
         """
+        single = np.ndim(observation) == 1
+        scores, tensors = self.step(*self._inputs(observation, state, episode_start))
+        logits = scores.numpy()
+        if deterministic:
+            actions = logits.argmax(axis=1).astype(np.int64)
+        else:
+            actions = sample_from_logits(logits, self.predict_rng, self.config.temperature)
+        new_state = tuple(tensor.numpy().copy() for tensor in tensors)
+        return (actions[0] if single else actions), new_state
+
+    def action_log_probs(
+        self,
+        observation: np.ndarray,
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """``log pi(. | s)``, ``float64 [n, 38]``: the distribution ``predict(...,
+        deterministic=False)`` samples from with the same arguments.
+
+        That is ``log_softmax(logits / temperature)`` of the policy logits (Q or Psi: the
+        network's outputs; G: ``G + log p``), at the config's temperature, as
+        :func:`sample_from_logits` draws. Nothing is sampled and no state is returned: call
+        :meth:`predict` with the same ``state`` to act.
+        """
+        scores, _ = self.step(*self._inputs(observation, state, episode_start))
+        scaled = scores.to(torch.float64) / self.config.temperature
+        return torch.log_softmax(scaled, dim=-1).numpy()
+
+    def _inputs(
+        self,
+        observation: np.ndarray,
+        state: tuple[np.ndarray, ...] | None,
+        episode_start: np.ndarray | None,
+    ) -> tuple[np.ndarray, AgentState, np.ndarray]:
+        """Observations ``float32 [n, size]``, the state tensors and the episode starts of
+        :meth:`predict`'s arguments (``state=None``: every composition starts)."""
         obs = np.asarray(observation, dtype=np.float32)
-        single = obs.ndim == 1
-        if single:
+        if obs.ndim == 1:
             obs = obs[None]
         if obs.ndim != 2 or obs.shape[1] != self.layout.size:
             raise ValueError(
@@ -186,23 +221,14 @@ class RLTunerAgent:
             )
         n = len(obs)
         if state is None:
-            tensors = self.initial_state(n)
-            starts = np.ones(n, dtype=bool)
-        else:
-            tensors = tuple(torch.as_tensor(np.asarray(array, dtype=np.float32)) for array in state)
-            starts = (
-                np.zeros(n, dtype=bool)
-                if episode_start is None
-                else np.asarray(episode_start, dtype=bool).reshape(n)
-            )
-        scores, tensors = self.step(obs, tensors, starts)
-        logits = scores.numpy()
-        if deterministic:
-            actions = logits.argmax(axis=1).astype(np.int64)
-        else:
-            actions = sample_from_logits(logits, self.predict_rng, self.config.temperature)
-        new_state = tuple(tensor.numpy().copy() for tensor in tensors)
-        return (actions[0] if single else actions), new_state
+            return obs, self.initial_state(n), np.ones(n, dtype=bool)
+        tensors = tuple(torch.as_tensor(np.asarray(array, dtype=np.float32)) for array in state)
+        starts = (
+            np.zeros(n, dtype=bool)
+            if episode_start is None
+            else np.asarray(episode_start, dtype=bool).reshape(n)
+        )
+        return obs, tensors, starts
 
     def named_tensors(self) -> dict[str, torch.Tensor]:
         """Weights of the three networks, prefixed by network name."""

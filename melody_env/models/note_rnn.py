@@ -23,8 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 from torch.nn import functional as F
 
@@ -38,6 +37,17 @@ DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "note_rnn.safetenso
 LSTMState = tuple[torch.Tensor, torch.Tensor]
 """``(h, c)``, each of shape ``[num_layers, batch, hidden_size]``."""
 
+MAX_HIDDEN_SIZE = 2048
+"""Largest ``hidden_size`` a config may ask for (the paper's model has 100)."""
+MAX_LAYERS = 8
+"""Most stacked layers a config may ask for (the paper's model has one)."""
+MAX_PARAMETERS = 8_000_000
+"""Most weights a Note RNN may have (32 MB in float32; the paper's model has 58,438): the
+bound on what loading a hostile file allocates before a refusal."""
+
+MAX_BATCH = 65_536
+"""Most sequences stepped together (a state of ``2 x layers x 65,536 x H`` floats)."""
+
 PRIME_BY_STEPS = 16
 """Primers up to this length are read token by token with the fast :meth:`NoteRNN.step`."""
 
@@ -46,8 +56,19 @@ PRIME_BY_STEPS = 16
 def single_threaded() -> Iterator[None]:
     """Run torch on one intra-op thread inside the block, then restore the setting.
 
-    One env step is a tiny LSTM step: torch's thread pool cannot speed it up, and on a busy
-    machine its spinning threads make it ten times slower. Switching costs well under 1 us.
+    Every torch operation of the env's reward RNN (building, loading, priming and stepping it)
+    runs inside this block, for two reasons:
+
+    - speed: one env step is a tiny LSTM step, which torch's thread pool cannot speed up; on a
+      busy machine waking (and then spinning) its threads makes a step several times slower.
+    - fork safety: torch's OpenMP thread pool is not fork-safe. Once a process has run a
+      parallel op, a forked child (Gymnasium's ``AsyncVectorEnv``, SB3's ``SubprocVecEnv``,
+      ``multiprocessing`` pools on Linux) that runs another one hangs forever. With one thread
+      torch never enters the pool, so the env neither starts it in the parent nor needs it in
+      a child.
+
+    The caller's setting is restored on the way out, so its own torch work keeps its threads.
+    Switching costs well under 1 us.
     """
     previous = torch.get_num_threads()
     if previous == 1:
@@ -74,15 +95,51 @@ class NoteRNNConfig:
     """Dropout between stacked layers during pretraining only (none at inference or in RL)."""
 
     def __post_init__(self) -> None:
-        for name in ("num_classes", "hidden_size", "num_layers"):
+        if type(self.num_classes) is not int or self.num_classes != NUM_CLASSES:
+            raise ValueError(
+                f"NoteRNNConfig.num_classes must be {NUM_CLASSES} (the melody encoding's "
+                f"vocabulary), got {self.num_classes!r}"
+            )
+        for name, most in (("hidden_size", MAX_HIDDEN_SIZE), ("num_layers", MAX_LAYERS)):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"NoteRNNConfig.{name} must be a positive integer, got {value!r}")
-        if not 0.0 <= self.dropout < 1.0:
+            if type(value) is not int or not 1 <= value <= most:
+                raise ValueError(
+                    f"NoteRNNConfig.{name} must be an integer in [1, {most}], got {value!r}"
+                )
+        if self.parameter_count() > MAX_PARAMETERS:
+            raise ValueError(
+                f"NoteRNNConfig(hidden_size={self.hidden_size}, num_layers={self.num_layers}) "
+                f"has {self.parameter_count():,} parameters, more than the {MAX_PARAMETERS:,} "
+                "allowed"
+            )
+        if type(self.dropout) not in (int, float) or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"NoteRNNConfig.dropout must be in [0, 1), got {self.dropout!r}")
+
+    def parameter_count(self) -> int:
+        """Number of weights: per layer ``4H (input + H + 2)``, plus the head's ``C (H + 1)``."""
+        hidden, classes = self.hidden_size, self.num_classes
+        first = 4 * hidden * (classes + hidden + 2)
+        others = 4 * hidden * (2 * hidden + 2) * (self.num_layers - 1)
+        return first + others + classes * (hidden + 1)
+
+    def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Name and shape of every tensor of the model's state dict (what a checkpoint holds)."""
+        hidden, classes = self.hidden_size, self.num_classes
+        shapes = {}
+        for layer in range(self.num_layers):
+            inputs = classes if layer == 0 else hidden
+            shapes[f"lstm.weight_ih_l{layer}"] = (4 * hidden, inputs)
+            shapes[f"lstm.weight_hh_l{layer}"] = (4 * hidden, hidden)
+            shapes[f"lstm.bias_ih_l{layer}"] = (4 * hidden,)
+            shapes[f"lstm.bias_hh_l{layer}"] = (4 * hidden,)
+        shapes["head.weight"] = (classes, hidden)
+        shapes["head.bias"] = (classes,)
+        return shapes
 
     @classmethod
     def from_dict(cls, data: dict) -> NoteRNNConfig:
+        if not isinstance(data, dict):
+            raise ValueError(f"a NoteRNNConfig must be a JSON object, got {data!r:.80}")
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -103,6 +160,10 @@ class NoteRNN(nn.Module):
     def __init__(self, config: NoteRNNConfig | None = None, seed: int | None = None) -> None:
         super().__init__()
         self.config = config or NoteRNNConfig()
+        with single_threaded():  # see single_threaded: no thread pool started or needed
+            self._build(seed)
+
+    def _build(self, seed: int | None) -> None:
         generator_state = torch.random.get_rng_state() if seed is not None else None
         if seed is not None:
             torch.manual_seed(seed)
@@ -119,9 +180,14 @@ class NoteRNN(nn.Module):
 
     def initial_state(self, batch_size: int) -> LSTMState:
         """Zero ``(h, c)`` for ``batch_size`` sequences."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+            raise ValueError(f"batch_size must be an integer, got {batch_size!r}")
+        if not 1 <= batch_size <= MAX_BATCH:
+            raise ValueError(f"batch_size must be in [1, {MAX_BATCH:,}], got {batch_size:,}")
         shape = (self.config.num_layers, batch_size, self.config.hidden_size)
         weight = self.head.weight
-        return (weight.new_zeros(shape), weight.new_zeros(shape))
+        with single_threaded():
+            return (weight.new_zeros(shape), weight.new_zeros(shape))
 
     def forward(
         self, tokens: torch.Tensor, state: LSTMState | None = None
@@ -216,7 +282,8 @@ class NoteRNN(nn.Module):
             return cached
         if not lstm_step.supports(lstm, head):
             return None
-        self.__dict__["_step_cache"] = lstm_step.build(lstm, head)
+        with single_threaded():
+            self.__dict__["_step_cache"] = lstm_step.build(lstm, head)
         return self.__dict__["_step_cache"]
 
     @torch.no_grad()
@@ -228,6 +295,10 @@ class NoteRNN(nn.Module):
         random primers, a batch per reset) are rows of a table of the first step from every
         token, computed once per set of weights.
         """
+        with single_threaded():  # indexing and stacking are torch ops too (see single_threaded)
+            return self._prime(tokens, state)
+
+    def _prime(self, tokens: torch.Tensor, state: LSTMState | None):
         weights = self.step_weights()
         if weights is not None and tokens.shape[1] == 1 and state is None:
             log_probs, (h, c) = self._first_steps(weights)
@@ -238,9 +309,8 @@ class NoteRNN(nn.Module):
             for column in tokens.T:
                 log_probs, state = self.step(column, state)
             return log_probs, state
-        with single_threaded():
-            logits, state = self.forward(tokens, state)
-            return torch.log_softmax(logits[:, -1], dim=-1), state
+        logits, state = self.forward(tokens, state)
+        return torch.log_softmax(logits[:, -1], dim=-1), state
 
     def _first_steps(self, weights: lstm_step.StepWeights) -> tuple[torch.Tensor, LSTMState]:
         """:meth:`step` of every token from the initial state (rebuilt with the weights)."""
@@ -265,42 +335,50 @@ class NoteRNN(nn.Module):
     def load(cls, path: str | os.PathLike | None = None) -> NoteRNN:
         """Load a checkpoint written by :meth:`save` (the shipped model if ``path`` is ``None``).
 
+        Nothing is trusted before it is checked, and nothing is allocated from the file's claims
+        before they are checked (see :mod:`~melody_env.models.safetensors_checks`): the file is a
+        regular file of at most 64 MB; its config is within :class:`NoteRNNConfig`'s bounds (38
+        classes, at most 8 layers of 2,048 units and 8 million weights); the tensor names and
+        shapes in its header are exactly those of that config; every tensor is floating (F16,
+        BF16 and F64 are converted to float32) and finite. Torch runs on one thread throughout
+        (:func:`single_threaded`), so loading in a forked worker is safe.
+
         Raises:
             FileNotFoundError: the file does not exist.
-            ValueError: the file is not a Note RNN safetensors checkpoint, or its tensors do not
-                match the architecture in its config.
+            ValueError: any check above failed; the message names the file and the problem.
         """
-        path = Path(path) if path is not None else DEFAULT_CHECKPOINT
-        if not path.is_file():
-            raise FileNotFoundError(f"Note RNN checkpoint not found: {path}")
-        try:
-            tensors = load_file(str(path))
-            from safetensors import safe_open
+        from melody_env.models.safetensors_checks import read_checked, read_header
 
-            with safe_open(str(path), framework="pt") as handle:
-                header = handle.metadata() or {}
-        except (SafetensorError, OSError, ValueError) as error:
+        path = Path(path) if path is not None else DEFAULT_CHECKPOINT
+        try:
+            header, _entries = read_header(path)
+        except ValueError as error:
             raise ValueError(
-                f"{path} is not a readable safetensors checkpoint ({error}); "
-                "Note RNN weights are only loaded from .safetensors files written by NoteRNN.save"
+                f"{error}; Note RNN weights are only loaded from .safetensors files written by "
+                "NoteRNN.save"
             ) from error
+        except FileNotFoundError:
+            raise FileNotFoundError(f"Note RNN checkpoint not found: {path}") from None
         if header.get("format") != "melody-rl/note-rnn":
             raise ValueError(
                 f"{path} is a safetensors file but not a melody-rl Note RNN checkpoint "
-                f"(metadata format={header.get('format')!r})"
+                f"(metadata format={header.get('format')!r:.80})"
             )
         if "config" not in header:
             raise ValueError(f"{path} has no NoteRNN config in its metadata (key 'config')")
         try:
             config = NoteRNNConfig.from_dict(json.loads(header["config"]))
-        except (ValueError, TypeError) as error:
+        except (ValueError, TypeError, RecursionError) as error:
             raise ValueError(
                 f"{path}: the NoteRNN config in its metadata is invalid ({error}): "
-                f"{header['config']!r}"
+                f"{header['config']!r:.200}"
             ) from error
+        _, tensors = read_checked(
+            path, expected=config.tensor_shapes(), source=f"{path} (NoteRNN config {config})"
+        )
         model = cls(config)
-        check_tensors(model, tensors, f"{path} (NoteRNN config {config})")
-        model.load_state_dict(tensors)
+        with single_threaded(), torch.no_grad():
+            model.load_state_dict(tensors)
         model.metadata = header
         return model.eval()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -13,7 +12,14 @@ import pretty_midi
 from gymnasium import spaces
 
 from melody_env.envs.observation import ObservationLayout
-from melody_env.envs.priming import PrimerSpec, check_primer, resolve_primer
+from melody_env.envs.priming import (
+    KeySpec,
+    PrimerSpec,
+    check_key,
+    check_primer,
+    resolve_key,
+    resolve_primer,
+)
 from melody_env.envs.single_state import SingleCompositionState
 from melody_env.models.note_rnn import NoteRNN
 from melody_env.music.encoding import NOTE_OFF, NUM_CLASSES
@@ -53,6 +59,17 @@ def check_length(composition_length: int, steps_per_bar: int, primer_context: in
             f"composition_length must be at most {MAX_COMPOSITION_LENGTH:,}, got "
             f"{composition_length!r}"
         )
+
+
+def check_options(options: Any) -> dict[str, Any]:
+    """``reset``'s ``options`` as a new dict (``None`` as an empty one); else ``ValueError``."""
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise ValueError(
+            f"reset options must be a dict such as {{'key': 'G major'}} or None, got {options!r}"
+        )
+    return dict(options)
 
 
 def check_render_mode(render_mode: str | None, allowed: list[str]) -> None:
@@ -125,7 +142,11 @@ class MelodyCompositionEnv(gym.Env):
 
     ## Arguments
 
-    - ``key``: ``"C major"`` (default) or any of the 24 major/minor keys, e.g. ``"F# minor"``.
+    - ``key``: ``"C major"`` (default) or any of the 24 major/minor keys, e.g. ``"F# minor"``;
+      or ``"any"``: a key drawn uniformly from the 24 at each reset (from the env's seeded
+      ``np_random``, before the primer), shown in the observation and ``info["key"]``. The
+      reward RNN, trained in C major and A minor, reads each melody transposed into the one of
+      those with the episode's mode (see :mod:`melody_env.music.transposition`).
     - ``primer``: ``None``, a list of tokens, or a MIDI file path.
     - ``composition_length`` (32, at most 10,000), ``steps_per_bar`` (16), ``primer_context`` (8).
     - ``reward_mode`` (``"music_theory_all"``), ``reward_scaler`` (2.0), ``reward_terms`` (extra
@@ -159,7 +180,7 @@ class MelodyCompositionEnv(gym.Env):
 
     def __init__(
         self,
-        key: str | Key = "C major",
+        key: KeySpec = "C major",
         primer: PrimerSpec = None,
         composition_length: int = DEFAULT_COMPOSITION_LENGTH,
         steps_per_bar: int = DEFAULT_STEPS_PER_BAR,
@@ -174,7 +195,7 @@ class MelodyCompositionEnv(gym.Env):
     ) -> None:
         check_length(composition_length, steps_per_bar, primer_context)
         check_render_mode(render_mode, self.metadata["render_modes"])
-        self.key = Key.from_name(key)
+        self.key = check_key(key)
         self.primer = check_primer(primer)
         self.render_mode = render_mode
         self.qpm = qpm
@@ -190,7 +211,7 @@ class MelodyCompositionEnv(gym.Env):
         )
         self._obs = np.zeros((1, self.layout.size), dtype=self.observation_space.dtype)
         self._obs_row = self._obs[0]
-        self._episode_key = self.key
+        self._episode_key = self.key if isinstance(self.key, Key) else Key()
         self._started = False
 
     @property
@@ -200,12 +221,13 @@ class MelodyCompositionEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        options = dict(options or {})
+        options = check_options(options)
         unknown = set(options) - {"key", "primer"}
         if unknown:
             raise ValueError(f"unknown reset options {sorted(unknown)}; allowed: 'key', 'primer'")
-        key = Key.from_name(options["key"]) if "key" in options else self.key
+        key_spec = check_key(options["key"]) if "key" in options else self.key
         primer_spec = check_primer(options["primer"]) if "primer" in options else self.primer
+        key = resolve_key(key_spec, self.np_random)
         primer = resolve_primer(primer_spec, key, self.np_random)
         self._episode_key = key
         self._state.reset(primer, key)
@@ -236,8 +258,6 @@ class MelodyCompositionEnv(gym.Env):
             "log_prob": float(breakdown.log_prob),
             "prior_log_probs": state.next_log_probs.copy(),
         }
-        if not math.isfinite(reward):
-            raise FloatingPointError(f"non-finite reward {reward} at step {state.step}: {info}")
         return self._obs_row.copy(), reward, state.finished, False, info
 
     @staticmethod

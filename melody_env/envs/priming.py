@@ -1,4 +1,4 @@
-"""Turning a ``primer`` option (nothing, tokens, or a MIDI file) into primer tokens."""
+"""Turning the ``key`` and ``primer`` options into an episode's key and primer tokens."""
 
 from __future__ import annotations
 
@@ -10,7 +10,39 @@ from pathlib import Path
 import numpy as np
 
 from melody_env.music.encoding import NUM_CLASSES, validate_tokens
-from melody_env.music.keys import Key
+from melody_env.music.keys import KEY_NAMES, Key
+
+ANY_KEY = "any"
+"""The ``key`` option that draws the episode's key from the 24 at each reset."""
+
+ALL_KEYS = tuple(Key.from_name(name) for name in KEY_NAMES)
+"""The 24 keys in :attr:`Key.index` order."""
+
+KeySpec = str | Key
+"""A key (``Key`` or a name such as ``"F# minor"``) or ``"any"``."""
+
+
+def check_key(key: KeySpec) -> Key | str:
+    """A :class:`Key`, or :data:`ANY_KEY` for ``"any"`` (any case); else ``ValueError``."""
+    if isinstance(key, str) and key.strip().lower() == ANY_KEY:
+        return ANY_KEY
+    if not isinstance(key, (str, Key)):
+        raise ValueError(
+            f"key must be a key name such as 'C major' or 'F# minor', or 'any', got {key!r}"
+        )
+    try:
+        return Key.from_name(key)
+    except ValueError as error:
+        raise ValueError(f"{error}; or 'any' for a key drawn at each reset") from None
+
+
+def resolve_key(key: Key | str, np_random: np.random.Generator) -> Key:
+    """The episode's key: ``key`` itself, or for :data:`ANY_KEY` one of the 24 drawn uniformly
+    from ``np_random`` (one ``integers`` draw, made before the primer's)."""
+    if key == ANY_KEY:
+        return ALL_KEYS[int(np_random.integers(0, len(ALL_KEYS)))]
+    return key
+
 
 PrimerSpec = None | str | os.PathLike | Sequence[int] | np.ndarray
 """``None`` (a random token), a MIDI file path, or a sequence of tokens."""

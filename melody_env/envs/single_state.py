@@ -7,6 +7,10 @@ overhead than in arithmetic. This class steps the same rule engine
 :class:`~melody_env.rewards.context.SingleRewardContext` of Python scalars, so the rules, their
 tables and their order of summation are shared, and the rewards agree bit for bit
 (``tests/test_vector_env.py``).
+
+As there, the reward RNN reads the composition transposed into C major or A minor and its
+log-probabilities are mapped back (:mod:`melody_env.music.transposition`), and a step that
+raises changes nothing.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from melody_env.envs.composition_state import check_finite_rewards
 from melody_env.models import lstm_step
 from melody_env.models.note_rnn import PRIME_BY_STEPS, NoteRNN
 from melody_env.music.keys import Key
+from melody_env.music.transposition import KEY_SHIFTS, READING_TABLES
 from melody_env.rewards import rule_engine
 from melody_env.rewards.composition import RewardBreakdown, RewardFunction
 from melody_env.rewards.context import SingleRewardContext
@@ -44,6 +50,10 @@ class SingleCompositionState:
         self.next_log_probs = np.zeros(reward_rnn.config.num_classes, np.float32)
         self._rules = rule_engine.RuleEngine(1, length)
         self._rnn_weights: lstm_step.StepWeights | None = None
+        # The reward RNN's view of the key (see melody_env.music.transposition); None in C major
+        # and A minor, where it reads the tokens as they are.
+        self._reference_tokens: list[int] | None = None
+        self._read_back: np.ndarray | None = None
 
     @property
     def step(self) -> int:
@@ -67,39 +77,72 @@ class SingleCompositionState:
         self._rules.reset(np.array([key.index], np.int64))
         # The reward RNN is frozen: its weights are fetched (and checked) once per episode.
         self._rnn_weights = self.reward_rnn.step_weights()
+        if KEY_SHIFTS[key.index]:
+            self._reference_tokens = READING_TABLES[key.index].tolist()
+            self._read_back = READING_TABLES[key.index]
+            primer = READING_TABLES[key.index][np.asarray(primer, dtype=np.int64)]
+        else:
+            self._reference_tokens = self._read_back = None
         if len(primer) <= PRIME_BY_STEPS:  # e.g. the default one-token primers: numpy steps
             state = self._initial_rnn_state
             for token in primer.tolist():
                 log_probs, state = self.reward_rnn.step_arrays((token,), state)
-            self.rnn_state, self.next_log_probs = state, log_probs[0]
+            self.rnn_state, self.next_log_probs = state, self._mapped(log_probs[0])
             return
         log_probs, state = self.reward_rnn.prime(torch.from_numpy(np.array([primer], np.int64)))
         self.rnn_state = tuple(x.numpy() for x in state)
-        self.next_log_probs = log_probs.numpy()[0]
+        self.next_log_probs = self._mapped(log_probs.numpy()[0])
+
+    def _mapped(self, log_probs: np.ndarray) -> np.ndarray:
+        """The RNN's log-probabilities over the key's own tokens."""
+        return log_probs if self._read_back is None else log_probs[self._read_back]
 
     def advance(self, token: int) -> RewardBreakdown:
-        """Place ``token`` (a Python ``int``); return the rewards it earns (floats)."""
-        if len(self.tokens) >= self.length:
+        """Place ``token`` (a Python ``int``); return the rewards it earn (floats).
+
+        If this raises, nothing has changed: the step can be retried.
+        """
+        tokens = self.tokens
+        step = len(tokens)
+        if step >= self.length:
             raise RuntimeError(f"the composition is finished ({self.length} steps); reset first")
         rules = self._rules
-        values = rules.advance(len(self.tokens), token)[:, 0].tolist()
-        tokens = self.tokens
+        values = rules.advance(step, token)[:, 0].tolist()
         tokens.append(token)
-        context = SingleRewardContext(
-            tokens,
-            self.length,
-            self.key,
-            self.previous_token,
-            float(self.next_log_probs[token]),
-            rules.facts_of(0),
-            values,
-        )
-        breakdown = self.reward_function(context)
+        try:
+            context = SingleRewardContext(
+                tokens,
+                self.length,
+                self.key,
+                self.previous_token,
+                float(self.next_log_probs[token]),
+                rules.facts_of(0),
+                values,
+            )
+            breakdown = self.reward_function(context)
+            check_finite_rewards(breakdown, step)
+            rnn_token = token if self._reference_tokens is None else self._reference_tokens[token]
+            if self._rnn_weights is not None:
+                log_probs, h, c = lstm_step.step_numpy(
+                    self._rnn_weights, (rnn_token,), *self.rnn_state
+                )
+                rnn_state = (h, c)
+            else:
+                log_probs, rnn_state = self.reward_rnn.step_arrays((rnn_token,), self.rnn_state)
+        except BaseException:
+            self._rewind(step)
+            raise
         self.previous_token = token
-        if self._rnn_weights is not None:
-            log_probs, h, c = lstm_step.step_numpy(self._rnn_weights, (token,), *self.rnn_state)
-            self.rnn_state = (h, c)
-        else:
-            log_probs, self.rnn_state = self.reward_rnn.step_arrays((token,), self.rnn_state)
-        self.next_log_probs = log_probs[0]
+        self.rnn_state = rnn_state
+        self.next_log_probs = self._mapped(log_probs[0])
         return breakdown
+
+    def _rewind(self, step: int) -> None:
+        """Undo a failed step at ``step``: drop its token and replay the rule engine through
+        the tokens before it (only a failure pays for this)."""
+        del self.tokens[step:]
+        rules = self._rules
+        rules.tokens_by_step[step] = 0
+        rules.reset(np.array([self.key.index], np.int64))
+        for earlier, token in enumerate(self.tokens):
+            rules.advance(earlier, token)

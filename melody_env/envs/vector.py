@@ -21,14 +21,19 @@ from melody_env.envs.melody_composition import (
     DEFAULT_PRIMER_CONTEXT,
     DEFAULT_STEPS_PER_BAR,
     check_length,
+    check_options,
     check_render_mode,
     load_reward_rnn,
 )
 from melody_env.envs.observation import ObservationLayout
 from melody_env.envs.priming import (
+    ANY_KEY,
+    KeySpec,
     PrimerSpec,
+    check_key,
     check_primer,
     random_primer_token,
+    resolve_key,
     resolve_primer,
 )
 from melody_env.models.note_rnn import NoteRNN
@@ -96,15 +101,16 @@ class MelodyCompositionVectorEnv(VectorEnv):
       Gymnasium's ``SyncVectorEnv(copy=True)``. ``False`` returns the env's own buffer, which
       the next ``step`` or ``reset`` overwrites: faster, for callers that copy what they keep
       (e.g. into a rollout buffer) before stepping again.
-    - The single env's arguments, shared by all envs: ``key``, ``primer``,
+    - The single env's arguments, shared by all envs: ``key`` (with ``"any"``, each env draws
+      its key from its own generator at each reset, autoresets included), ``primer``,
       ``composition_length``, ``steps_per_bar``, ``primer_context``, ``reward_mode``,
       ``reward_scaler``, ``reward_terms``, ``reward_weights``, ``reward_rnn``, ``render_mode``,
       ``qpm``.
 
     ``reset(seed=s)`` seeds env ``i`` with ``s + i``; ``seed=[s0, s1, ...]`` gives one seed per
     env (``None`` keeps that env's generator). ``reset(options=...)`` overrides for one episode
-    ``"key"`` (a name for all envs, or a list of ``N``) and ``"primer"`` (one primer for all, or a
-    list of ``N`` primers, each ``None``, tokens or a MIDI path).
+    ``"key"`` (a name or ``"any"`` for all envs, or a list of ``N``) and ``"primer"`` (one
+    primer for all, or a list of ``N`` primers, each ``None``, tokens or a MIDI path).
 
     ``render()`` returns a tuple of the ``N`` single-env renders; :attr:`compositions`,
     :meth:`to_pretty_midi` and :meth:`to_midi` export the melodies.
@@ -140,7 +146,7 @@ class MelodyCompositionVectorEnv(VectorEnv):
     def __init__(
         self,
         num_envs: int = 1,
-        key: str | Key = "C major",
+        key: KeySpec = "C major",
         primer: PrimerSpec = None,
         composition_length: int = DEFAULT_COMPOSITION_LENGTH,
         steps_per_bar: int = DEFAULT_STEPS_PER_BAR,
@@ -163,7 +169,7 @@ class MelodyCompositionVectorEnv(VectorEnv):
         check_length(composition_length, steps_per_bar, primer_context)
         check_render_mode(render_mode, self.metadata["render_modes"])
         self.num_envs = int(num_envs)
-        self.key = Key.from_name(key)
+        self.key = check_key(key)
         self.primer = check_primer(primer)
         self.render_mode = render_mode
         self.qpm = qpm
@@ -179,14 +185,18 @@ class MelodyCompositionVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
 
         self._state = CompositionState(
-            self.num_envs, composition_length, self.reward_rnn, self.reward_function
+            self.num_envs,
+            composition_length,
+            self.reward_rnn,
+            self.reward_function,
+            check_finite=True,
         )
         self.copy = bool(copy)
         self._obs = np.zeros(
             (self.num_envs, self.layout.size), dtype=self.single_observation_space.dtype
         )
         self._env_rngs: list[np.random.Generator | None] = [None] * self.num_envs
-        self._episode_keys = [self.key] * self.num_envs
+        self._episode_keys = [self.key if isinstance(self.key, Key) else Key()] * self.num_envs
         self._started = False
         self._autoreset = False
 
@@ -222,12 +232,7 @@ class MelodyCompositionVectorEnv(VectorEnv):
         self.layout.write_step(self._obs, self._state.step - 1, tokens)
         # The breakdown's arrays are new and ours (see RewardBreakdown): no copies needed,
         # except of log_prob, which is also the log_prob term's array.
-        rewards = np.asarray(breakdown.total, dtype=np.float64)
-        if not np.isfinite(rewards).all():
-            env = int(np.flatnonzero(~np.isfinite(rewards))[0])
-            raise FloatingPointError(
-                f"non-finite reward {rewards[env]} in env {env} at step {self._state.step}"
-            )
+        rewards = np.asarray(breakdown.total, dtype=np.float64)  # finite: the state checked
         mask = np.ones(self.num_envs, dtype=bool)  # every env has every entry
         terms: dict[str, np.ndarray] = {}
         for name, value in breakdown.terms.items():
@@ -281,9 +286,14 @@ class MelodyCompositionVectorEnv(VectorEnv):
     # --- Internals -----------------------------------------------------------------------------
 
     def _start_episodes(
-        self, keys: list[Key], primer_specs: list[PrimerSpec]
+        self, key_specs: list[Key | str], primer_specs: list[PrimerSpec]
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        # One draw per env from its own generator, as the single env draws from its np_random.
+        # Draws from each env's own generator in the single env's order: the key ("any"), then
+        # the primer.
+        if ANY_KEY in key_specs:
+            keys = [resolve_key(spec, self._env_rng(i)) for i, spec in enumerate(key_specs)]
+        else:
+            keys = key_specs
         if all(spec is None for spec in primer_specs):  # the default: a random token each
             draws = [random_primer_token(self._env_rng(index)) for index in range(self.num_envs)]
             stacked = np.array(draws, dtype=np.int64)[:, None]
@@ -341,8 +351,10 @@ class MelodyCompositionVectorEnv(VectorEnv):
             f"seed must be None, a non-negative integer or a list of {self.num_envs}, got {seed!r}"
         )
 
-    def _parse_options(self, options: dict[str, Any] | None) -> tuple[list[Key], list[PrimerSpec]]:
-        options = dict(options or {})
+    def _parse_options(
+        self, options: dict[str, Any] | None
+    ) -> tuple[list[Key | str], list[PrimerSpec]]:
+        options = check_options(options)
         if "reset_mask" in options:
             raise ValueError(
                 "options['reset_mask'] is not supported: the compositions of "
@@ -355,9 +367,14 @@ class MelodyCompositionVectorEnv(VectorEnv):
         if "key" in options:
             value = options["key"]
             if isinstance(value, (str, Key)):
-                keys = [Key.from_name(value)] * self.num_envs
+                keys = [check_key(value)] * self.num_envs
+            elif isinstance(value, (Sequence, np.ndarray)):
+                keys = [check_key(name) for name in self._per_env(value, "key")]
             else:
-                keys = [Key.from_name(name) for name in self._per_env(value, "key")]
+                raise ValueError(
+                    f"options['key'] must be a key name, 'any', or a list of {self.num_envs} of "
+                    f"them, got {value!r}"
+                )
         primers: list[PrimerSpec] = [self.primer] * self.num_envs
         if "primer" in options:
             value = options["primer"]

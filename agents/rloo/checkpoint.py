@@ -1,0 +1,214 @@
+"""RLOO checkpoints: safetensors + JSON, written atomically, resumed bit for bit.
+
+A checkpoint is a folder ``RUN/checkpoints/step_000204800/`` (the RL Tuner's layout, with its
+``latest.json`` pointer, so :func:`agents.rl_tuner.checkpoint.find_checkpoint` finds both) holding:
+
+- ``weights.safetensors``: the policy (``policy.*``), the frozen Note RNN (``prior.*``: the
+  env's scorer and the KL's reference, so no Note RNN file is needed to resume or evaluate) and
+  Adam's state tensors (``optimizer.<param>.<name>``);
+- ``state.json``: ``format`` (:data:`FORMAT`), the :class:`~agents.rloo.config.RLOOConfig`, the
+  Note RNN's architecture, the counters (:class:`Progress`) and Adam's hyper-parameters.
+
+No generator state is stored: every round's primers and samples are drawn from generators
+seeded by ``(seed, round)``, so the weights, Adam's state and the round counter determine the
+rest of the run. The folder is staged under a hidden name and renamed into place before
+``latest.json`` is replaced; a run killed at any moment leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from agents.rl_tuner.checkpoint import (
+    CHECKPOINTS,
+    KEEP,
+    LATEST,
+    STATE,
+    WEIGHTS,
+    discard,
+    find_checkpoint,
+    load_optimizer,
+    optimizer_tensors,
+    remove_leftovers,
+)
+from agents.rloo.config import RLOOConfig
+from melody_env.atomic import atomic_path, atomic_write_text
+from melody_env.models.note_rnn import NoteRNN, NoteRNNConfig, check_tensors
+
+FORMAT = "melody-rl/rloo-checkpoint"
+STATE_KEYS = ("config", "note_rnn_config", "progress", "optimizer")
+"""What every ``state.json`` holds besides ``format``."""
+
+
+@dataclass
+class Progress:
+    """Counters of a run (saved in every checkpoint)."""
+
+    iteration: int = 0
+    """Gradient steps taken (= rounds of training compositions written)."""
+    global_step: int = 0
+    """Training transitions (tokens placed)."""
+    train_seconds: float = 0.0
+    """Wall-clock seconds of rollouts and updates (no summary, no checkpoint writing)."""
+
+
+@dataclass
+class Checkpoint:
+    """A checkpoint read from disk (see the module docstring)."""
+
+    directory: Path
+    config: RLOOConfig
+    state: dict[str, Any]
+    tensors: dict[str, torch.Tensor]
+
+    def network(self, prefix: str) -> NoteRNN:
+        """The ``policy`` or ``prior`` Note RNN stored under ``prefix.*``.
+
+        Raises:
+            ValueError: the architecture or the tensors do not match (naming the file).
+        """
+        try:
+            config = NoteRNNConfig.from_dict(self.state["note_rnn_config"])
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"{self.directory / STATE}: invalid note_rnn_config ({error})"
+            ) from error
+        model = NoteRNN(config)
+        own = {
+            k[len(prefix) + 1 :]: v for k, v in self.tensors.items() if k.startswith(prefix + ".")
+        }
+        check_tensors(model, own, f"{self.directory / WEIGHTS} ({prefix}.*, {config})")
+        model.load_state_dict(own)
+        return model.eval()
+
+
+def save_checkpoint(
+    run_dir: str | os.PathLike,
+    config: RLOOConfig,
+    policy_network: NoteRNN,
+    prior: NoteRNN,
+    optimizer: torch.optim.Optimizer,
+    progress: Progress,
+) -> Path:
+    """Write a complete checkpoint at ``progress.global_step``; point ``latest.json`` to it."""
+    tensors = {
+        f"{prefix}.{name}": tensor.detach().cpu().contiguous()
+        for prefix, model in (("policy", policy_network), ("prior", prior))
+        for name, tensor in model.state_dict().items()
+    }
+    adam_tensors, adam_settings = optimizer_tensors(optimizer)
+    tensors.update(adam_tensors)
+    state = {
+        "format": FORMAT,
+        "config": config.to_dict(),
+        "note_rnn_config": asdict(prior.config),
+        "progress": asdict(progress),
+        "optimizer": adam_settings,
+    }
+    root = Path(run_dir) / CHECKPOINTS
+    root.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(root)
+    name = f"step_{progress.global_step:09d}"
+    staging = root / f".{name}.tmp{os.getpid()}"
+    staging.mkdir()
+    with atomic_path(staging / WEIGHTS) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": FORMAT})
+    atomic_write_text(staging / STATE, json.dumps(state, indent=1))
+    final = root / name
+    if final.exists():  # written by a run killed before it pointed latest.json to it
+        discard(final)
+    os.replace(staging, final)
+    atomic_write_text(
+        root / LATEST, json.dumps({"checkpoint": name, "step": progress.global_step}) + "\n"
+    )
+    previous = sorted(p for p in root.glob("step_*") if p.is_dir() and p != final)
+    for old in previous[: max(len(previous) - (KEEP - 1), 0)]:
+        discard(old)
+    return final
+
+
+def checkpoint_format(path: str | os.PathLike) -> str | None:
+    """The ``format`` of the checkpoint meant by ``path`` (``None`` if unreadable)."""
+    try:
+        state = json.loads((find_checkpoint(path) / STATE).read_text())
+    except (OSError, ValueError):
+        return None
+    return state.get("format") if isinstance(state, dict) else None
+
+
+def is_rloo_checkpoint(path: str | os.PathLike) -> bool:
+    """Whether ``path`` (a run folder or checkpoint folder) holds an RLOO checkpoint."""
+    return checkpoint_format(path) == FORMAT
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Read the checkpoint meant by ``path`` (a run folder, its ``checkpoints`` or a step folder).
+
+    Raises:
+        FileNotFoundError: no checkpoint there.
+        ValueError: a file is missing, unreadable, incomplete or not an RLOO checkpoint.
+    """
+    directory = find_checkpoint(path)
+    try:
+        state = json.loads((directory / STATE).read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"corrupt checkpoint state {directory / STATE}: {error}") from error
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ValueError(f"{directory / STATE} is not an RLOO checkpoint (format {FORMAT!r})")
+    missing = [key for key in STATE_KEYS if key not in state]
+    if missing:
+        raise ValueError(f"{directory / STATE} is incomplete: it lacks the keys {missing}")
+    try:
+        tensors = load_file(str(directory / WEIGHTS))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ValueError(f"corrupt checkpoint weights {directory / WEIGHTS}: {error}") from error
+    try:
+        config = RLOOConfig.from_dict(state["config"])
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{directory / STATE} holds an invalid config: {error}") from error
+    return Checkpoint(directory, config, state, tensors)
+
+
+def restore(
+    loaded: Checkpoint, policy_network: NoteRNN, optimizer: torch.optim.Optimizer
+) -> Progress:
+    """Load the policy and Adam's state of ``loaded``; return its counters.
+
+    Raises:
+        ValueError: a tensor or setting does not fit (naming the checkpoint).
+    """
+    check_tensors(
+        policy_network,
+        {k[7:]: v for k, v in loaded.tensors.items() if k.startswith("policy.")},
+        f"{loaded.directory / WEIGHTS} (policy.*)",
+    )
+    policy_network.load_state_dict(
+        {k[7:]: v for k, v in loaded.tensors.items() if k.startswith("policy.")}
+    )
+    try:
+        load_optimizer(optimizer, loaded.tensors, loaded.state["optimizer"])
+        return Progress(**loaded.state["progress"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise ValueError(
+            f"checkpoint {loaded.directory} cannot be restored: {type(error).__name__}: {error}"
+        ) from error
+
+
+def load_agent(path: str | os.PathLike):
+    """The trained policy of an RLOO run or checkpoint folder (weights only), with ``config``
+    and ``prior`` attributes: an :class:`~agents.rloo.policy.RLOOPolicy`."""
+    from agents.rloo.policy import RLOOPolicy
+
+    loaded = load_checkpoint(path)
+    config = loaded.config
+    policy = RLOOPolicy.from_config(config, loaded.network("prior"))
+    policy.network.load_state_dict(loaded.network("policy").state_dict())
+    return policy

@@ -1,0 +1,158 @@
+"""Configuration of the RLOO agent: one frozen dataclass, stored in every checkpoint.
+
+>>> config = RLOOConfig(total_steps=8192, num_primers=16, samples_per_primer=4)
+>>> config.batch_compositions, config.iterations
+(64, 4)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+CREDITS = ("reward_to_go", "composition")
+"""How a sampled token is credited: with the return from its step on, or the whole
+composition's return (see :func:`agents.rloo.rloo.advantages`)."""
+
+
+@dataclass(frozen=True)
+class RLOOConfig:
+    """Everything that defines one RLOO run.
+
+    The objective, per composition of ``L`` steps written after a primer (``s`` =
+    ``reward_scaler``, ``beta`` = ``kl_coef``, ``pi`` the policy at ``temperature``, ``p`` the
+    frozen Note RNN, both over all 38 tokens)::
+
+        J(pi) = E[ sum_t s * r_MT(s_t, a_t) ] - beta * E[ sum_t KL(pi(.|s_t) || p(.|s_t)) ]
+
+    ``r_MT`` is the sum of the paper's nine rules (the env in ``reward_mode="music_theory_only"``
+    returns ``s * r_MT``); the KL is computed exactly from the env's ``info["prior_log_probs"]``.
+    """
+
+    seed: int = 0
+    """Seeds the primers (round ``i`` resets its envs from ``(seed, i)``), the sampling of every
+    round and the evaluation; the same seed repeats the run exactly on one machine."""
+    total_steps: int = 200_704
+    """Training transitions (tokens placed in training compositions); the run takes
+    :attr:`iterations` gradient steps of :attr:`batch_compositions` compositions each."""
+    num_primers: int = 64
+    """Primers (random one-token starts) per batch."""
+    samples_per_primer: int = 4
+    """``k``: compositions sampled after each primer; each one's baseline is the mean return of
+    the other ``k - 1`` (leave-one-out)."""
+    learning_rate: float = 1e-3
+    """Adam step size."""
+    final_learning_rate: float | None = None
+    """If set, the step size falls linearly from ``learning_rate`` to this at the last
+    iteration; ``None`` keeps it constant."""
+    kl_coef: float = 0.1
+    """``beta``: weight of the exact per-step KL(pi || Note RNN) in the objective."""
+    kl_in_reward: bool = True
+    """Also subtract ``beta * KL`` of the *later* steps from each token's return (the exact
+    policy gradient of ``J``: a token changes the states the later KLs are measured at); with
+    ``False`` the KL only enters the loss at its own step (a plain regulariser)."""
+    gamma: float = 1.0
+    """Discount of the returns: a token's return counts the reward ``t' - t`` steps later with
+    ``gamma ** (t' - t)`` (1 = the undiscounted objective; less trades bias for variance: the
+    rules are mostly local, and the whole rest of a composition is noise for one token)."""
+    credit: str = "reward_to_go"
+    """``"reward_to_go"``: a token's return is the reward from its step to the end (the rules
+    give per-step rewards); ``"composition"``: every token gets the whole composition's return."""
+    normalize_advantages: bool = False
+    """Divide the advantages by their standard deviation over the batch."""
+    entropy_coef: float = 0.0
+    """Weight of an entropy bonus ``+ entropy_coef * H(pi(.|s_t))`` per step (0: none)."""
+    temperature: float = 1.0
+    """The policy is ``softmax(logits / temperature)``, for training, sampling and evaluation."""
+    max_grad_norm: float = 1.0
+    """Global gradient-norm clip."""
+    reward_scaler: float = 2.0
+    """``s = 1 / c``: weight of r_MT (the paper's ``c = 0.5``)."""
+    key: str = "C major"
+    """Key of every composition."""
+    composition_length: int = 32
+    """Sixteenth steps per composition (two bars, as the paper)."""
+    steps_per_bar: int = 16
+    """Sixteenths per bar (the observation's beat slice)."""
+    primer_context: int = 8
+    """Primer tokens visible in the observation; :meth:`RLOOPolicy.predict` primes from them."""
+    reward_rnn: str | None = None
+    """Note RNN checkpoint: the policy's start, the frozen prior and the env's scorer;
+    ``None`` = the shipped one."""
+    checkpoint_every: int = 0
+    """Checkpoint every this many iterations (besides the end); 0 = only at the end."""
+    summary_compositions: int = 1000
+    """Compositions sampled (and composed greedily) for ``summary.json`` at the end."""
+    eval_num_envs: int = 500
+    """Vector envs that compose the summary's compositions."""
+    num_samples: int = 16
+    """MIDI samples written to ``samples/`` at the end."""
+    torch_threads: int = 2
+    """Torch intra-op threads for the gradient steps (the rollout runs on one)."""
+    progress_bar: bool = True
+    """Show a tqdm progress bar."""
+
+    def __post_init__(self) -> None:
+        positive = ("total_steps", "num_primers", "composition_length", "steps_per_bar")
+        positive += ("eval_num_envs", "torch_threads")
+        non_negative = ("checkpoint_every", "summary_compositions", "num_samples", "seed")
+        non_negative += ("primer_context",)
+        for name in positive + non_negative:
+            value = getattr(self, name)
+            minimum = 1 if name in positive else 0
+            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        k = self.samples_per_primer
+        if not isinstance(k, int) or isinstance(k, bool) or k < 2:
+            raise ValueError(
+                f"samples_per_primer must be an integer >= 2 (the leave-one-out baseline needs "
+                f"another sample), got {k!r}"
+            )
+        if self.credit not in CREDITS:
+            raise ValueError(f"unknown credit {self.credit!r}; choose one of {', '.join(CREDITS)}")
+        for name in ("learning_rate", "max_grad_norm", "temperature"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {self.gamma!r}")
+        for name in ("kl_coef", "entropy_coef", "reward_scaler"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.final_learning_rate is not None and not self.final_learning_rate > 0:
+            raise ValueError(
+                f"final_learning_rate must be None or > 0, got {self.final_learning_rate!r}"
+            )
+
+    @property
+    def batch_compositions(self) -> int:
+        """Compositions per gradient step: ``num_primers * samples_per_primer``."""
+        return self.num_primers * self.samples_per_primer
+
+    @property
+    def iterations(self) -> int:
+        """Gradient steps: ``total_steps`` rounded up to whole batches."""
+        per_batch = self.batch_compositions * self.composition_length
+        return -(-self.total_steps // per_batch)
+
+    def env_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``gymnasium.make_vec(ENV_ID, ...)`` (without the reward RNN)."""
+        return {
+            "composition_length": self.composition_length,
+            "steps_per_bar": self.steps_per_bar,
+            "primer_context": self.primer_context,
+            "key": self.key,
+            "reward_mode": "music_theory_only",
+            "reward_scaler": self.reward_scaler,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RLOOConfig:
+        """Rebuild a config from :meth:`to_dict` output, rejecting unknown fields."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown RLOOConfig fields {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**data)

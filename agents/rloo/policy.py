@@ -1,0 +1,219 @@
+"""The RLOO policy: a trainable copy of the Note RNN, sampled at a temperature.
+
+The policy is ``pi(. | s_t) = softmax(logits_t / temperature)``, where ``logits_t`` are the LSTM's
+outputs after the primer and the tokens placed so far. It speaks Stable-Baselines3's recurrent
+``predict`` protocol (and ``action_log_probs`` with the same arguments, for the evaluation's KL):
+from an observation it reads only the last token and, at an episode start, the primer (the last
+``primer_context`` primer tokens, right-aligned), exactly as the RL Tuner agent does.
+
+>>> from melody_env.models.note_rnn import NoteRNN, NoteRNNConfig
+>>> policy = RLOOPolicy(NoteRNN(NoteRNNConfig(hidden_size=8), seed=0), seed=0)
+>>> obs = np.zeros((3, policy.layout.size), dtype=np.int8)
+>>> obs[:, 5] = 1  # last token 5 ...
+>>> obs[:, policy.layout.slices["primer"].stop - 38 + 5] = 1  # ... which is the whole primer
+>>> action, state = policy.predict(obs, deterministic=True)
+>>> action.shape, len(state), state[0].shape
+((3,), 2, (1, 3, 8))
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+
+from agents.rl_tuner.agent import read_primers
+from agents.rl_tuner.networks import freeze
+from agents.rloo.config import RLOOConfig
+from melody_env.envs.observation import ObservationLayout
+from melody_env.models.note_rnn import LSTMState, NoteRNN
+from melody_env.music.encoding import NUM_CLASSES
+
+
+def sample_tokens(log_probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One token per row of normalised ``log_probs [n, 38]``, by inverse CDF (one uniform per
+    row, so ``rng`` advances the same way whatever the distribution).
+
+    >>> sample_tokens(np.log(np.eye(38)[[3, 7]] + 1e-12), np.random.default_rng(0))
+    array([3, 7])
+    """
+    cdf = np.cumsum(np.exp(np.asarray(log_probs, dtype=np.float64)), axis=1)
+    uniform = rng.random((len(cdf), 1)) * cdf[:, -1:]
+    return np.minimum((cdf < uniform).sum(axis=1), log_probs.shape[1] - 1).astype(np.int64)
+
+
+class RLOOPolicy:
+    """The policy network and its sampling.
+
+    Args:
+        note_rnn: the pretrained Note RNN the policy starts from (copied; the copy is trained).
+        temperature: the policy's softmax temperature.
+        seed: seeds the sampling of :meth:`predict`.
+        composition_length, primer_context, steps_per_bar: the env's, for the observation layout.
+    """
+
+    def __init__(
+        self,
+        note_rnn: NoteRNN,
+        temperature: float = 1.0,
+        seed: int | None = None,
+        composition_length: int = 32,
+        primer_context: int = 8,
+        steps_per_bar: int = 16,
+    ) -> None:
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature!r}")
+        self.network = copy.deepcopy(note_rnn).train()
+        for parameter in self.network.parameters():
+            parameter.requires_grad_(True)
+        self.temperature = float(temperature)
+        self.layout = ObservationLayout(composition_length, primer_context, steps_per_bar)
+        self.predict_rng = np.random.default_rng(seed)
+        self.config: RLOOConfig | None = None
+        """The run's config (set by :meth:`from_config`)."""
+        self.prior: NoteRNN | None = None
+        """The frozen Note RNN the policy started from (set by :meth:`from_config`)."""
+
+    @classmethod
+    def from_config(cls, config: RLOOConfig, note_rnn: NoteRNN) -> RLOOPolicy:
+        """The policy of a run: a trainable copy of ``note_rnn``, which is kept, frozen, as
+        :attr:`prior`."""
+        policy = cls(
+            note_rnn,
+            temperature=config.temperature,
+            seed=config.seed,
+            composition_length=config.composition_length,
+            primer_context=config.primer_context,
+            steps_per_bar=config.steps_per_bar,
+        )
+        policy.config = config
+        policy.prior = freeze(copy.deepcopy(note_rnn))
+        return policy
+
+    # --- distributions
+
+    def temper(self, log_probs: torch.Tensor) -> torch.Tensor:
+        """``log softmax(logits / T)`` from logits or log-probs (the same up to a constant)."""
+        if self.temperature == 1.0:
+            return torch.log_softmax(log_probs, dim=-1)
+        return torch.log_softmax(log_probs / self.temperature, dim=-1)
+
+    def sequence_log_probs(
+        self, primers: np.ndarray, primer_lengths: np.ndarray, actions: np.ndarray
+    ) -> torch.Tensor:
+        """``log pi(. | s_t)`` at every step of whole compositions, with gradients.
+
+        Args:
+            primers: ``int64 [n, P]``, right-aligned (as :func:`read_primers` returns them).
+            primer_lengths: ``int64 [n]``, each at least 1.
+            actions: ``int64 [n, L]``: the tokens placed.
+
+        Returns:
+            ``float32 [n, L, 38]``: row ``t`` is the distribution ``a_t`` was drawn from.
+        """
+        n, length = actions.shape
+        out = torch.empty(n, length, NUM_CLASSES)
+        width = primers.shape[1]
+        for primer_length in np.unique(primer_lengths):
+            rows = np.flatnonzero(primer_lengths == primer_length)
+            tokens = np.concatenate(
+                [primers[rows, width - primer_length :], actions[rows, :-1]], axis=1
+            )
+            logits, _ = self.network(torch.from_numpy(tokens))  # [rows, P_len + L - 1, 38]
+            out[torch.from_numpy(rows)] = self.temper(logits[:, primer_length - 1 :])
+        return out
+
+    @torch.no_grad()
+    def prime(
+        self, primers: np.ndarray, primer_lengths: np.ndarray
+    ) -> tuple[np.ndarray, LSTMState]:
+        """From a zero state, run over each primer; return ``log pi(. | s_0) [n, 38]`` and the
+        state."""
+        n, width = primers.shape
+        h, c = self.network.initial_state(n)
+        log_probs = torch.empty(n, NUM_CLASSES)
+        for primer_length in np.unique(primer_lengths):
+            rows = torch.from_numpy(np.flatnonzero(primer_lengths == primer_length))
+            tokens = torch.from_numpy(np.ascontiguousarray(primers[rows, width - primer_length :]))
+            lp, (h_rows, c_rows) = self.network.prime(tokens)
+            log_probs[rows], h[:, rows], c[:, rows] = lp, h_rows, c_rows
+        return self.temper(log_probs).numpy(), (h, c)
+
+    @torch.no_grad()
+    def step(self, tokens: np.ndarray, state: LSTMState) -> tuple[np.ndarray, LSTMState]:
+        """Feed one token per composition; return ``log pi(. | s_{t+1}) [n, 38]`` and the state."""
+        log_probs, state = self.network.step(torch.from_numpy(tokens), state)
+        return self.temper(log_probs).numpy(), state
+
+    # --- Stable-Baselines3's recurrent protocol
+
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """Actions for observations ``[n, size]`` (or one ``[size]``) and the new state.
+
+        Args:
+            observation: the env's observations.
+            state: what the previous call returned, or ``None`` at the start (then every
+                composition starts an episode).
+            episode_start: ``bool [n]``: True where the observation is the first of an episode;
+                those states are reset and primed from the observation's primer.
+            deterministic: the most likely token instead of a sample.
+
+        Returns:
+            ``actions`` (``int64 [n]``, or a 0-d array for a single observation) and ``(h, c)``
+            as numpy arrays ``[1, n, hidden_size]``.
+        """
+        log_probs, new_state, single = self._advance(observation, state, episode_start)
+        if deterministic:
+            actions = log_probs.argmax(axis=1).astype(np.int64)
+        else:
+            actions = sample_tokens(log_probs, self.predict_rng)
+        return (actions[0] if single else actions), new_state
+
+    def action_log_probs(self, observation, state=None, episode_start=None) -> np.ndarray:
+        """``log pi(. | s) [n, 38]`` for the same arguments as :meth:`predict` (no state change)."""
+        return self._advance(observation, state, episode_start)[0].astype(np.float64)
+
+    def _advance(self, observation, state, episode_start):
+        obs = np.asarray(observation)
+        single = obs.ndim == 1
+        obs = obs[None] if single else obs
+        if obs.ndim != 2 or obs.shape[1] != self.layout.size:
+            raise ValueError(
+                f"observation must have shape [n, {self.layout.size}] or [{self.layout.size}], "
+                f"got {np.asarray(observation).shape}"
+            )
+        n = len(obs)
+        if state is None:
+            starts = np.ones(n, dtype=bool)
+            h, c = self.network.initial_state(n)
+        else:
+            starts = (
+                np.zeros(n, dtype=bool)
+                if episode_start is None
+                else np.asarray(episode_start, dtype=bool).reshape(n)
+            )
+            h, c = (torch.as_tensor(np.asarray(x, dtype=np.float32)).clone() for x in state)
+        log_probs = np.empty((n, NUM_CLASSES), dtype=np.float32)
+        rows = np.flatnonzero(~starts)
+        if rows.size:
+            index = torch.from_numpy(rows)
+            last = obs[rows, self.layout.slices["last_token"]].argmax(axis=1)
+            lp, (h_rows, c_rows) = self.step(last.astype(np.int64), (h[:, index], c[:, index]))
+            log_probs[rows], h[:, index], c[:, index] = lp, h_rows, c_rows
+        rows = np.flatnonzero(starts)
+        if rows.size:
+            index = torch.from_numpy(rows)
+            primers, lengths = read_primers(obs[rows], self.layout)
+            lp, (h_rows, c_rows) = self.prime(primers, lengths)
+            log_probs[rows], h[:, index], c[:, index] = lp, h_rows, c_rows
+        return log_probs, (h.numpy().copy(), c.numpy().copy()), single
+
+    def __repr__(self) -> str:
+        return f"RLOOPolicy(temperature={self.temperature})"

@@ -1,0 +1,504 @@
+"""RLOO (REINFORCE leave-one-out) with an exact KL to the Note RNN, top to bottom.
+
+Objective (see :class:`~agents.rloo.config.RLOOConfig`), per composition of ``L`` steps::
+
+    J(pi) = E[ sum_t s * r_MT(s_t, a_t) ] - beta * E[ sum_t KL(pi(.|s_t) || p(.|s_t)) ]
+
+with ``s`` = ``reward_scaler`` (2 = the paper's ``c = 0.5``), ``beta`` = ``kl_coef``, ``pi`` the
+policy (a trainable copy of the Note RNN, initialised from it) and ``p`` the frozen Note RNN. The
+env runs in ``reward_mode="music_theory_only"`` and returns ``s * r_MT``, the paper's nine rules;
+the KL over all 38 tokens is computed exactly from ``info["prior_log_probs"]``, the Note RNN's
+next-step log-probs that the native vector env returns, so no second prior runs here. (The
+paper's reward ``s * r_MT + log p(a)`` plus the policy's entropy is this objective with
+``beta = 1``.)
+
+One iteration:
+
+1. **Rollout.** ``num_primers`` random one-token primers, each written ``k =
+   samples_per_primer`` times: the vector env of ``num_primers * k`` envs is reset with each
+   primer's seed repeated ``k`` times, so rows ``g*k .. g*k+k-1`` share primer ``g``. The policy
+   samples every token (one batched LSTM step per env step, no gradients).
+2. **Returns.** With ``credit="reward_to_go"`` a token's return is ``sum_{t' >= t} s*r_MT_t' -
+   beta * sum_{t' > t} KL_t'`` (the later KLs only with ``kl_in_reward``); with
+   ``credit="composition"`` every token gets the whole composition's return.
+3. **Leave-one-out baseline.** Each sample's baseline at step ``t`` is the mean return at ``t`` of
+   the other ``k - 1`` samples of its primer: ``A = G - (sum_group G - G) / (k - 1)`` (no critic).
+4. **Loss**, averaged over the ``n * L`` tokens and minimised by one Adam step::
+
+       - A_t * log pi(a_t | s_t) + beta * KL(pi(.|s_t) || p(.|s_t)) - entropy_coef * H(pi(.|s_t))
+
+   The KL at ``s_t`` enters with its exact gradient; through ``A`` it also charges a token for
+   the KLs of the states it leads to. Together the gradient is that of ``J`` (per token).
+
+Logged each iteration (TensorBoard ``RUN/tensorboard`` when installed, names as TRL's):
+``objective/scores`` (``sum_t s * r_MT`` per composition), ``objective/kl`` (``sum_t KL`` per
+composition), ``objective/kl_per_step``, ``objective/entropy`` (``sum_t H`` per composition),
+``objective/rlhf_reward`` (scores - beta * kl), ``objective/music_theory`` (r_MT per step),
+``objective/log_prob`` (log p(a_t) per step under the Note RNN), ``rewards/<rule>`` (per
+composition), ``loss/policy``, ``loss/total``, ``loss/grad_norm``, ``charts/learning_rate``,
+``charts/SPS``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from agents.rl_tuner.agent import read_primers
+from agents.rl_tuner.rollout import Compositions
+from agents.rl_tuner.summary import composition_stats, write_summary
+from agents.rl_tuner.trainer import load_note_rnn
+from agents.rloo import checkpoint as ckpt
+from agents.rloo.config import RLOOConfig
+from agents.rloo.policy import RLOOPolicy, sample_tokens
+from melody_env import ENV_ID
+from melody_env.atomic import remove_temporaries
+from melody_env.io.midi_writer import write_midi
+from melody_env.models.note_rnn import NoteRNN
+from melody_env.music.encoding import NUM_CLASSES
+
+PURPOSES = {"train": 0, "summary": 1, "generate": 2}
+"""Independent streams of primers and samples, so evaluating never changes training."""
+
+
+@dataclass
+class Rollout:
+    """``n`` finished compositions and what the env said about every step.
+
+    Attributes:
+        primers: ``int64 [n, P]``: the primer tokens the policy read, right-aligned.
+        primer_lengths: ``int64 [n]``.
+        actions: ``int64 [n, L]``: the tokens placed.
+        scores: ``float64 [n, L]``: the env's reward, ``s * r_MT``.
+        music_theory: ``float64 [n, L]``: ``r_MT``.
+        log_prob: ``float64 [n, L]``: ``log p(a_t | s_t)`` under the Note RNN.
+        prior_log_probs: ``float32 [n, L, 38]``: ``log p(. | s_t)``.
+        terms: each rule's unweighted value, ``float64 [n, L]``.
+    """
+
+    primers: np.ndarray
+    primer_lengths: np.ndarray
+    actions: np.ndarray
+    scores: np.ndarray
+    music_theory: np.ndarray
+    log_prob: np.ndarray
+    prior_log_probs: np.ndarray
+    terms: dict[str, np.ndarray]
+
+
+def make_envs(config: RLOOConfig, num_envs: int, reward_rnn: NoteRNN) -> gym.vector.VectorEnv:
+    """The native vector env of ``num_envs`` melody envs, returning ``s * r_MT``."""
+    kwargs = config.env_kwargs() | {"reward_rnn": reward_rnn}
+    return gym.make_vec(
+        ENV_ID, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs
+    )
+
+
+def round_seeds(config: RLOOConfig, purpose: str, index: int, groups: int, k: int) -> list[int]:
+    """Env seeds of round ``index``: ``groups`` primer seeds, each repeated ``k`` times."""
+    sequence = np.random.SeedSequence([config.seed, PURPOSES[purpose], index])
+    return np.repeat(sequence.generate_state(groups, dtype=np.uint32), k).tolist()
+
+
+def round_rng(config: RLOOConfig, purpose: str, index: int) -> np.random.Generator:
+    """The generator that samples the tokens of round ``index`` (a function of the seed)."""
+    return np.random.default_rng(np.random.SeedSequence([config.seed, PURPOSES[purpose], index, 1]))
+
+
+def rollout(
+    policy: RLOOPolicy,
+    envs: gym.vector.VectorEnv,
+    seeds: list[int],
+    rng: np.random.Generator,
+    greedy: bool = False,
+) -> Rollout:
+    """Write one composition per env, sampling from ``policy`` (its argmax with ``greedy``)."""
+    obs, info = envs.reset(seed=seeds)
+    n, length = envs.num_envs, policy.layout.composition_length
+    primers, primer_lengths = read_primers(obs, policy.layout)
+    log_pi, state = policy.prime(primers, primer_lengths)
+    prior = np.asarray(info["prior_log_probs"])
+    actions = np.zeros((n, length), dtype=np.int64)
+    scores, music_theory, log_prob = (np.zeros((n, length)) for _ in range(3))
+    prior_log_probs = np.zeros((n, length, NUM_CLASSES), dtype=np.float32)
+    terms: dict[str, np.ndarray] = {}
+    for t in range(length):
+        tokens = log_pi.argmax(axis=1).astype(np.int64) if greedy else sample_tokens(log_pi, rng)
+        prior_log_probs[:, t] = prior
+        obs, reward, _, _, info = envs.step(tokens)
+        actions[:, t], scores[:, t] = tokens, reward
+        music_theory[:, t], log_prob[:, t] = info["music_theory"], info["log_prob"]
+        for name, values in info["reward_terms"].items():
+            if not name.startswith("_"):  # Gymnasium's "has this key" masks
+                terms.setdefault(name, np.zeros((n, length)))[:, t] = values
+        prior = np.asarray(info["prior_log_probs"])
+        if t + 1 < length:
+            log_pi, state = policy.step(tokens, state)
+    return Rollout(
+        primers, primer_lengths, actions, scores, music_theory, log_prob, prior_log_probs, terms
+    )
+
+
+def discounted_returns(values: np.ndarray, gamma: float = 1.0) -> np.ndarray:
+    """``out[:, t] = sum_{t' >= t} gamma ** (t' - t) * values[:, t']``.
+
+    >>> discounted_returns(np.array([[1.0, 2.0, 3.0]]))
+    array([[6., 5., 3.]])
+    >>> discounted_returns(np.array([[1.0, 2.0, 4.0]]), gamma=0.5)
+    array([[3., 4., 4.]])
+    """
+    if gamma == 1.0:
+        return np.cumsum(values[:, ::-1], axis=1)[:, ::-1]
+    out = np.empty_like(values, dtype=np.float64)
+    running = np.zeros(len(values))
+    for t in range(values.shape[1] - 1, -1, -1):
+        running = values[:, t] + gamma * running
+        out[:, t] = running
+    return out
+
+
+def advantages(scores: np.ndarray, kl: np.ndarray, config: RLOOConfig) -> np.ndarray:
+    """Leave-one-out advantages ``[n, L]`` of the compositions (rows grouped by primer).
+
+    Args:
+        scores: ``s * r_MT`` of every step, ``[n, L]``, rows ``g*k .. g*k+k-1`` after primer g.
+        kl: the exact ``KL(pi || p)`` of every step, ``[n, L]``.
+        config: ``samples_per_primer``, ``credit``, ``kl_in_reward``, ``kl_coef`` and
+            ``normalize_advantages``.
+
+    >>> config = RLOOConfig(samples_per_primer=2, kl_coef=1.0)
+    >>> advantages(np.array([[1.0, 2.0], [0.0, 0.0]]), np.array([[0.0, 0.5], [0.0, 0.0]]), config)
+    array([[ 2.5,  2. ],
+           [-2.5, -2. ]])
+    """
+    beta, k = config.kl_coef, config.samples_per_primer
+    if config.credit == "reward_to_go":
+        returns = discounted_returns(scores, config.gamma)
+        if config.kl_in_reward:  # the strictly later KLs
+            returns = returns - beta * (discounted_returns(kl, config.gamma) - kl)
+    else:
+        total = scores.sum(axis=1) - (beta * kl.sum(axis=1) if config.kl_in_reward else 0.0)
+        returns = np.repeat(total[:, None], scores.shape[1], axis=1)
+    grouped = returns.reshape(-1, k, returns.shape[1])
+    baseline = (grouped.sum(axis=1, keepdims=True) - grouped) / (k - 1)
+    result = (grouped - baseline).reshape(returns.shape)
+    if config.normalize_advantages:
+        result = result / (result.std() + 1e-8)
+    return result
+
+
+@dataclass
+class LossStats:
+    """Per-iteration statistics of :func:`rloo_loss` (means over the batch)."""
+
+    policy_loss: float
+    total_loss: float
+    kl: float
+    """``sum_t KL`` per composition."""
+    entropy: float
+    """``sum_t H(pi(.|s_t))`` per composition."""
+
+
+def rloo_loss(
+    policy: RLOOPolicy, batch: Rollout, config: RLOOConfig
+) -> tuple[torch.Tensor, LossStats]:
+    """The loss of step 4 of the module docstring for one batch, and its statistics."""
+    log_pi = policy.sequence_log_probs(batch.primers, batch.primer_lengths, batch.actions)
+    prior = torch.from_numpy(batch.prior_log_probs)
+    pi = log_pi.exp()
+    kl = (pi * (log_pi - prior)).sum(dim=-1)  # [n, L], exact over the 38 tokens
+    entropy = -(pi * log_pi).sum(dim=-1)
+    advantage = torch.from_numpy(advantages(batch.scores, kl.detach().double().numpy(), config))
+    taken = log_pi.gather(-1, torch.from_numpy(batch.actions)[..., None])[..., 0]
+    policy_loss = -(advantage.float() * taken).mean()
+    loss = policy_loss + config.kl_coef * kl.mean() - config.entropy_coef * entropy.mean()
+    length = batch.actions.shape[1]
+    stats = LossStats(
+        policy_loss=float(policy_loss.detach()),
+        total_loss=float(loss.detach()),
+        kl=float(kl.detach().mean()) * length,
+        entropy=float(entropy.detach().mean()) * length,
+    )
+    return loss, stats
+
+
+def learning_rate(config: RLOOConfig, iteration: int) -> float:
+    """Constant, or linear from ``learning_rate`` to ``final_learning_rate`` at the last step."""
+    if config.final_learning_rate is None:
+        return config.learning_rate
+    fraction = iteration / max(config.iterations - 1, 1)
+    return config.learning_rate + fraction * (config.final_learning_rate - config.learning_rate)
+
+
+def iteration_step(
+    policy: RLOOPolicy,
+    optimizer: torch.optim.Optimizer,
+    envs: gym.vector.VectorEnv,
+    config: RLOOConfig,
+    iteration: int,
+) -> tuple[Rollout, dict[str, float]]:
+    """One iteration: rollout, advantages, loss, one clipped Adam step. Returns the batch and
+    the scalars to log."""
+    seeds = round_seeds(config, "train", iteration, config.num_primers, config.samples_per_primer)
+    batch = rollout(policy, envs, seeds, round_rng(config, "train", iteration))
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate(config, iteration)
+    with torch.enable_grad():
+        loss, stats = rloo_loss(policy, batch, config)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            policy.network.parameters(), config.max_grad_norm
+        )
+    optimizer.step()
+    length = batch.actions.shape[1]
+    scores = float(batch.scores.sum(axis=1).mean())
+    logged = {
+        "objective/scores": scores,
+        "objective/kl": stats.kl,
+        "objective/kl_per_step": stats.kl / length,
+        "objective/entropy": stats.entropy,
+        "objective/rlhf_reward": scores - config.kl_coef * stats.kl,
+        "objective/music_theory": float(batch.music_theory.mean()),
+        "objective/log_prob": float(batch.log_prob.mean()),
+        "loss/policy": stats.policy_loss,
+        "loss/total": stats.total_loss,
+        "loss/grad_norm": float(grad_norm),
+        "charts/learning_rate": optimizer.param_groups[0]["lr"],
+    }
+    for name, values in batch.terms.items():
+        logged[f"rewards/{name}"] = float(values.sum(axis=1).mean())
+    return batch, logged
+
+
+def compose(
+    policy: RLOOPolicy,
+    envs: gym.vector.VectorEnv,
+    count: int,
+    config: RLOOConfig,
+    purpose: str = "summary",
+    greedy: bool = False,
+) -> Rollout:
+    """``count`` compositions after distinct random primers, reproducibly from the seed."""
+    parts, index = [], 0
+    while sum(len(part.actions) for part in parts) < count:
+        seeds = round_seeds(config, purpose, index, envs.num_envs, 1)
+        parts.append(rollout(policy, envs, seeds, round_rng(config, purpose, index), greedy))
+        index += 1
+    return Rollout(
+        *(
+            np.concatenate([getattr(part, name) for part in parts])[:count]
+            for name in (
+                "primers",
+                "primer_lengths",
+                "actions",
+                "scores",
+                "music_theory",
+                "log_prob",
+                "prior_log_probs",
+            )
+        ),
+        terms={
+            name: np.concatenate([part.terms[name] for part in parts])[:count]
+            for name in parts[0].terms
+        },
+    )
+
+
+def exact_kl(policy: RLOOPolicy, batch: Rollout) -> np.ndarray:
+    """``KL(pi || p)`` at every step of ``batch``, ``[n, L]`` (no gradients)."""
+    with torch.no_grad():
+        log_pi = policy.sequence_log_probs(batch.primers, batch.primer_lengths, batch.actions)
+        prior = torch.from_numpy(batch.prior_log_probs)
+        return (log_pi.exp() * (log_pi - prior)).sum(dim=-1).double().numpy()
+
+
+# --- the run: setup or resume, the loop, checkpoints, summary ---------------------------------
+
+
+def train(
+    config: RLOOConfig,
+    run_dir: str | os.PathLike,
+    resume: bool = False,
+    log=print,
+    on_trained=None,
+) -> dict[str, Any]:
+    """Train (or resume) a run to ``config.iterations``; write checkpoints, samples, summary.
+
+    Args:
+        config: the run's config (on resume only its ``total_steps`` and ``progress_bar`` are
+            used; the rest comes from the checkpoint).
+        run_dir: the run folder (``checkpoints/``, ``tensorboard/``, ``samples/``,
+            ``summary.json``, ``summary.md``).
+        resume: continue from the run folder's latest checkpoint, exactly.
+        log: prints progress messages.
+        on_trained: called after the final checkpoint, before the summary's evaluation.
+
+    Returns:
+        The summary (also in ``summary.json``).
+
+    Raises:
+        FileExistsError: ``run_dir`` holds a run and ``resume`` is false.
+        FileNotFoundError: ``resume`` and no checkpoint in ``run_dir``.
+    """
+    run_dir = Path(run_dir)
+    loaded = None
+    if resume:
+        try:
+            loaded = ckpt.load_checkpoint(run_dir)
+        except FileNotFoundError as error:
+            raise FileNotFoundError(
+                f"cannot resume: {error}. Start a new run without --resume."
+            ) from error
+        config = replace(
+            loaded.config, total_steps=config.total_steps, progress_bar=config.progress_bar
+        )
+        for folder in (run_dir, run_dir / "samples"):
+            remove_temporaries(folder)  # what a kill during the summary left behind
+    elif (run_dir / ckpt.CHECKPOINTS / ckpt.LATEST).exists():
+        raise FileExistsError(
+            f"{run_dir} already holds a run; pass --resume to continue it or choose another --out"
+        )
+    torch.set_num_threads(config.torch_threads)
+    prior = loaded.network("prior") if loaded else load_note_rnn(config.reward_rnn)
+    policy = RLOOPolicy.from_config(config, prior)
+    optimizer = torch.optim.Adam(policy.network.parameters(), lr=config.learning_rate)
+    progress = ckpt.Progress()
+    if loaded:
+        progress = ckpt.restore(loaded, policy.network, optimizer)
+        log(f"resumed from {loaded.directory} at step {progress.global_step:,}")
+    envs = make_envs(config, config.batch_compositions, policy.prior)
+    writer = _tensorboard(run_dir, progress.global_step)
+    bar = _progress_bar(config, progress)
+    last_saved = progress.global_step if loaded else None
+    started = time.perf_counter()
+    try:
+        while progress.iteration < config.iterations:
+            round_start = time.perf_counter()
+            batch, logged = iteration_step(policy, optimizer, envs, config, progress.iteration)
+            progress.iteration += 1
+            progress.global_step += batch.actions.size
+            seconds = time.perf_counter() - round_start
+            progress.train_seconds += seconds
+            logged["charts/SPS"] = batch.actions.size / max(seconds, 1e-9)
+            if writer is not None:
+                for name, value in logged.items():
+                    writer.add_scalar(name, value, progress.global_step)
+            if bar is not None:
+                bar.update(batch.actions.size)
+                bar.set_postfix(
+                    r_MT=f"{logged['objective/music_theory']:.2f}",
+                    kl=f"{logged['objective/kl_per_step']:.3f}",
+                )
+            every = config.checkpoint_every
+            if (
+                every
+                and progress.global_step // every
+                > (progress.global_step - batch.actions.size) // every
+            ):
+                ckpt.save_checkpoint(
+                    run_dir, config, policy.network, policy.prior, optimizer, progress
+                )
+                last_saved = progress.global_step
+    finally:
+        if bar is not None:
+            bar.close()
+        envs.close()
+    if last_saved != progress.global_step:
+        ckpt.save_checkpoint(run_dir, config, policy.network, policy.prior, optimizer, progress)
+    if on_trained is not None:
+        on_trained()
+    summary = summarize_run(policy, config, progress, run_dir, time.perf_counter() - started)
+    if writer is not None:
+        for name, value in summary.get("sampled", {}).items():
+            if isinstance(value, float) and np.isfinite(value):
+                writer.add_scalar(f"final/{name}", value, progress.global_step)
+        writer.close()
+    return summary
+
+
+def _tensorboard(run_dir: Path, step: int):
+    """A TensorBoard writer (``None`` when tensorboard is not installed)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(run_dir / "tensorboard"), purge_step=step or None)
+
+
+def _progress_bar(config: RLOOConfig, progress: ckpt.Progress):
+    if not config.progress_bar:
+        return None
+    from tqdm import tqdm
+
+    total = config.iterations * config.batch_compositions * config.composition_length
+    return tqdm(total=total, initial=min(progress.global_step, total), unit="step", desc="rloo")
+
+
+def music_stats(policy: RLOOPolicy, batch: Rollout) -> dict[str, float]:
+    """Table 1 of the paper (:func:`agents.rl_tuner.summary.composition_stats`), plus the exact
+    ``kl_per_step`` (mean over steps and compositions of KL(pi || Note RNN)), ``openings``
+    (distinct first-8-token openings) and ``top_opening`` (share of the most common one)."""
+    compositions = Compositions(
+        batch.primers,
+        batch.primer_lengths,
+        batch.actions,
+        batch.scores.astype(np.float32),
+        batch.prior_log_probs,
+        batch.music_theory,
+        batch.log_prob,
+        batch.terms,
+    )
+    stats = composition_stats(compositions)
+    _, counts = np.unique(batch.actions[:, :8], axis=0, return_counts=True)
+    stats["openings"] = len(counts)
+    stats["top_opening"] = float(counts.max() / len(batch.actions))
+    stats["kl_per_step"] = float(exact_kl(policy, batch).mean())
+    return stats
+
+
+def summarize_run(
+    policy: RLOOPolicy,
+    config: RLOOConfig,
+    progress: ckpt.Progress,
+    run_dir: Path,
+    total_seconds: float,
+) -> dict[str, Any]:
+    """Sampled and greedy statistics of ``summary_compositions``, MIDI samples, and
+    ``summary.json`` / ``summary.md`` (the RL Tuner's format)."""
+    summary: dict[str, Any] = {
+        "config": {"algo": "rloo", "preset": "default", **config.to_dict()},
+        "global_step": progress.global_step,
+        "gradient_steps": progress.iteration,
+        "train_seconds": progress.train_seconds,
+    }
+    if config.summary_compositions:
+        envs = make_envs(
+            config, min(config.eval_num_envs, config.summary_compositions), policy.prior
+        )
+        try:
+            sampled = compose(policy, envs, config.summary_compositions, config)
+            greedy = compose(policy, envs, config.summary_compositions, config, greedy=True)
+        finally:
+            envs.close()
+        summary["sampled"] = music_stats(policy, sampled)
+        summary["greedy"] = music_stats(policy, greedy)
+        width = max(3, len(str(config.num_samples - 1)))
+        for index, tokens in enumerate(sampled.actions[: config.num_samples]):
+            write_midi(run_dir / "samples" / f"sample_{index:0{width}d}.mid", tokens)
+    summary["total_seconds"] = total_seconds
+    if "sampled" in summary:
+        write_summary(run_dir, summary)
+    else:
+        from melody_env.atomic import atomic_write_text
+
+        atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
+    return summary

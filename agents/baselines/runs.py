@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from melody_env.atomic import atomic_write_text
+from melody_env.io.sb3_zip import load_sb3_model
 
 RL_TUNER_ALGOS = ("q", "psi", "g", "pure_rl")
 """The RL Tuner agent's algorithms (``melody-rl train --algo``)."""
@@ -146,7 +147,8 @@ def _train_sb3(spec: RunSpec, run_dir: Path) -> tuple[Any, dict[str, Any]]:
         )
         train_baseline(config, run_dir, log=lambda message: None)
     summary = json.loads(summary_path.read_text())
-    model = get_algorithm(spec.algo).load_class().load(str(run_dir / MODEL_FILE), device="cpu")
+    # Without unpickling: a run folder may come from someone else (melody_env.io.sb3_zip).
+    model = load_sb3_model(run_dir / MODEL_FILE, get_algorithm(spec.algo).load_class())
     counters = {
         "global_step": summary["global_step"],
         "train_seconds": summary["train_seconds"],

@@ -22,9 +22,7 @@ suffix (``.safetensors`` a Note RNN, ``.zip`` an SB3 model, anything else our ag
 from __future__ import annotations
 
 import importlib
-import json
 import os
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -299,12 +297,29 @@ def load_sb3(path: str | os.PathLike, algorithm: str | None = None) -> Any:
     """A Stable-Baselines3 (or sb3-contrib) model from its ``.zip``, on the CPU; a
     ``MaskablePPO`` comes as a :class:`MaskedPolicy`, masked to the key as it was trained.
 
+    Nothing in the zip is unpickled (:mod:`melody_env.io.sb3_zip`): every pickled entry of its
+    ``data`` is rebuilt from plain text or the zip is refused.
+
     Args:
         path: the saved model.
         algorithm: a key of :data:`SB3_ALGORITHMS`; ``None`` reads it from the zip's policy
             class.
+
+    Raises:
+        ValueError: not an SB3 zip, a model of another algorithm than ``algorithm``, or an
+            entry that cannot be loaded without unpickling.
+        ImportError: the algorithm's package is not installed (names the extra).
     """
-    algorithm = algorithm or detect_sb3_algorithm(path)
+    from melody_env.io.sb3_zip import load_sb3_model
+
+    detected = detect_sb3_algorithm(path, strict=algorithm is None)
+    if algorithm is not None and detected is not None and detected != algorithm:
+        wanted = SB3_ALGORITHMS.get(algorithm, ("", algorithm))[1]
+        raise ValueError(
+            f"{path} holds a {SB3_ALGORITHMS[detected][1]} model, not {wanted}; "
+            f"load it as {detected}:{path}"
+        )
+    algorithm = algorithm or detected
     if algorithm not in SB3_ALGORITHMS:
         raise ValueError(
             f"unknown SB3 algorithm {algorithm!r}; choose one of {sorted(SB3_ALGORITHMS)}"
@@ -316,19 +331,23 @@ def load_sb3(path: str | os.PathLike, algorithm: str | None = None) -> Any:
         raise ImportError(
             f"loading a {class_name} model needs {module_name}: pip install 'melody-rl[sb3]'"
         ) from error
-    model = getattr(module, class_name).load(str(path), device="cpu")
+    model = load_sb3_model(path, getattr(module, class_name))
     # Sampled unmasked, a MaskablePPO plays notes it never tried in training.
     return MaskedPolicy(model) if algorithm == "sb3-maskableppo" else model
 
 
-def detect_sb3_algorithm(path: str | os.PathLike) -> str:
-    """Guess the algorithm of an SB3 ``.zip`` from the module of its policy class."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            data = json.loads(archive.read("data"))
-    except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as error:
-        raise ValueError(f"{path} is not a Stable-Baselines3 model zip ({error})") from error
-    module = str(data.get("policy_class", {}).get("__module__", ""))
+def detect_sb3_algorithm(path: str | os.PathLike, strict: bool = True) -> str | None:
+    """Guess the algorithm of an SB3 ``.zip`` from the module of its policy class (read as
+    JSON; nothing unpickled). With ``strict=False``, ``None`` where it cannot tell.
+
+    Raises:
+        ValueError: not a readable SB3 zip; with ``strict``, also an algorithm it cannot tell.
+    """
+    from melody_env.io.sb3_zip import read_data
+
+    data = read_data(path)
+    policy_class = data.get("policy_class")
+    module = str(policy_class.get("__module__", "") if isinstance(policy_class, dict) else "")
     if "dqn" in module and "qrdqn" not in module:
         return "sb3-dqn"
     for key, marker in (
@@ -342,6 +361,8 @@ def detect_sb3_algorithm(path: str | os.PathLike) -> str:
         return "sb3-ppo"
     if "n_steps" in data:
         return "sb3-a2c"
+    if not strict:
+        return None
     raise ValueError(
         f"cannot tell the SB3 algorithm of {path} (policy module {module!r}); "
         f"name it with a prefix, one of {sorted(SB3_ALGORITHMS)}, e.g. sb3-dqn:{path}"

@@ -93,17 +93,20 @@ class Checkpoint:
 def save_checkpoint(
     run_dir: str | os.PathLike,
     config: RLOOConfig,
-    policy_network: NoteRNN,
-    prior: NoteRNN,
+    policy,
     optimizer: torch.optim.Optimizer,
     progress: Progress,
 ) -> Path:
-    """Write a complete checkpoint at ``progress.global_step``; point ``latest.json`` to it."""
+    """Write a complete checkpoint of an :class:`~agents.rloo.policy.RLOOPolicy` (its network,
+    position logits and prior) at ``progress.global_step``; point ``latest.json`` to it."""
+    prior = policy.prior
     tensors = {
         f"{prefix}.{name}": tensor.detach().cpu().contiguous()
-        for prefix, model in (("policy", policy_network), ("prior", prior))
+        for prefix, model in (("policy", policy.network), ("prior", prior))
         for name, tensor in model.state_dict().items()
     }
+    if policy.position_logits is not None:
+        tensors["position_logits"] = policy.position_logits.detach().clone().contiguous()
     adam_tensors, adam_settings = optimizer_tensors(optimizer)
     tensors.update(adam_tensors)
     state = {
@@ -177,22 +180,31 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     return Checkpoint(directory, config, state, tensors)
 
 
-def restore(
-    loaded: Checkpoint, policy_network: NoteRNN, optimizer: torch.optim.Optimizer
-) -> Progress:
+def load_policy_tensors(loaded: Checkpoint, policy) -> None:
+    """Copy the checkpoint's policy network and position logits into ``policy``.
+
+    Raises:
+        ValueError: a tensor is missing or of another shape (naming the file).
+    """
+    policy.network.load_state_dict(loaded.network("policy").state_dict())
+    if policy.position_logits is not None:
+        stored = loaded.tensors.get("position_logits")
+        if stored is None or stored.shape != policy.position_logits.shape:
+            raise ValueError(
+                f"{loaded.directory / WEIGHTS}: position_logits missing or not of shape "
+                f"{tuple(policy.position_logits.shape)}"
+            )
+        with torch.no_grad():
+            policy.position_logits.copy_(stored)
+
+
+def restore(loaded: Checkpoint, policy, optimizer: torch.optim.Optimizer) -> Progress:
     """Load the policy and Adam's state of ``loaded``; return its counters.
 
     Raises:
         ValueError: a tensor or setting does not fit (naming the checkpoint).
     """
-    check_tensors(
-        policy_network,
-        {k[7:]: v for k, v in loaded.tensors.items() if k.startswith("policy.")},
-        f"{loaded.directory / WEIGHTS} (policy.*)",
-    )
-    policy_network.load_state_dict(
-        {k[7:]: v for k, v in loaded.tensors.items() if k.startswith("policy.")}
-    )
+    load_policy_tensors(loaded, policy)
     try:
         load_optimizer(optimizer, loaded.tensors, loaded.state["optimizer"])
         return Progress(**loaded.state["progress"])
@@ -210,5 +222,5 @@ def load_agent(path: str | os.PathLike):
     loaded = load_checkpoint(path)
     config = loaded.config
     policy = RLOOPolicy.from_config(config, loaded.network("prior"))
-    policy.network.load_state_dict(loaded.network("policy").state_dict())
+    load_policy_tensors(loaded, policy)
     return policy

@@ -42,6 +42,13 @@ class RLOOConfig:
     the other ``k - 1`` (leave-one-out)."""
     learning_rate: float = 1e-3
     """Adam step size."""
+    position_logits: bool = False
+    """Give the policy a learnt logit per (step of the composition, token), added to the LSTM's
+    (zeros at the start): the rules reward the tonic at fixed steps, and the Note RNN has no
+    clock."""
+    position_learning_rate: float = 0.03
+    """Adam step size of the position logits (one number per step and token: a logit must move
+    by several units within a short run)."""
     final_learning_rate: float | None = None
     """If set, the step size falls linearly from ``learning_rate`` to this at the last
     iteration; ``None`` keeps it constant."""
@@ -110,7 +117,7 @@ class RLOOConfig:
             )
         if self.credit not in CREDITS:
             raise ValueError(f"unknown credit {self.credit!r}; choose one of {', '.join(CREDITS)}")
-        for name in ("learning_rate", "max_grad_norm", "temperature"):
+        for name in ("learning_rate", "position_learning_rate", "max_grad_norm", "temperature"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
         if not 0.0 <= self.gamma <= 1.0:

@@ -51,6 +51,8 @@ class RLOOPolicy:
         temperature: the policy's softmax temperature.
         seed: seeds the sampling of :meth:`predict`.
         composition_length, primer_context, steps_per_bar: the env's, for the observation layout.
+        position_logits: add a learnt logit per step of the composition and token
+            (:attr:`position_logits`).
     """
 
     def __init__(
@@ -61,6 +63,7 @@ class RLOOPolicy:
         composition_length: int = 32,
         primer_context: int = 8,
         steps_per_bar: int = 16,
+        position_logits: bool = False,
     ) -> None:
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
@@ -69,6 +72,12 @@ class RLOOPolicy:
             parameter.requires_grad_(True)
         self.temperature = float(temperature)
         self.layout = ObservationLayout(composition_length, primer_context, steps_per_bar)
+        self.position_logits: torch.Tensor | None = None
+        """``[L, 38]`` logits added at each step of the composition (zeros at the start, so the
+        policy starts as the Note RNN), or ``None``. The rules reward the tonic at fixed steps
+        (the first, and the last four), which the Note RNN cannot see: it has no clock."""
+        if position_logits:
+            self.position_logits = torch.zeros(composition_length, NUM_CLASSES, requires_grad=True)
         self.predict_rng = np.random.default_rng(seed)
         self.config: RLOOConfig | None = None
         """The run's config (set by :meth:`from_config`)."""
@@ -86,6 +95,7 @@ class RLOOPolicy:
             composition_length=config.composition_length,
             primer_context=config.primer_context,
             steps_per_bar=config.steps_per_bar,
+            position_logits=config.position_logits,
         )
         policy.config = config
         policy.prior = freeze(copy.deepcopy(note_rnn))
@@ -93,8 +103,16 @@ class RLOOPolicy:
 
     # --- distributions
 
-    def temper(self, log_probs: torch.Tensor) -> torch.Tensor:
-        """``log softmax(logits / T)`` from logits or log-probs (the same up to a constant)."""
+    def parameters(self) -> list[torch.Tensor]:
+        """The trained tensors: the LSTM's and head's, then :attr:`position_logits` if any."""
+        extra = [] if self.position_logits is None else [self.position_logits]
+        return [*self.network.parameters(), *extra]
+
+    def temper(self, log_probs: torch.Tensor, steps) -> torch.Tensor:
+        """``log softmax((logits + position_logits[step]) / T)`` from the LSTM's logits or
+        log-probs (the same up to a constant); ``steps`` indexes the leading dimensions."""
+        if self.position_logits is not None:
+            log_probs = log_probs + self.position_logits[steps]
         if self.temperature == 1.0:
             return torch.log_softmax(log_probs, dim=-1)
         return torch.log_softmax(log_probs / self.temperature, dim=-1)
@@ -121,7 +139,9 @@ class RLOOPolicy:
                 [primers[rows, width - primer_length :], actions[rows, :-1]], axis=1
             )
             logits, _ = self.network(torch.from_numpy(tokens))  # [rows, P_len + L - 1, 38]
-            out[torch.from_numpy(rows)] = self.temper(logits[:, primer_length - 1 :])
+            out[torch.from_numpy(rows)] = self.temper(
+                logits[:, primer_length - 1 :], slice(0, length)
+            )
         return out
 
     @torch.no_grad()
@@ -138,13 +158,14 @@ class RLOOPolicy:
             tokens = torch.from_numpy(np.ascontiguousarray(primers[rows, width - primer_length :]))
             lp, (h_rows, c_rows) = self.network.prime(tokens)
             log_probs[rows], h[:, rows], c[:, rows] = lp, h_rows, c_rows
-        return self.temper(log_probs).numpy(), (h, c)
+        return self.temper(log_probs, 0).numpy(), (h, c)
 
     @torch.no_grad()
-    def step(self, tokens: np.ndarray, state: LSTMState) -> tuple[np.ndarray, LSTMState]:
-        """Feed one token per composition; return ``log pi(. | s_{t+1}) [n, 38]`` and the state."""
+    def step(self, tokens: np.ndarray, state: LSTMState, steps) -> tuple[np.ndarray, LSTMState]:
+        """Feed one token per composition; return ``log pi(. | s) [n, 38]`` at composition step
+        ``steps`` (an int, or one per composition) and the new state."""
         log_probs, state = self.network.step(torch.from_numpy(tokens), state)
-        return self.temper(log_probs).numpy(), state
+        return self.temper(log_probs, steps).numpy(), state
 
     # --- Stable-Baselines3's recurrent protocol
 
@@ -205,7 +226,10 @@ class RLOOPolicy:
         if rows.size:
             index = torch.from_numpy(rows)
             last = obs[rows, self.layout.slices["last_token"]].argmax(axis=1)
-            lp, (h_rows, c_rows) = self.step(last.astype(np.int64), (h[:, index], c[:, index]))
+            # the step about to be played; all zeros after the last one (nothing to play)
+            steps = torch.from_numpy(obs[rows, self.layout.slices["position"]].argmax(axis=1))
+            state_rows = (h[:, index], c[:, index])
+            lp, (h_rows, c_rows) = self.step(last.astype(np.int64), state_rows, steps)
             log_probs[rows], h[:, index], c[:, index] = lp, h_rows, c_rows
         rows = np.flatnonzero(starts)
         if rows.size:

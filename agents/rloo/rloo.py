@@ -141,7 +141,7 @@ def rollout(
                 terms.setdefault(name, np.zeros((n, length)))[:, t] = values
         prior = np.asarray(info["prior_log_probs"])
         if t + 1 < length:
-            log_pi, state = policy.step(tokens, state)
+            log_pi, state = policy.step(tokens, state, t + 1)
     return Rollout(
         primers, primer_lengths, actions, scores, music_theory, log_prob, prior_log_probs, terms
     )
@@ -238,6 +238,15 @@ def learning_rate(config: RLOOConfig, iteration: int) -> float:
     return config.learning_rate + fraction * (config.final_learning_rate - config.learning_rate)
 
 
+def make_optimizer(policy: RLOOPolicy, config: RLOOConfig) -> torch.optim.Adam:
+    """Adam over the LSTM and head (``learning_rate``) and, if any, the position logits
+    (``position_learning_rate``, a second parameter group)."""
+    groups = [{"params": list(policy.network.parameters()), "lr": config.learning_rate}]
+    if policy.position_logits is not None:
+        groups.append({"params": [policy.position_logits], "lr": config.position_learning_rate})
+    return torch.optim.Adam(groups)
+
+
 def iteration_step(
     policy: RLOOPolicy,
     optimizer: torch.optim.Optimizer,
@@ -249,15 +258,12 @@ def iteration_step(
     the scalars to log."""
     seeds = round_seeds(config, "train", iteration, config.num_primers, config.samples_per_primer)
     batch = rollout(policy, envs, seeds, round_rng(config, "train", iteration))
-    for group in optimizer.param_groups:
-        group["lr"] = learning_rate(config, iteration)
+    optimizer.param_groups[0]["lr"] = learning_rate(config, iteration)
     with torch.enable_grad():
         loss, stats = rloo_loss(policy, batch, config)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(
-            policy.network.parameters(), config.max_grad_norm
-        )
+        grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
     optimizer.step()
     length = batch.actions.shape[1]
     scores = float(batch.scores.sum(axis=1).mean())
@@ -370,10 +376,10 @@ def train(
     torch.set_num_threads(config.torch_threads)
     prior = loaded.network("prior") if loaded else load_note_rnn(config.reward_rnn)
     policy = RLOOPolicy.from_config(config, prior)
-    optimizer = torch.optim.Adam(policy.network.parameters(), lr=config.learning_rate)
+    optimizer = make_optimizer(policy, config)
     progress = ckpt.Progress()
     if loaded:
-        progress = ckpt.restore(loaded, policy.network, optimizer)
+        progress = ckpt.restore(loaded, policy, optimizer)
         log(f"resumed from {loaded.directory} at step {progress.global_step:,}")
     envs = make_envs(config, config.batch_compositions, policy.prior)
     writer = _tensorboard(run_dir, progress.global_step)
@@ -404,16 +410,14 @@ def train(
                 and progress.global_step // every
                 > (progress.global_step - batch.actions.size) // every
             ):
-                ckpt.save_checkpoint(
-                    run_dir, config, policy.network, policy.prior, optimizer, progress
-                )
+                ckpt.save_checkpoint(run_dir, config, policy, optimizer, progress)
                 last_saved = progress.global_step
     finally:
         if bar is not None:
             bar.close()
         envs.close()
     if last_saved != progress.global_step:
-        ckpt.save_checkpoint(run_dir, config, policy.network, policy.prior, optimizer, progress)
+        ckpt.save_checkpoint(run_dir, config, policy, optimizer, progress)
     if on_trained is not None:
         on_trained()
     summary = summarize_run(policy, config, progress, run_dir, time.perf_counter() - started)

@@ -1,0 +1,121 @@
+"""``melody-rl train --algo rloo``: the flags of ``melody-rl train`` mapped onto
+:class:`~agents.rloo.config.RLOOConfig`.
+
+``--steps`` sets ``total_steps``, ``--seed``, ``--checkpoint-every`` (transitions) and
+``--reward-rnn`` their fields, ``--set FIELD=VALUE`` any field (VALUE read as JSON, else as a
+string). ``--preset``, ``--num-envs`` and ``--eval-every`` are the Q agent's and are refused with
+the RLOO setting to use instead. A resumed run keeps its config; only ``--steps`` and
+``--no-progress`` may change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import fields, replace
+from typing import Any
+
+from agents.rloo.config import RLOOConfig
+
+_NOT_RLOO = {
+    "preset": "RLOO has one default configuration; change fields with --set FIELD=VALUE",
+    "num_envs": "use --set num_primers=N --set samples_per_primer=K (N*K compositions at once)",
+    "eval_every": "RLOO logs its objective every iteration and evaluates at the end",
+}
+_FLAGS = {
+    "steps": "total_steps",
+    "seed": "seed",
+    "checkpoint_every": "checkpoint_every",
+    "reward_rnn": "reward_rnn",
+}
+"""``melody-rl train`` flag (argparse name) -> RLOOConfig field."""
+
+
+def is_rloo_run(args: argparse.Namespace) -> bool:
+    """Whether ``melody-rl train`` with ``args`` trains RLOO: ``--algo rloo``, or ``--resume``
+    without ``--algo`` of a run folder that holds an RLOO checkpoint."""
+    if args.algo is not None:
+        return args.algo == "rloo"
+    if args.resume:
+        from agents.rloo.checkpoint import is_rloo_checkpoint
+
+        return is_rloo_checkpoint(args.out)
+    return False
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["kl_coef=0.5", "credit=composition"]`` -> ``{"kl_coef": 0.5, "credit": "composition"}``.
+
+    Raises:
+        ValueError: an item without ``=`` or an unknown field (naming the known ones).
+    """
+    known = {f.name for f in fields(RLOOConfig)}
+    overrides: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep:
+            raise ValueError(f"--set expects FIELD=VALUE, got {item!r}")
+        if name not in known:
+            raise ValueError(f"unknown RLOO config field {name!r}; known: {sorted(known)}")
+        try:
+            overrides[name] = json.loads(text)
+        except ValueError:
+            overrides[name] = text
+    return overrides
+
+
+def build_config(args: argparse.Namespace) -> RLOOConfig:
+    """The run's config from the defaults, the flags and ``--set``; on ``--resume`` the
+    checkpoint's config with ``--steps`` applied.
+
+    Raises:
+        ValueError: a flag RLOO does not take, a field it does not know, an invalid value, or a
+            change to a resumed run's config.
+        FileNotFoundError: ``--resume`` and no checkpoint in ``--out``.
+    """
+    for name, hint in _NOT_RLOO.items():
+        if getattr(args, name, None) is not None:
+            raise ValueError(f"--{name.replace('_', '-')} is not an RLOO setting: {hint}")
+    if args.resume:
+        from agents.rloo.checkpoint import load_checkpoint
+
+        try:
+            config = load_checkpoint(args.out).config
+        except FileNotFoundError as error:
+            raise FileNotFoundError(
+                f"cannot resume: {error}. Start a new run without --resume."
+            ) from error
+        if args.set:
+            raise ValueError("--set cannot change a resumed run's config")
+        for flag, name in _FLAGS.items():
+            given = getattr(args, flag)
+            if flag != "steps" and given is not None and given != getattr(config, name):
+                raise ValueError(
+                    f"--{flag.replace('_', '-')} {given} differs from the resumed run's "
+                    f"{getattr(config, name)!r}; a resumed run keeps its config (only --steps "
+                    "may change)"
+                )
+        changes: dict[str, Any] = {}
+        if args.steps is not None:
+            changes["total_steps"] = args.steps
+        if args.no_progress:
+            changes["progress_bar"] = False
+        return replace(config, **changes)
+    overrides = parse_overrides(args.set)
+    for flag, name in _FLAGS.items():
+        if getattr(args, flag) is not None:
+            overrides[name] = getattr(args, flag)
+    if args.no_progress:
+        overrides["progress_bar"] = False
+    try:
+        return RLOOConfig(**overrides)
+    except TypeError as error:  # e.g. a JSON list where a number belongs
+        raise ValueError(f"invalid RLOO config: {error}") from error
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Build the config and train; return the summary."""
+    from agents.rloo.rloo import train
+
+    return train(build_config(args), args.out, resume=args.resume)

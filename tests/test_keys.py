@@ -302,3 +302,27 @@ def test_gym_make_with_any_key():
     env = gym.make("melody_env/MelodyComposition-v0", key="any", reward_rnn=NoteRNN(seed=0))
     _, info = env.reset(seed=0)
     assert Key.from_name(info["key"]) in ALL_KEYS
+
+
+def test_g_learning_prior_reads_the_key_as_the_env_does(shipped):
+    """The G agent's acting prior (its policy scores minus a Q agent's, whose Q-networks are the
+    same Note RNN copies) is the env's ``prior_log_probs`` at every step, in every key."""
+    from agents.rl_tuner.agent import RLTunerAgent
+    from agents.rl_tuner.config import make_config
+
+    g_agent = RLTunerAgent(make_config("fast", "g"), shipped)
+    q_agent = RLTunerAgent(make_config("fast", "q"), shipped)
+    names = ["G major", "C major", "F# minor", "D# major"]
+    envs = MelodyCompositionVectorEnv(len(names), reward_rnn=shipped, primer=[37, 0, 33])
+    obs, info = envs.reset(seed=0, options={"key": names})
+    g_state, q_state = g_agent.initial_state(len(names)), q_agent.initial_state(len(names))
+    start = np.ones(len(names), bool)
+    actions = np.random.default_rng(3).integers(0, NUM_CLASSES, (12, len(names)))
+    for step_actions in actions:
+        g_scores, g_state = g_agent.step(obs.astype(np.float32), g_state, start)
+        q_scores, q_state = q_agent.step(obs.astype(np.float32), q_state, start)
+        np.testing.assert_allclose(
+            (g_scores - q_scores).numpy(), info["prior_log_probs"], atol=2e-5
+        )
+        start[:] = False
+        obs, _, _, _, info = envs.step(step_actions)

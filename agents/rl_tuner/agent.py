@@ -1,13 +1,15 @@
 """The recurrent RL Tuner agent: three Note RNN copies, acting, and Stable-Baselines3's ``predict``.
 
-The agent reads from an observation only two slices (:mod:`melody_env.envs.observation`): the
-last token, which it feeds to its LSTMs one step at a time, and, when an episode starts, the
-primer (the last ``primer_context`` primer tokens, right-aligned). At an episode start its state
-is reset to zeros and it runs over the primer, so its first scores follow the primer as the
-env's reward RNN does. A primer longer than ``primer_context`` (e.g. a MIDI file) is only seen
-through its last ``primer_context`` tokens: an approximation of the reward RNN's priming on the
-whole primer (exact for the default one-token primers). Training uses the same rule, so the
-replay recomputes exactly the states the agent acted from.
+The agent reads from an observation only two slices (:mod:`melody_env.envs.observation`): the last
+token, which it feeds to its LSTMs one step at a time, and, when an episode starts, the primer (the
+last ``primer_context`` primer tokens, right-aligned); G-learning's prior also reads the key,
+because it reads the tokens as the env's reward RNN does: transposed into C major or A minor, its
+log-probabilities mapped back (:mod:`melody_env.music.transposition`). At an episode start its state
+is reset to zeros and it runs over the primer, so its first scores follow the primer as the env's
+reward RNN does. A primer longer than ``primer_context`` (e.g. a MIDI file) is only seen through its
+last ``primer_context`` tokens: an approximation of the reward RNN's priming on the whole primer
+(exact for the default one-token primers). Training uses the same rule, so the replay recomputes
+exactly the states the agent acted from.
 
 >>> from melody_env.models.note_rnn import NoteRNN, NoteRNNConfig
 >>> from agents.rl_tuner.config import make_config
@@ -31,10 +33,19 @@ from agents.rl_tuner.targets import policy_scores
 from melody_env.envs.observation import ObservationLayout
 from melody_env.models.note_rnn import NoteRNN, check_tensors, single_threaded
 from melody_env.music.encoding import NUM_CLASSES
+from melody_env.music.transposition import READING_TABLES
 
 AgentState = tuple[torch.Tensor, ...]
 """``(h, c)`` of the Q-network, followed for G-learning by ``(h, c)`` of the prior; each
 ``[num_layers, n, hidden_size]``."""
+
+
+def read_keys(obs: np.ndarray, layout: ObservationLayout) -> np.ndarray:
+    """``int64 [n]``: the key (:attr:`Key.index <melody_env.music.keys.Key.index>`) of each of
+    the observations ``[n, size]``, from their tonic and mode one-hots."""
+    tonic = obs[:, layout.slices["key_tonic"]].argmax(axis=1)
+    mode = obs[:, layout.slices["key_mode"]].argmax(axis=1)
+    return (mode * 12 + tonic).astype(np.int64)
 
 
 def read_primers(obs: np.ndarray, layout: ObservationLayout) -> tuple[np.ndarray, np.ndarray]:
@@ -128,15 +139,18 @@ class RLTunerAgent:
             logits, q_state = self.q_network(tokens[:, None], state[:2])
             scores, new_state = logits[:, 0], q_state
             prior_log_probs = None
-            if self.uses_prior:
-                prior_logits, prior_state = self.reward_rnn(tokens[:, None], state[2:])
-                prior_log_probs = torch.log_softmax(prior_logits[:, 0], dim=-1)
+            if self.uses_prior:  # the env's reward RNN: it reads the key's tokens transposed
+                table = torch.from_numpy(READING_TABLES[read_keys(obs, self.layout)])
+                read = table.gather(1, tokens[:, None])
+                prior_logits, prior_state = self.reward_rnn(read, state[2:])
+                prior_log_probs = torch.log_softmax(prior_logits[:, 0], dim=-1).gather(1, table)
                 new_state = q_state + prior_state
             return policy_scores(self.algo, scores, prior_log_probs), new_state
 
     def _prime(self, obs: np.ndarray, state: AgentState, episode_start: np.ndarray) -> AgentState:
         """Run the starting rows over their primer but its last token (fed by :meth:`step`)."""
         primers, lengths = read_primers(obs[episode_start], self.layout)
+        tables = READING_TABLES[read_keys(obs[episode_start], self.layout)]
         rows = np.flatnonzero(episode_start)
         state = tuple(tensor.clone() for tensor in state)
         width = primers.shape[1]
@@ -149,7 +163,8 @@ class RLTunerAgent:
             _, (h, c) = self.q_network(prefix)
             state[0][:, index], state[1][:, index] = h, c
             if self.uses_prior:
-                _, (h, c) = self.reward_rnn(prefix)
+                read = np.take_along_axis(tables[group], prefix.numpy(), axis=1)
+                _, (h, c) = self.reward_rnn(torch.from_numpy(read))
                 state[2][:, index], state[3][:, index] = h, c
         return state
 

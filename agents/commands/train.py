@@ -40,11 +40,16 @@ _RESUME_FIXED = (
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "train",
-        help="tune the Note RNN with RL (q, psi, g or pure_rl)",
+        help="tune the Note RNN with RL (q, psi, g, pure_rl or rloo)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--algo", choices=ALGORITHMS, default=None, help="default: q")
+    parser.add_argument(
+        "--algo",
+        choices=(*ALGORITHMS, "rloo"),
+        default=None,
+        help="default: q (rloo: see agents.rloo)",
+    )
     parser.add_argument("--preset", choices=PRESETS, default=None, help="default: fast")
     parser.add_argument("--steps", type=int, default=None, help="training transitions")
     parser.add_argument("--out", required=True, help="run folder, e.g. runs/q")
@@ -143,8 +148,15 @@ def run_command(args: argparse.Namespace) -> int:
     from agents.rl_tuner.trainer import train
 
     try:
-        config = build_config(args)
-        summary = train(config, args.out, resume=args.resume)
+        from agents.rloo.command import is_rloo_run
+
+        if is_rloo_run(args):
+            from agents.rloo.command import run
+
+            summary = run(args)
+        else:
+            config = build_config(args)
+            summary = train(config, args.out, resume=args.resume)
     except (FileNotFoundError, FileExistsError, ValueError) as error:
         print(f"melody-rl train: error: {error}", file=sys.stderr)
         return 2

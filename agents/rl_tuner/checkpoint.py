@@ -21,19 +21,21 @@ killed save leaves behind (hidden staging folders, temporary files) is removed b
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from agents.rl_tuner.config import TrainConfig
 from melody_env.atomic import atomic_path, atomic_write_text
-from melody_env.models.note_rnn import NoteRNN, NoteRNNConfig, check_tensors
+from melody_env.models.note_rnn import NoteRNN, NoteRNNConfig, check_tensors, single_threaded
+from melody_env.models.safetensors_checks import read_checked
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest.json"
@@ -42,6 +44,10 @@ STATE = "state.json"
 REPLAY = "replay.npz"
 FORMAT = "melody-rl/rl-tuner-checkpoint"
 KEEP = 2
+NAME_PATTERN = re.compile(r"step_(\d{9})")
+"""A checkpoint folder's name; ``latest.json`` may only point to such a sibling folder."""
+MAX_WEIGHTS_BYTES = 256 * 1024 * 1024
+"""Largest ``weights.safetensors`` read (the paper's networks and Adam's state take ~2 MB)."""
 STATE_KEYS = (
     "config",
     "note_rnn_config",
@@ -98,7 +104,8 @@ class Checkpoint:
         prefix = "reward_rnn."
         own = {k[len(prefix) :]: v for k, v in self.tensors.items() if k.startswith(prefix)}
         check_tensors(model, own, f"{self.weights_path} (reward_rnn.*, {config})")
-        model.load_state_dict(own)
+        with single_threaded():  # fork-safe, as NoteRNN.load
+            model.load_state_dict(own)
         return model.eval()
 
 
@@ -220,10 +227,7 @@ def find_checkpoint(path: str | os.PathLike) -> Path:
     for root in (path / CHECKPOINTS, path):
         latest = root / LATEST
         if latest.is_file():
-            try:
-                name = json.loads(latest.read_text())["checkpoint"]
-            except (ValueError, KeyError, TypeError) as error:
-                raise ValueError(f"corrupt checkpoint pointer {latest}: {error}") from error
+            name = read_pointer(latest)
             if not (root / name / STATE).is_file():
                 raise FileNotFoundError(
                     f"{latest} points to {name}, which is missing or incomplete (no {STATE})"
@@ -233,6 +237,57 @@ def find_checkpoint(path: str | os.PathLike) -> Path:
         f"no checkpoint in {path}: expected a run folder with {CHECKPOINTS}/{LATEST}, or a "
         f"checkpoint folder with {STATE} and {WEIGHTS}"
     )
+
+
+def read_pointer(latest: Path) -> str:
+    """The checkpoint folder named by ``latest.json``: ``step_NNNNNNNNN`` (a sibling folder,
+    never a path elsewhere), agreeing with its ``step``.
+
+    Raises:
+        ValueError: unreadable, or a name or step that breaks the rules above.
+    """
+    try:
+        if latest.stat().st_size > 4096:
+            raise ValueError("larger than 4 KB")
+        pointer = json.loads(latest.read_text())
+        name, step = pointer["checkpoint"], pointer.get("step")
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
+        raise ValueError(f"corrupt checkpoint pointer {latest}: {error}") from error
+    match = NAME_PATTERN.fullmatch(name) if isinstance(name, str) else None
+    if match is None:
+        raise ValueError(
+            f"corrupt checkpoint pointer {latest}: checkpoint {name!r:.80} is not a folder name "
+            "step_NNNNNNNNN next to it"
+        )
+    if step is not None and step != int(match.group(1)):
+        raise ValueError(f"corrupt checkpoint pointer {latest}: step {step!r:.40} but {name}")
+    return name
+
+
+def check_progress(progress: object, directory: Path) -> None:
+    """Refuse counters no run can have: negative or non-integer counts, a non-finite or negative
+    time, or a ``global_step`` other than the one the folder is named after.
+
+    Raises:
+        ValueError: naming the field and the value.
+    """
+    source = directory / STATE
+    if not isinstance(progress, dict):
+        raise ValueError(f"{source}: 'progress' must be a JSON object")
+    for name, value in progress.items():
+        if name == "train_seconds":
+            ok = type(value) in (int, float) and math.isfinite(value) and value >= 0
+        else:
+            ok = type(value) is int and value >= 0
+        if not ok:
+            raise ValueError(f"{source}: progress.{name} = {value!r:.40} (must be >= 0)")
+    match = NAME_PATTERN.fullmatch(directory.name)
+    step = progress.get("global_step")
+    if match is not None and step != int(match.group(1)):
+        raise ValueError(
+            f"{source}: progress.global_step = {step!r:.40} disagrees with its folder "
+            f"{directory.name}"
+        )
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
@@ -252,11 +307,16 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     missing = [key for key in STATE_KEYS if key not in state]
     if missing:
         raise ValueError(f"{directory / STATE} is incomplete: it lacks the keys {missing}")
+    check_progress(state["progress"], directory)
     if not (directory / WEIGHTS).is_file():
         raise ValueError(f"checkpoint {directory} has no {WEIGHTS}")
-    try:
-        tensors = load_file(str(directory / WEIGHTS))
-    except (SafetensorError, OSError, ValueError) as error:
+    try:  # bounded, floating (but the RNG state and Adam's step counts), finite
+        _, tensors = read_checked(
+            directory / WEIGHTS,
+            allow_other_dtypes=("torch_rng_state", "optimizer."),
+            max_bytes=MAX_WEIGHTS_BYTES,
+        )
+    except (OSError, ValueError) as error:
         raise ValueError(f"corrupt checkpoint weights {directory / WEIGHTS}: {error}") from error
     if not (directory / REPLAY).is_file():
         raise ValueError(f"checkpoint {directory} has no {REPLAY}")
@@ -270,9 +330,15 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
 
 
 def load_agent(path: str | os.PathLike):
-    """The trained agent of a run folder or checkpoint folder (weights only, no optimiser)."""
-    from agents.rl_tuner.agent import RLTunerAgent
+    """The trained agent of a run folder or checkpoint folder (weights only, no optimiser).
 
+    An RLOO checkpoint (:mod:`agents.rloo.checkpoint`, told by its ``format``) loads as that
+    agent's policy, so ``melody-rl evaluate`` and ``generate`` take either kind of run."""
+    from agents.rl_tuner.agent import RLTunerAgent
+    from agents.rloo import checkpoint as rloo_checkpoint
+
+    if rloo_checkpoint.is_rloo_checkpoint(path):
+        return rloo_checkpoint.load_agent(path)
     loaded = load_checkpoint(path)
     agent = RLTunerAgent(loaded.config, loaded.note_rnn())
     agent.load_named_tensors(loaded.tensors, source=str(loaded.weights_path))

@@ -14,6 +14,7 @@ reset steps of Gymnasium's next-step autoreset and evaluation compositions are n
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -25,6 +26,38 @@ PRESETS = ("fast", "paper")
 """Names of the presets of :func:`make_config`."""
 EXPLORATION_MODES = ("egreedy", "boltzmann")
 LOSSES = ("huber", "mse")
+
+MAX_COUNT = 10**12
+"""Upper bound of step counts (``total_steps``, ``eval_every``, ...): far beyond any run."""
+UPPER_BOUNDS = {
+    "num_envs": 65_536,
+    "eval_num_envs": 65_536,
+    "batch_size": 65_536,
+    "eval_compositions": 10_000_000,
+    "summary_compositions": 10_000_000,
+    "num_samples": 100_000,
+    "torch_threads": 1024,
+    "replay_capacity": 100_000_000,
+    "composition_length": 10_000,
+    "steps_per_bar": 1024,
+    "primer_context": 1024,
+}
+"""Largest value of each size: checked before anything is allocated from it (a replay of
+10^8 transitions already takes gigabytes)."""
+
+
+def check_integer(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
+    """``value`` must be an ``int`` (not a bool) in ``[minimum, maximum]``; else ValueError."""
+    maximum = UPPER_BOUNDS.get(name, MAX_COUNT) if maximum is None else maximum
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+        raise ValueError(f"{name} must be an integer in [{minimum}, {maximum:,}], got {value!r}")
+
+
+def check_real(name: str, value: Any) -> float:
+    """``value`` must be a finite real number (not a bool or a string); else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -41,6 +74,15 @@ class EnvConfig:
     """Key of every training composition (the paper: C major only)."""
     reward_scaler: float = 2.0
     """``1 / c``: weight of r_MT in the reward (the paper's ``c = 0.5``)."""
+
+    def __post_init__(self) -> None:
+        check_integer("composition_length", self.composition_length, 1)
+        check_integer("steps_per_bar", self.steps_per_bar, 1)
+        check_integer("primer_context", self.primer_context, 0)
+        if check_real("reward_scaler", self.reward_scaler) < 0:
+            raise ValueError(f"reward_scaler must be >= 0, got {self.reward_scaler!r}")
+        if not isinstance(self.key, str):
+            raise ValueError(f"key must be a key name such as 'G major', got {self.key!r}")
 
     def env_kwargs(self, reward_mode: str) -> dict[str, Any]:
         """Keyword arguments of ``gymnasium.make(ENV_ID, ...)`` (without the reward RNN)."""
@@ -166,10 +208,30 @@ class TrainConfig:
             "num_samples",
         )
         for name in positive + non_negative:
-            value = getattr(self, name)
-            minimum = 1 if name in positive else 0
-            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+            check_integer(name, getattr(self, name), 1 if name in positive else 0)
+        check_integer("seed", self.seed, 0, 2**63 - 1)
+        check_integer("replay_capacity", self.replay_capacity, 1)
+        if not isinstance(self.env, EnvConfig):
+            raise ValueError(f"env must be an EnvConfig, got {self.env!r:.80}")
+        for name in (
+            "gamma",
+            "target_network_update_rate",
+            "start_epsilon",
+            "end_epsilon",
+            "learning_rate",
+            "max_grad_norm",
+            "temperature",
+        ):
+            check_real(name, getattr(self, name))
+        if self.final_learning_rate is not None:
+            check_real("final_learning_rate", self.final_learning_rate)
+        if self.transitions_per_composition is not None:
+            check_integer("transitions_per_composition", self.transitions_per_composition, 1)
+        for name in ("double_dqn", "progress_bar"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.reward_rnn is not None and not isinstance(self.reward_rnn, str):
+            raise ValueError(f"reward_rnn must be a path or null, got {self.reward_rnn!r}")
         if self.replay_capacity < self.env.composition_length:
             raise ValueError(
                 f"replay_capacity ({self.replay_capacity} transitions) must hold at least one "
@@ -218,6 +280,8 @@ class TrainConfig:
                 f"unknown TrainConfig fields {sorted(unknown)}; known: {sorted(known)}"
             )
         env = data.pop("env", {})
+        if not isinstance(env, dict):
+            raise ValueError(f"env must be a JSON object of EnvConfig fields, got {env!r:.80}")
         env_known = {f.name for f in fields(EnvConfig)}
         if set(env) - env_known:
             raise ValueError(f"unknown EnvConfig fields {sorted(set(env) - env_known)}")

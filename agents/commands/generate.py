@@ -63,6 +63,8 @@ def transpose(tokens: np.ndarray, source: str, target: str) -> np.ndarray:
 def run_command(args: argparse.Namespace) -> int:
     from agents.rl_tuner.checkpoint import load_agent
     from agents.rl_tuner.rollout import compose, make_vector_env
+    from agents.rloo.policy import RLOOPolicy
+    from agents.rloo.rloo import generate
     from melody_env.io.midi_writer import write_midi
     from melody_env.music.keys import Key
 
@@ -70,17 +72,21 @@ def run_command(args: argparse.Namespace) -> int:
         if args.n < 1:
             raise ValueError(f"--n must be a positive integer, got {args.n}")
         agent = load_agent(args.checkpoint)
-        key = agent.config.env.key
+        is_rloo = isinstance(agent, RLOOPolicy)
+        key = agent.config.key if is_rloo else agent.config.env.key
         if args.key is not None:
             transpose(np.zeros(1, dtype=np.int64), key, Key.from_name(args.key).name)
     except (FileNotFoundError, ValueError) as error:
         print(f"melody-rl generate: error: {error}", file=sys.stderr)
         return 2
-    envs = make_vector_env(agent.config, min(args.n, 64), agent.reward_rnn)
-    melodies = compose(
-        agent, envs, args.n, args.seed, purpose="generate", greedy=args.greedy
-    ).actions
-    envs.close()
+    if is_rloo:
+        melodies = generate(agent, args.n, args.seed, greedy=args.greedy)
+    else:
+        envs = make_vector_env(agent.config, min(args.n, 64), agent.reward_rnn)
+        melodies = compose(
+            agent, envs, args.n, args.seed, purpose="generate", greedy=args.greedy
+        ).actions
+        envs.close()
     if args.key is not None:
         melodies = transpose(melodies, key, args.key)
     out = Path(args.out)

@@ -319,6 +319,17 @@ def compose(
     )
 
 
+def generate(policy: RLOOPolicy, n: int, seed: int = 0, greedy: bool = False) -> np.ndarray:
+    """``int64 [n, L]``: ``n`` melodies of a trained policy (``policy.config`` set) after random
+    one-token primers, from the ``generate`` stream of ``seed`` (``melody-rl generate``)."""
+    config = replace(policy.config, seed=seed)
+    envs = make_envs(config, min(n, 64), policy.prior)
+    try:
+        return compose(policy, envs, n, config, purpose="generate", greedy=greedy).actions
+    finally:
+        envs.close()
+
+
 def exact_kl(policy: RLOOPolicy, batch: Rollout) -> np.ndarray:
     """``KL(pi || p)`` at every step of ``batch``, ``[n, L]`` (no gradients)."""
     with torch.no_grad():

@@ -326,3 +326,70 @@ def test_g_learning_prior_reads_the_key_as_the_env_does(shipped):
         )
         start[:] = False
         obs, _, _, _, info = envs.step(step_actions)
+
+
+@pytest.mark.parametrize("algo", ["q", "g"])
+def test_agent_composes_in_every_key_as_in_its_reference_key(shipped, algo):
+    """The RL Tuner agent's scores in a key are its reference-key scores on the read tokens,
+    permuted back: exactly, primer included."""
+    from agents.rl_tuner.agent import RLTunerAgent
+    from agents.rl_tuner.config import make_config
+
+    agent = RLTunerAgent(make_config("fast", algo), shipped)
+    names = ["G major", "E minor", "F# major", "C major"]
+    references = ["C major", "A minor", "C major", "C major"]
+    tables = READING_TABLES[[Key.from_name(name).index for name in names]]
+    primer = np.array([tok("G5"), 0, tok("C3")])
+    envs = MelodyCompositionVectorEnv(4, reward_rnn=shipped)
+    ref_envs = MelodyCompositionVectorEnv(4, reward_rnn=shipped)
+    obs, _ = envs.reset(seed=0, options={"key": names, "primer": [primer] * 4})
+    ref_obs, _ = ref_envs.reset(
+        seed=0, options={"key": references, "primer": [table[primer] for table in tables]}
+    )
+    state, ref_state = agent.initial_state(4), agent.initial_state(4)
+    start = np.ones(4, bool)
+    for step_actions in np.random.default_rng(4).integers(0, NUM_CLASSES, (10, 4)):
+        scores, state = agent.step(obs.astype(np.float32), state, start)
+        ref_scores, ref_state = agent.step(ref_obs.astype(np.float32), ref_state, start)
+        np.testing.assert_array_equal(
+            scores.numpy(), np.take_along_axis(ref_scores.numpy(), tables, axis=1)
+        )
+        start[:] = False
+        obs, *_ = envs.step(step_actions)
+        ref_obs, *_ = ref_envs.step(np.take_along_axis(tables, step_actions[:, None], 1)[:, 0])
+
+
+def test_replay_stores_compositions_in_the_reference_key():
+    from agents.rl_tuner.replay import CompositionReplay
+
+    replay = CompositionReplay(capacity=2, length=3, primer_width=2)
+    prior = np.log(np.full((3, NUM_CLASSES), 1 / NUM_CLASSES, np.float32))
+    prior[:, tok("G4")] = 5.0  # marks G4's entry
+    actions = np.array([tok("G4"), 0, tok("B5")])
+    terminals = np.array([False, False, True])
+    g_major = Key.from_name("G major").index
+    replay.add([tok("D4")], actions, np.zeros(3), prior, terminals, key_index=g_major)
+    replay.add([tok("D4")], actions, np.zeros(3), prior, terminals)  # C major: as it is
+    assert replay.actions[0].tolist() == [tok("C5"), 0, tok("E3")]
+    assert replay.primers[0, -1] == tok("G4")  # D4 read in G major
+    assert (replay.prior_log_probs[0][:, tok("C5")] == 5.0).all()  # G4's entry, now C5's
+    assert replay.actions[1].tolist() == actions.tolist()
+    np.testing.assert_array_equal(replay.prior_log_probs[1], prior)
+
+
+def test_compositions_record_their_keys():
+    from agents.rl_tuner.agent import RLTunerAgent
+    from agents.rl_tuner.config import make_config
+    from agents.rl_tuner.rollout import compose
+
+    rnn = NoteRNN(seed=0)
+    agent = RLTunerAgent(make_config("fast", "q"), rnn)
+    envs = MelodyCompositionVectorEnv(4, key="any", reward_rnn=rnn)
+    compositions = compose(agent, envs, 6, seed=0)
+    assert compositions.keys.shape == (6,) and len(set(compositions.keys.tolist())) > 1
+    for row in range(6):
+        key = ALL_KEYS[compositions.key_of(row)]
+        # The key term of each step agrees with the recorded key.
+        pitches = TOKEN_PITCHES[compositions.actions[row]]
+        outside = (compositions.actions[row] >= 2) & ~key.scale_mask[pitches % 12]
+        np.testing.assert_array_equal(compositions.terms["key"][row] < 0, outside)

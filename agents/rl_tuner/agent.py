@@ -1,15 +1,19 @@
 """The recurrent RL Tuner agent: three Note RNN copies, acting, and Stable-Baselines3's ``predict``.
 
-The agent reads from an observation only two slices (:mod:`melody_env.envs.observation`): the last
-token, which it feeds to its LSTMs one step at a time, and, when an episode starts, the primer (the
-last ``primer_context`` primer tokens, right-aligned); G-learning's prior also reads the key,
-because it reads the tokens as the env's reward RNN does: transposed into C major or A minor, its
-log-probabilities mapped back (:mod:`melody_env.music.transposition`). At an episode start its state
-is reset to zeros and it runs over the primer, so its first scores follow the primer as the env's
-reward RNN does. A primer longer than ``primer_context`` (e.g. a MIDI file) is only seen through its
-last ``primer_context`` tokens: an approximation of the reward RNN's priming on the whole primer
-(exact for the default one-token primers). Training uses the same rule, so the replay recomputes
-exactly the states the agent acted from.
+The agent reads from an observation three slices (:mod:`melody_env.envs.observation`): the last
+token, which it feeds to its LSTMs one step at a time; when an episode starts, the primer (the last
+``primer_context`` primer tokens, right-aligned); and the key. Like the env's reward RNN, all three
+networks work in the *reference key* of the episode's mode, C major or A minor: they read each token
+transposed there and their 38 outputs are mapped back to the episode key's tokens
+(:mod:`melody_env.music.transposition`; a permutation of the 38 tokens, the identity in C major and
+A minor). An agent therefore composes in every key as in its reference key, up to that relabelling,
+and one agent can train on compositions in many keys (``env.key = "any"``); the replay stores
+compositions in the reference key (:meth:`~agents.rl_tuner.replay.CompositionReplay.add`). At an
+episode start its state is reset to zeros and it runs over the primer, so its first scores follow
+the primer as the env's reward RNN does. A primer longer than ``primer_context`` (e.g. a MIDI file)
+is only seen through its last ``primer_context`` tokens: an approximation of the reward RNN's
+priming on the whole primer (exact for the default one-token primers). Training uses the same rule,
+so the replay recomputes exactly the states the agent acted from.
 
 >>> from melody_env.models.note_rnn import NoteRNN, NoteRNNConfig
 >>> from agents.rl_tuner.config import make_config
@@ -136,12 +140,13 @@ class RLTunerAgent:
             tokens = torch.from_numpy(obs[:, self.layout.slices["last_token"]].argmax(axis=1))
             if episode_start.any() and self.layout.primer_context > 1:
                 state = self._prime(obs, state, episode_start)
-            logits, q_state = self.q_network(tokens[:, None], state[:2])
-            scores, new_state = logits[:, 0], q_state
+            # All three networks read the tokens in the reference key and score its tokens.
+            table = torch.from_numpy(READING_TABLES[read_keys(obs, self.layout)])
+            read = table.gather(1, tokens[:, None])
+            logits, q_state = self.q_network(read, state[:2])
+            scores, new_state = logits[:, 0].gather(1, table), q_state
             prior_log_probs = None
-            if self.uses_prior:  # the env's reward RNN: it reads the key's tokens transposed
-                table = torch.from_numpy(READING_TABLES[read_keys(obs, self.layout)])
-                read = table.gather(1, tokens[:, None])
+            if self.uses_prior:
                 prior_logits, prior_state = self.reward_rnn(read, state[2:])
                 prior_log_probs = torch.log_softmax(prior_logits[:, 0], dim=-1).gather(1, table)
                 new_state = q_state + prior_state
@@ -158,13 +163,13 @@ class RLTunerAgent:
             if length < 2:
                 continue
             group = lengths == length
-            prefix = torch.from_numpy(primers[group, width - length : width - 1])
+            prefix = primers[group, width - length : width - 1]
+            read = torch.from_numpy(np.take_along_axis(tables[group], prefix, axis=1))
             index = torch.from_numpy(rows[group])
-            _, (h, c) = self.q_network(prefix)
+            _, (h, c) = self.q_network(read)
             state[0][:, index], state[1][:, index] = h, c
             if self.uses_prior:
-                read = np.take_along_axis(tables[group], prefix.numpy(), axis=1)
-                _, (h, c) = self.reward_rnn(torch.from_numpy(read))
+                _, (h, c) = self.reward_rnn(read)
                 state[2][:, index], state[3][:, index] = h, c
         return state
 

@@ -22,6 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from melody_env.atomic import atomic_path
+from melody_env.music.transposition import KEY_SHIFTS, READING_TABLES
+
+_UNREADING_TABLES = np.argsort(READING_TABLES, axis=1)  # the token read as each reference token
 
 _ARRAYS = ("primers", "primer_lengths", "actions", "rewards", "prior_log_probs", "terminals")
 
@@ -92,11 +95,23 @@ class CompositionReplay:
         rewards: np.ndarray,
         prior_log_probs: np.ndarray,
         terminals: np.ndarray,
+        key_index: int = 0,
     ) -> None:
-        """Store one composition (overwriting the oldest when full)."""
+        """Store one composition (overwriting the oldest when full).
+
+        The agent's networks work in the reference key (see :mod:`agents.rl_tuner.agent`), so
+        a composition in key ``key_index`` (:attr:`Key.index <melody_env.music.keys.Key.index>`)
+        is stored as they read it: its primer and actions read through the key's table of
+        :mod:`melody_env.music.transposition`, its prior log-probabilities in the reference
+        key's token order. C major and A minor are stored as they are.
+        """
         primer = np.asarray(primer, dtype=np.int64)[-self.primer_width :]
         if primer.size == 0:
             raise ValueError("a stored composition needs at least one primer token")
+        if KEY_SHIFTS[key_index]:
+            table = READING_TABLES[key_index]
+            primer, actions = table[primer], table[np.asarray(actions, dtype=np.int64)]
+            prior_log_probs = np.asarray(prior_log_probs)[..., _UNREADING_TABLES[key_index]]
         index = self.position
         self.primers[index] = 0
         self.primers[index, self.primer_width - primer.size :] = primer

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
-from agents.rl_tuner.agent import RLTunerAgent, read_primers, sample_from_logits
+from agents.rl_tuner.agent import RLTunerAgent, read_keys, read_primers, sample_from_logits
 from agents.rl_tuner.config import TrainConfig
 from melody_env import ENV_ID
 from melody_env.models.note_rnn import NoteRNN
@@ -67,6 +67,8 @@ class Compositions:
         music_theory: ``float32 [k, L]``: r_MT of each step.
         log_prob: ``float32 [k, L]``: log p(a_t | s_t) under the reward RNN.
         terms: each reward term's unweighted value, ``float32 [k, L]``.
+        keys: ``int64 [k]``: each composition's key (:attr:`Key.index
+            <melody_env.music.keys.Key.index>`); ``None`` for C major throughout.
     """
 
     primers: np.ndarray
@@ -77,6 +79,11 @@ class Compositions:
     music_theory: np.ndarray
     log_prob: np.ndarray
     terms: dict[str, np.ndarray]
+    keys: np.ndarray | None = None
+
+    def key_of(self, row: int) -> int:
+        """Composition ``row``'s key index (0, C major, when no keys were recorded)."""
+        return 0 if self.keys is None else int(self.keys[row])
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -98,6 +105,9 @@ class Compositions:
                 )
             ),
             terms={name: np.concatenate([p.terms[name] for p in parts]) for name in first.terms},
+            keys=None
+            if any(part.keys is None for part in parts)
+            else np.concatenate([part.keys for part in parts]),
         )
 
     def take(self, count: int) -> Compositions:
@@ -111,6 +121,7 @@ class Compositions:
             self.music_theory[:count],
             self.log_prob[:count],
             {name: value[:count] for name, value in self.terms.items()},
+            None if self.keys is None else self.keys[:count],
         )
 
 
@@ -132,6 +143,7 @@ class VectorComposer:
         width = max(agent.layout.primer_context, 1)
         self.primers = np.zeros((n, width), dtype=np.int64)
         self.primer_lengths = np.ones(n, dtype=np.int64)
+        self.keys = np.zeros(n, dtype=np.int64)
         self.actions = np.zeros((n, length), dtype=np.int64)
         self.rewards = np.zeros((n, length), dtype=np.float32)
         self.prior_log_probs = np.zeros((n, length, NUM_CLASSES), dtype=np.float32)
@@ -162,6 +174,7 @@ class VectorComposer:
         primers, lengths = read_primers(self.obs[rows], self.agent.layout)
         self.primers[rows] = primers
         self.primer_lengths[rows] = lengths
+        self.keys[rows] = read_keys(self.obs[rows], self.agent.layout)
         self.steps[rows] = 0
 
     def step(self, choose: Callable[[np.ndarray], np.ndarray]) -> tuple[int, Compositions | None]:
@@ -226,6 +239,7 @@ class VectorComposer:
             self.music_theory[rows].copy(),
             self.log_prob[rows].copy(),
             {name: values[rows].copy() for name, values in self.terms.items()},
+            self.keys[rows].copy(),
         )
 
 

@@ -283,6 +283,7 @@ class Trainer:
                 finished.rewards[row],
                 finished.prior_log_probs[row],
                 terminals[row],
+                finished.key_of(row),  # stored in the reference key
             )
         return finished
 

@@ -2,16 +2,22 @@
 
 Each melody follows a random one-token primer (not part of the melody). Tokens are sampled from
 the agent's policy (softmax of its logits; ``G + log p`` for G-learning) or, with ``--greedy``,
-its argmax. The agent composes in the key it was trained in; ``--key`` transposes the result to
-another key of the same mode (by at most a tritone, notes folded into the encodable range)::
+its argmax. The agent composes in the key it was trained in, or with ``--key`` in another:
 
     melody-rl generate --checkpoint runs/q --n 16 --out samples/q --key "G major"
+
+An RL Tuner agent works in C major or A minor whatever the key (:mod:`agents.rl_tuner.agent`),
+so it composes in ``--key`` directly: any key of the mode it was trained in, and any of the 24
+(or ``--key any``, a key drawn per melody) if it was trained with ``--key any``. An RLOO agent's
+melodies are transposed to ``--key`` (same mode; by at most a tritone, notes folded into the
+encodable range).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +37,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", required=True, help="folder for melody_000.mid, ...")
     parser.add_argument("--greedy", action="store_true", help="argmax instead of sampling")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--key", default=None, help="transpose to this key, e.g. 'D major'")
+    parser.add_argument(
+        "--key", default=None, help="compose in this key, e.g. 'D major' (or 'any', see above)"
+    )
     parser.set_defaults(func=run_command)
 
 
@@ -60,13 +68,41 @@ def transpose(tokens: np.ndarray, source: str, target: str) -> np.ndarray:
     return np.where(notes, moved, tokens)
 
 
+def composing_key(trained: str, requested: str) -> str:
+    """The env key an RL Tuner agent trained in ``trained`` composes ``--key requested`` in.
+
+    >>> composing_key("C major", "f# major"), composing_key("any", "any")
+    ('F# major', 'any')
+
+    Raises:
+        ValueError: ``requested`` is not a key or ``any``, or is of a mode the agent did not
+            train on (``any`` needs an agent trained with ``--key any``).
+    """
+    from melody_env.envs.priming import ANY_KEY, check_key
+
+    wanted, learned = check_key(requested), check_key(trained)
+    if learned == ANY_KEY:
+        return wanted if wanted == ANY_KEY else wanted.name
+    if wanted == ANY_KEY:
+        raise ValueError(
+            f"--key any needs an agent trained with --key any; this one was trained in "
+            f"{learned.name}: name a {learned.mode} key"
+        )
+    if wanted.mode != learned.mode:
+        raise ValueError(
+            f"the agent was trained in {learned.name}: --key must be a {learned.mode} key "
+            f"(or train with --key any), got {wanted.name}"
+        )
+    return wanted.name
+
+
 def run_command(args: argparse.Namespace) -> int:
     from agents.rl_tuner.checkpoint import load_agent
     from agents.rl_tuner.rollout import compose, make_vector_env
     from agents.rloo.policy import RLOOPolicy
     from agents.rloo.rloo import generate
     from melody_env.io.midi_writer import write_midi
-    from melody_env.music.keys import Key
+    from melody_env.music.keys import KEY_NAMES, Key
 
     try:
         if args.n < 1:
@@ -74,25 +110,34 @@ def run_command(args: argparse.Namespace) -> int:
         agent = load_agent(args.checkpoint)
         is_rloo = isinstance(agent, RLOOPolicy)
         key = agent.config.key if is_rloo else agent.config.env.key
-        if args.key is not None:
+        config = None if is_rloo else agent.config
+        if args.key is not None and is_rloo:
             transpose(np.zeros(1, dtype=np.int64), key, Key.from_name(args.key).name)
+        elif args.key is not None:
+            env = replace(config.env, key=composing_key(key, args.key))
+            config = replace(config, env=env)
     except (FileNotFoundError, ValueError) as error:
         print(f"melody-rl generate: error: {error}", file=sys.stderr)
         return 2
+    names = None  # each melody's key, when the agent composed in several
     if is_rloo:
         melodies = generate(agent, args.n, args.seed, greedy=args.greedy)
+        if args.key is not None:
+            melodies = transpose(melodies, key, args.key)
     else:
-        envs = make_vector_env(agent.config, min(args.n, 64), agent.reward_rnn)
-        melodies = compose(
+        envs = make_vector_env(config, min(args.n, 64), agent.reward_rnn)
+        compositions = compose(
             agent, envs, args.n, args.seed, purpose="generate", greedy=args.greedy
-        ).actions
+        )
         envs.close()
-    if args.key is not None:
-        melodies = transpose(melodies, key, args.key)
+        melodies = compositions.actions
+        if config.env.key.lower() == "any":
+            names = [KEY_NAMES[compositions.key_of(row)] for row in range(len(melodies))]
     out = Path(args.out)
     width = max(3, len(str(args.n - 1)))
     for index, melody in enumerate(melodies):
         path = out / f"melody_{index:0{width}d}.mid"
         write_midi(path, melody)
-        print(f"{path}: {' '.join(map(str, melody.tolist()))}")
+        label = f" ({names[index]})" if names is not None else ""
+        print(f"{path}{label}: {' '.join(map(str, melody.tolist()))}")
     return 0

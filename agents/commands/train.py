@@ -12,6 +12,11 @@ A run killed at any moment continues from its last checkpoint, exactly::
 
     melody-rl train --out runs/q --resume
 
+Compositions are in C major unless ``--key`` names another of the 24 keys, or ``any`` for a key
+drawn from the 24 for each composition (seeded; the agent reads it from the observation)::
+
+    melody-rl train --algo q --key any --out runs/q_any
+
 The run folder gets ``checkpoints/``, ``tensorboard/``, ``samples/*.mid``, ``summary.json`` and
 ``summary.md``. Any field of :class:`agents.rl_tuner.config.TrainConfig` can be set with
 ``--set FIELD=VALUE`` (e.g. ``--set learning_rate=3e-3 --set exploration=boltzmann``).
@@ -68,8 +73,27 @@ def add_parser(subparsers) -> None:
         metavar="FIELD=VALUE",
         help="override any TrainConfig field (VALUE is read as JSON, else as a string)",
     )
+    parser.add_argument(
+        "--key",
+        default=None,
+        help="key of the compositions, e.g. 'F# minor', or 'any' (default: C major)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run_command)
+
+
+def key_option(key: str | None) -> str | None:
+    """``--key`` as a canonical key name (``"F# minor"``) or ``"any"``; ``None`` if not given.
+
+    Raises:
+        ValueError: not one of the 24 keys or ``any``.
+    """
+    from melody_env.envs.priming import ANY_KEY, check_key
+
+    if key is None:
+        return None
+    checked = check_key(key)
+    return ANY_KEY if checked == ANY_KEY else checked.name
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -123,6 +147,12 @@ def build_config(args: argparse.Namespace):
                 )
         if args.set:
             raise ValueError("--set cannot change a resumed run's config")
+        key = key_option(getattr(args, "key", None))
+        if key is not None and key != key_option(config.env.key):
+            raise ValueError(
+                f"--key {key} differs from the resumed run's {config.env.key!r}; a resumed run "
+                "keeps its config (only --steps may change)"
+            )
         if args.steps is not None:
             config = config.__class__(**{**vars(config), "total_steps": args.steps})
         if args.no_progress:
@@ -139,6 +169,9 @@ def build_config(args: argparse.Namespace):
     ):
         if value is not None:
             overrides[name] = value
+    key = key_option(getattr(args, "key", None))
+    if key is not None:
+        overrides.setdefault("env", {})["key"] = key
     if args.no_progress:
         overrides["progress_bar"] = False
     return make_config(args.preset or "fast", args.algo or "q", **overrides)

@@ -8,9 +8,14 @@ The ``--length`` tokens after it are sampled from the model's softmax at ``--tem
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
+
+MAX_MELODIES = 65_536
+MAX_LENGTH = 10_000
+MIN_TEMPERATURE, MAX_TEMPERATURE = 0.01, 100.0
+"""Sampling temperatures allowed: far outside this range the scaled log-probabilities overflow
+(NaN) or every token becomes equally likely."""
 
 
 def add_parser(subparsers) -> None:
@@ -46,11 +51,15 @@ def sample_melodies(
 
     from melody_env.music.encoding import NUM_CLASSES, validate_tokens
 
-    for name, value in (("n", n), ("length", length)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    for name, value, most in (("n", n, MAX_MELODIES), ("length", length, MAX_LENGTH)):
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
+            raise ValueError(f"{name} must be an integer in [1, {most:,}], got {value!r}")
+    if not MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE:
+        raise ValueError(
+            f"temperature must be in [{MIN_TEMPERATURE}, {MAX_TEMPERATURE}], got {temperature!r}"
+        )
+    if not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     generator = torch.Generator().manual_seed(seed)
     if primer_token is None:
         tokens = torch.randint(0, NUM_CLASSES, (n,), generator=generator)
@@ -70,14 +79,16 @@ def sample_melodies(
 
 
 def run_command(args: argparse.Namespace) -> int:
+    from agents.run_control import check_output_folder
     from melody_env.io.midi_writer import write_midi
-    from melody_env.models.note_rnn import NoteRNN
+    from melody_env.models.note_rnn import NoteRNN, NoteRNNConfig
 
-    model = NoteRNN.load(args.checkpoint)
+    out = check_output_folder(args.out)
+    sample_melodies(NoteRNN(NoteRNNConfig(hidden_size=1)), args.n, 1, args.temperature, args.seed)
+    model = NoteRNN.load(args.checkpoint)  # after the arguments are checked
     melodies = sample_melodies(
         model, args.n, args.length, args.temperature, args.seed, args.primer_token
     )
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     width = max(3, len(str(args.n - 1)))
     for index, melody in enumerate(melodies):

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -42,6 +44,7 @@ from agents.rl_tuner.rollout import (
     round_seeds,
 )
 from agents.rl_tuner.summary import composition_stats, write_summary
+from agents.run_control import GracefulStop, RunLock, Stopped, check_output_folder
 from melody_env.atomic import atomic_write_text, remove_temporaries
 from melody_env.io.midi_writer import write_midi
 from melody_env.models.note_rnn import NoteRNN
@@ -192,6 +195,7 @@ class Trainer:
         bar = self._progress_bar()
         started = time.perf_counter()
         recent_returns: list[float] = []
+        stop = GracefulStop().__enter__()  # Ctrl-C / SIGTERM: finish the round, save, stop
         try:
             while progress.global_step < config.total_steps:
                 if config.eval_every and progress.global_step >= progress.next_eval_step:
@@ -217,7 +221,10 @@ class Trainer:
                 ):
                     progress.next_checkpoint_step = progress.global_step + config.checkpoint_every
                     self.save()
+                if stop.requested:
+                    raise self._stop(stop.signal)
         finally:
+            stop.__exit__()
             if bar is not None:
                 bar.close()
         if not self._saved_at_current_step():
@@ -369,6 +376,18 @@ class Trainer:
             return False
         return json.loads(latest.read_text()).get("step") == self.progress.global_step
 
+    def _stop(self, signum: int) -> Stopped:
+        """Checkpoint now (between rounds, like any checkpoint) and say how to resume."""
+        if not self._saved_at_current_step():
+            self.save()
+        name = signal.Signals(signum).name
+        return Stopped(
+            signum,
+            f"stopped by {name} at step {self.progress.global_step:,} of "
+            f"{self.config.total_steps:,}; checkpoint saved; resume with: melody-rl train "
+            f"--resume --out {shlex.quote(str(self.run_dir))}",
+        )
+
     def save(self) -> Path:
         """Write a checkpoint of the current state (between rounds)."""
         tensors, state = checkpoint_state(
@@ -423,5 +442,17 @@ class Trainer:
 def train(
     config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False, log=print
 ) -> dict[str, Any]:
-    """Train (or resume) a run; return its summary. See :class:`Trainer`."""
-    return Trainer(config, run_dir, resume=resume, log=log).train()
+    """Train (or resume) a run; return its summary. See :class:`Trainer`.
+
+    The run folder is locked for the whole run (:class:`~agents.run_control.RunLock`: a second
+    run into it is refused). SIGINT and SIGTERM stop it gracefully: the current round finishes,
+    a checkpoint is written and :class:`~agents.run_control.Stopped` is raised.
+
+    Raises:
+        ValueError: ``run_dir`` cannot hold a run (empty, a file, not writable).
+        agents.run_control.RunLocked: another live run holds ``run_dir``.
+        agents.run_control.Stopped: stopped by a signal after checkpointing.
+    """
+    run_dir = check_output_folder(run_dir)
+    with RunLock(run_dir, "train"):
+        return Trainer(config, run_dir, resume=resume, log=log).train()

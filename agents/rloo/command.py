@@ -3,8 +3,8 @@
 
 ``--steps`` sets ``total_steps``, ``--seed``, ``--checkpoint-every`` (transitions) and
 ``--reward-rnn`` their fields, ``--set FIELD=VALUE`` any field (VALUE read as JSON, else as a
-string). ``--preset``, ``--num-envs`` and ``--eval-every`` are the Q agent's and are refused with
-the RLOO setting to use instead. A resumed run keeps its config; only ``--steps`` and
+string). ``--preset``, ``--num-envs`` and ``--eval-every`` (but for ``--eval-every 0``: RLOO never
+evaluates periodically) are the Q agent's and are refused with the RLOO setting to use instead. A resumed run keeps its config; only ``--steps`` and
 ``--no-progress`` may change.
 """
 
@@ -75,7 +75,8 @@ def build_config(args: argparse.Namespace) -> RLOOConfig:
         FileNotFoundError: ``--resume`` and no checkpoint in ``--out``.
     """
     for name, hint in _NOT_RLOO.items():
-        if getattr(args, name, None) is not None:
+        value = getattr(args, name, None)
+        if value is not None and not (name == "eval_every" and value == 0):
             raise ValueError(f"--{name.replace('_', '-')} is not an RLOO setting: {hint}")
     if args.resume:
         from agents.rloo.checkpoint import load_checkpoint

@@ -154,10 +154,11 @@ class RLOOPolicy:
         h, c = self.network.initial_state(n)
         log_probs = torch.empty(n, NUM_CLASSES)
         for primer_length in np.unique(primer_lengths):
-            rows = torch.from_numpy(np.flatnonzero(primer_lengths == primer_length))
+            rows = np.flatnonzero(primer_lengths == primer_length)
             tokens = torch.from_numpy(np.ascontiguousarray(primers[rows, width - primer_length :]))
             lp, (h_rows, c_rows) = self.network.prime(tokens)
-            log_probs[rows], h[:, rows], c[:, rows] = lp, h_rows, c_rows
+            index = torch.from_numpy(rows)
+            log_probs[index], h[:, index], c[:, index] = lp, h_rows, c_rows
         return self.temper(log_probs, 0).numpy(), (h, c)
 
     @torch.no_grad()

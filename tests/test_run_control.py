@@ -153,3 +153,36 @@ def test_a_missing_extra_is_named_before_any_work(tmp_path, capsys, monkeypatch)
     err = capsys.readouterr().err
     assert "needs tensorboard" in err and "pip install 'melody-rl[tensorboard]'" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_baseline_stops_on_a_signal_and_keeps_its_model(tiny_rnn_path, tmp_path, monkeypatch):
+    pytest.importorskip("stable_baselines3")
+    from agents.baselines import train as baseline_train
+    from agents.baselines.config import BaselineConfig
+    from melody_env.io.sb3_zip import load_sb3_model
+
+    real = baseline_train.StopOnSignal._on_step
+
+    def on_step(self):
+        if self.num_timesteps == 64:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(self)
+
+    monkeypatch.setattr(baseline_train.StopOnSignal, "_on_step", on_step)
+    config = BaselineConfig(
+        algo="sb3-a2c",
+        total_steps=100_000,
+        num_envs=4,
+        reward_rnn=tiny_rnn_path,
+        hyperparams={"policy_kwargs": {"net_arch": [8]}, "n_steps": 4},
+        eval_compositions=0,
+        num_samples=0,
+    )
+    with pytest.raises(Stopped, match="stopped by SIGTERM at step 64 of 100,000") as stopped:
+        baseline_train.train_baseline(config, tmp_path / "run", log=lambda *_: None)
+    assert stopped.value.exit_status == 143
+    from stable_baselines3 import A2C
+
+    assert load_sb3_model(tmp_path / "run" / "model.zip", A2C).num_timesteps == 64
+    with RunLock(tmp_path / "run"), pytest.raises(RunLocked):
+        baseline_train.train_baseline(config, tmp_path / "run", log=lambda *_: None)

@@ -17,12 +17,14 @@ MaskablePPO gets :class:`~agents.baselines.masking.VecInKeyActionMask` too).
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
 from agents.baselines.algorithms import get_algorithm
@@ -30,6 +32,7 @@ from agents.baselines.callbacks import MelodyMetricsCallback
 from agents.baselines.config import BaselineConfig
 from agents.baselines.masking import MaskedPolicy, VecInKeyActionMask
 from agents.baselines.summary import summarize_policy, write_summary
+from agents.run_control import GracefulStop, RunLock, Stopped, check_output_folder
 from agents.sb3_vec_env import MelodySB3VecEnv
 from melody_env.atomic import atomic_path
 from melody_env.envs.melody_composition import load_reward_rnn
@@ -77,14 +80,36 @@ def as_policy(model: Any, algo: str) -> Any:
     return MaskedPolicy(model) if get_algorithm(algo).masked else model
 
 
+class StopOnSignal(BaseCallback):
+    """Ends ``learn`` at the next env step once a :class:`GracefulStop` caught a signal."""
+
+    def __init__(self, stop: GracefulStop) -> None:
+        super().__init__()
+        self.stop = stop
+
+    def _on_step(self) -> bool:
+        return not self.stop.requested
+
+
 def train_baseline(config: BaselineConfig, run_dir: str | os.PathLike, log=print) -> dict[str, Any]:
     """Train, save, evaluate and summarise one run; return the summary.
+
+    The run folder is locked for the run (:class:`~agents.run_control.RunLock`). SIGINT or
+    SIGTERM ends training at the next env step, saves ``model.zip`` (atomically) and raises
+    :class:`~agents.run_control.Stopped` (SB3 runs are not resumable: the model is kept).
 
     Raises:
         FileExistsError: ``run_dir`` already holds a model.
         FileNotFoundError: the Note RNN checkpoint is missing.
+        agents.run_control.RunLocked: another live run holds ``run_dir``.
+        agents.run_control.Stopped: stopped by a signal.
     """
-    run_dir = Path(run_dir)
+    run_dir = check_output_folder(run_dir)
+    with RunLock(run_dir, "baseline"), GracefulStop() as stop:
+        return _train_baseline(config, run_dir, stop, log)
+
+
+def _train_baseline(config: BaselineConfig, run_dir: Path, stop: GracefulStop, log) -> dict:
     if (run_dir / MODEL_FILE).exists():
         raise FileExistsError(f"{run_dir} already holds a model; choose another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -96,7 +121,7 @@ def train_baseline(config: BaselineConfig, run_dir: str | os.PathLike, log=print
     train_start = time.perf_counter()
     model.learn(
         total_timesteps=config.total_steps,
-        callback=MelodyMetricsCallback(run_dir),
+        callback=[MelodyMetricsCallback(run_dir), StopOnSignal(stop)],
         tb_log_name=config.algo,
         progress_bar=config.progress_bar,
     )
@@ -104,6 +129,14 @@ def train_baseline(config: BaselineConfig, run_dir: str | os.PathLike, log=print
     with atomic_path(run_dir / MODEL_FILE) as tmp, open(tmp, "wb") as handle:
         model.save(handle)  # SB3 writes a zip into the file object; the rename makes it whole
     envs.close()
+    if stop.requested:
+        name = signal.Signals(stop.signal).name
+        raise Stopped(
+            stop.signal,
+            f"stopped by {name} at step {model.num_timesteps:,} of {config.total_steps:,}; the "
+            f"model so far is in {run_dir / MODEL_FILE} (not evaluated; SB3 runs cannot be "
+            "resumed: train again into a new --out)",
+        )
     summary: dict[str, Any] = {
         "config": config.to_dict(),
         "algo": config.algo,

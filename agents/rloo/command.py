@@ -3,9 +3,9 @@
 
 ``--steps`` sets ``total_steps``, ``--seed``, ``--checkpoint-every`` (transitions) and
 ``--reward-rnn`` their fields, ``--set FIELD=VALUE`` any field (VALUE read as JSON, else as a
-string). ``--preset``, ``--num-envs`` and ``--eval-every`` (but for ``--eval-every 0``: RLOO never
-evaluates periodically) are the Q agent's and are refused with the RLOO setting to use instead. A resumed run keeps its config; only ``--steps`` and
-``--no-progress`` may change.
+string). ``--preset``, ``--num-envs`` and ``--eval-every`` are the Q agent's and are refused with
+the RLOO setting to use instead (``--eval-every 0`` passes: RLOO never evaluates periodically).
+A resumed run keeps its config; only ``--steps`` and ``--no-progress`` may change.
 """
 
 from __future__ import annotations

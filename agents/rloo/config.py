@@ -54,6 +54,10 @@ class RLOOConfig:
     iteration; ``None`` keeps it constant."""
     kl_coef: float = 0.1
     """``beta``: weight of the exact per-step KL(pi || Note RNN) in the objective."""
+    first_step_kl_coef: float | None = None
+    """KL weight at the composition's first step only (``None``: ``kl_coef``). The Note RNN
+    after a random one-token primer knows nothing of the key, so its first token is a poor
+    anchor; the rules want the tonic there."""
     kl_in_reward: bool = True
     """Also subtract ``beta * KL`` of the *later* steps from each token's return (the exact
     policy gradient of ``J``: a token changes the states the later KLs are measured at); with
@@ -122,6 +126,10 @@ class RLOOConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
         if not 0.0 <= self.gamma <= 1.0:
             raise ValueError(f"gamma must be in [0, 1], got {self.gamma!r}")
+        if self.first_step_kl_coef is not None and not self.first_step_kl_coef >= 0:
+            raise ValueError(
+                f"first_step_kl_coef must be None or >= 0, got {self.first_step_kl_coef!r}"
+            )
         for name in ("kl_coef", "entropy_coef", "reward_scaler"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
@@ -129,6 +137,11 @@ class RLOOConfig:
             raise ValueError(
                 f"final_learning_rate must be None or > 0, got {self.final_learning_rate!r}"
             )
+
+    def kl_weights(self) -> list[float]:
+        """The KL weight of each step: ``kl_coef``, but ``first_step_kl_coef`` at step 0."""
+        first = self.kl_coef if self.first_step_kl_coef is None else self.first_step_kl_coef
+        return [first] + [self.kl_coef] * (self.composition_length - 1)
 
     @property
     def batch_compositions(self) -> int:

@@ -171,21 +171,22 @@ def advantages(scores: np.ndarray, kl: np.ndarray, config: RLOOConfig) -> np.nda
     Args:
         scores: ``s * r_MT`` of every step, ``[n, L]``, rows ``g*k .. g*k+k-1`` after primer g.
         kl: the exact ``KL(pi || p)`` of every step, ``[n, L]``.
-        config: ``samples_per_primer``, ``credit``, ``kl_in_reward``, ``kl_coef`` and
-            ``normalize_advantages``.
+        config: ``samples_per_primer``, ``credit``, ``kl_in_reward``, ``kl_coef`` (and
+            ``first_step_kl_coef``), ``gamma`` and ``normalize_advantages``.
 
     >>> config = RLOOConfig(samples_per_primer=2, kl_coef=1.0)
     >>> advantages(np.array([[1.0, 2.0], [0.0, 0.0]]), np.array([[0.0, 0.5], [0.0, 0.0]]), config)
     array([[ 2.5,  2. ],
            [-2.5, -2. ]])
     """
-    beta, k = config.kl_coef, config.samples_per_primer
+    k = config.samples_per_primer
+    weighted_kl = np.asarray(config.kl_weights()[: kl.shape[1]]) * kl  # beta_t * KL_t
     if config.credit == "reward_to_go":
         returns = discounted_returns(scores, config.gamma)
         if config.kl_in_reward:  # the strictly later KLs
-            returns = returns - beta * (discounted_returns(kl, config.gamma) - kl)
+            returns = returns - (discounted_returns(weighted_kl, config.gamma) - weighted_kl)
     else:
-        total = scores.sum(axis=1) - (beta * kl.sum(axis=1) if config.kl_in_reward else 0.0)
+        total = scores.sum(axis=1) - (weighted_kl.sum(axis=1) if config.kl_in_reward else 0.0)
         returns = np.repeat(total[:, None], scores.shape[1], axis=1)
     grouped = returns.reshape(-1, k, returns.shape[1])
     baseline = (grouped.sum(axis=1, keepdims=True) - grouped) / (k - 1)
@@ -219,7 +220,8 @@ def rloo_loss(
     advantage = torch.from_numpy(advantages(batch.scores, kl.detach().double().numpy(), config))
     taken = log_pi.gather(-1, torch.from_numpy(batch.actions)[..., None])[..., 0]
     policy_loss = -(advantage.float() * taken).mean()
-    loss = policy_loss + config.kl_coef * kl.mean() - config.entropy_coef * entropy.mean()
+    kl_weights = torch.tensor(config.kl_weights()[: kl.shape[1]])
+    loss = policy_loss + (kl_weights * kl).mean() - config.entropy_coef * entropy.mean()
     length = batch.actions.shape[1]
     stats = LossStats(
         policy_loss=float(policy_loss.detach()),

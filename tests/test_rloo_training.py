@@ -1,0 +1,163 @@
+"""RLOO runs: seeding, exact resume, checkpoints, learnability, and the command line."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from agents.cli import main
+from agents.rloo import checkpoint as ckpt
+from agents.rloo.config import RLOOConfig
+from agents.rloo.policy import RLOOPolicy
+from agents.rloo.rloo import train
+from melody_env.evaluation.evaluate import evaluate
+from melody_env.evaluation.policies import load_policy
+from melody_env.models.note_rnn import NoteRNN, NoteRNNConfig
+
+
+@pytest.fixture(scope="module")
+def rnn_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("rnn") / "note_rnn.safetensors"
+    NoteRNN(NoteRNNConfig(hidden_size=16), seed=0).save(path)
+    return str(path)
+
+
+def tiny(rnn_path, **overrides) -> RLOOConfig:
+    """4 primers x 2 samples of 8 steps = 64 transitions per iteration; 4 iterations."""
+    base = dict(
+        reward_rnn=rnn_path,
+        composition_length=8,
+        num_primers=4,
+        samples_per_primer=2,
+        total_steps=256,
+        position_logits=True,
+        summary_compositions=16,
+        eval_num_envs=8,
+        num_samples=2,
+        progress_bar=False,
+        torch_threads=1,
+    )
+    return RLOOConfig(**(base | overrides))
+
+
+def final_tensors(run_dir) -> dict[str, torch.Tensor]:
+    return load_file(str(ckpt.find_checkpoint(run_dir) / ckpt.WEIGHTS))
+
+
+def quiet(*args):
+    pass
+
+
+def test_same_seed_same_run_other_seed_other_run(rnn_path, tmp_path):
+    first = train(tiny(rnn_path), tmp_path / "a", log=quiet)
+    second = train(tiny(rnn_path), tmp_path / "b", log=quiet)
+    other = train(tiny(rnn_path, seed=1), tmp_path / "c", log=quiet)
+    a, b, c = (final_tensors(tmp_path / name) for name in "abc")
+    assert a.keys() == b.keys() and all(torch.equal(a[name], b[name]) for name in a)
+    assert not torch.equal(a["policy.head.bias"], c["policy.head.bias"])
+    assert first["sampled"] == second["sampled"] and first["sampled"] != other["sampled"]
+    assert "position_logits" in a and "prior.head.bias" in a and "optimizer.0.exp_avg" in a
+
+
+def test_resume_continues_bit_for_bit(rnn_path, tmp_path):
+    whole = train(tiny(rnn_path, checkpoint_every=128), tmp_path / "whole", log=quiet)
+    train(tiny(rnn_path, total_steps=128), tmp_path / "split", log=quiet)
+    assert json.loads((tmp_path / "split" / "summary.json").read_text())["global_step"] == 128
+    resumed = train(tiny(rnn_path), tmp_path / "split", resume=True, log=quiet)
+    a, b = final_tensors(tmp_path / "whole"), final_tensors(tmp_path / "split")
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    assert whole["sampled"] == resumed["sampled"] and resumed["gradient_steps"] == 4
+    state = json.loads((ckpt.find_checkpoint(tmp_path / "split") / ckpt.STATE).read_text())
+    assert state["format"] == ckpt.FORMAT and state["progress"]["iteration"] == 4
+    assert RLOOConfig.from_dict(state["config"]) == tiny(rnn_path)
+
+
+def test_a_run_refuses_to_overwrite_and_resume_needs_a_checkpoint(rnn_path, tmp_path):
+    train(tiny(rnn_path, total_steps=64, summary_compositions=0), tmp_path / "run", log=quiet)
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        train(tiny(rnn_path), tmp_path / "run", log=quiet)
+    with pytest.raises(FileNotFoundError, match="cannot resume"):
+        train(tiny(rnn_path), tmp_path / "nothing", resume=True, log=quiet)
+
+
+def test_checkpoint_loads_as_a_policy_and_is_told_from_a_q_run(rnn_path, tmp_path):
+    train(tiny(rnn_path, total_steps=64), tmp_path / "run", log=quiet)
+    assert ckpt.is_rloo_checkpoint(tmp_path / "run")
+    assert not ckpt.is_rloo_checkpoint(tmp_path / "nowhere")
+    policy = load_policy(f"agent:{tmp_path / 'run'}")  # the evaluation's loader hook
+    assert isinstance(policy, RLOOPolicy) and policy.config == tiny(rnn_path, total_steps=64)
+    stored = final_tensors(tmp_path / "run")
+    assert torch.equal(policy.position_logits.detach(), stored["position_logits"])
+    assert torch.equal(policy.network.head.weight.detach(), stored["policy.head.weight"])
+    result = evaluate(
+        policy, n=16, reward_rnn=policy.prior, n_bootstrap=0, env_kwargs={"composition_length": 8}
+    )
+    assert np.isfinite(result.summary["kl"].value) and result.summary["kl"].value > 0
+    (tmp_path / "bad" / "checkpoints" / "step_000000064").mkdir(parents=True)
+    (tmp_path / "bad" / "checkpoints" / "step_000000064" / ckpt.STATE).write_text('{"format": "x"}')
+    (tmp_path / "bad" / "checkpoints" / ckpt.LATEST).write_text(
+        '{"checkpoint": "step_000000064", "step": 64}'
+    )
+    with pytest.raises(ValueError, match="not an RLOO checkpoint"):
+        ckpt.load_checkpoint(tmp_path / "bad")
+
+
+def test_a_short_run_learns_the_rules_with_the_shipped_note_rnn(tmp_path):
+    """About 10 s: 16-step compositions, 20 iterations of 32 x 4 (r_MT about -8 -> -1)."""
+    config = RLOOConfig(
+        composition_length=16,
+        num_primers=32,
+        samples_per_primer=4,
+        total_steps=20 * 128 * 16,
+        kl_coef=0.5,
+        summary_compositions=256,
+        eval_num_envs=128,
+        num_samples=0,
+        progress_bar=False,
+        torch_threads=1,
+    )
+    untuned = train(RLOOConfig(**{**config.to_dict(), "total_steps": 1, "learning_rate": 1e-12}),
+                    tmp_path / "untuned", log=quiet)["sampled"]  # fmt: skip
+    tuned = train(config, tmp_path / "tuned", log=quiet)["sampled"]
+    assert tuned["music_theory"] > untuned["music_theory"] + 4.0
+    assert tuned["excessively_repeated"] < untuned["excessively_repeated"] / 4
+    assert 0 < tuned["kl_per_step"] < 1.0 and untuned["kl_per_step"] < 1e-3
+
+
+TINY_CLI = [
+    "--steps", "128", "--no-progress", "--set", "composition_length=8", "--set", "num_primers=4",
+    "--set", "samples_per_primer=2", "--set", "summary_compositions=16", "--set", "eval_num_envs=8",
+    "--set", "num_samples=2", "--set", "torch_threads=1",
+]  # fmt: skip
+
+
+def test_cli_train_resume_generate(rnn_path, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--algo", "rloo", "--out", str(out), "--reward-rnn", rnn_path]
+    assert main([*args, *TINY_CLI]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["algo"] == "rloo" and summary["global_step"] == 128
+    assert len(list((out / "samples").glob("*.mid"))) == 2
+    assert "rloo sampled" in (out / "summary.md").read_text()
+    # resume without --algo: the run folder says it is RLOO
+    assert main(["train", "--out", str(out), "--resume", "--steps", "192", "--no-progress"]) == 0
+    assert json.loads((out / "summary.json").read_text())["global_step"] == 192
+    assert (
+        main(["generate", "--checkpoint", str(out), "--n", "3", "--out", str(tmp_path / "g")]) == 0
+    )
+    assert len(list((tmp_path / "g").glob("*.mid"))) == 3
+    capsys.readouterr()
+    assert main([*args, "--num-envs", "4"]) == 2
+    assert "--num-envs is not an RLOO setting" in capsys.readouterr().err
+    assert main([*args, "--set", "kl=1"]) == 2
+    assert "unknown RLOO config field 'kl'" in capsys.readouterr().err
+    assert main([*args[:4], str(tmp_path / "x"), "--set", "samples_per_primer=1"]) == 2
+    assert "samples_per_primer must be an integer >= 2" in capsys.readouterr().err
+    assert main(["train", "--out", str(out), "--resume", "--set", "kl_coef=2"]) == 2
+    assert "cannot change a resumed run" in capsys.readouterr().err

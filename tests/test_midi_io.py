@@ -153,7 +153,19 @@ def test_polyphony_takes_skyline(tmp_path):
         (71, 1.0, 1.5),  # B4 alone
     ]
     path = write_notes(tmp_path / "chords.mid", notes)
-    assert read_primer(path).tolist() == [21, 0, 0, 0, 26, 0, 0, 0, 25, 0, 0, 0]
+    # 5 notes lose to a higher one starting with them; at onsets 0 and 0.5 a note (C3, F4)
+    # still sounds at the next onset
+    with pytest.warns(midi_reader.PolyphonicPrimerWarning, match="5 of 8 notes dropped, 2 cut"):
+        assert read_primer(path).tolist() == [21, 0, 0, 0, 26, 0, 0, 0, 25, 0, 0, 0]
+
+
+def test_a_monophonic_line_reads_without_a_warning(tmp_path):
+    import warnings
+
+    path = write_notes(tmp_path / "line.mid", [(60, 0.0, 0.5), (62, 0.5, 1.0), (64, 1.5, 2.0)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_primer(path).tolist() == [14, 0, 0, 0, 16, 0, 0, 0, 1, 0, 0, 0, 18, 0, 0, 0]
 
 
 def test_first_pitched_instrument_is_used(tmp_path):

@@ -8,7 +8,9 @@ A primer is the melody the agent continues. :func:`read_primer` turns any MIDI f
    four steps per quarter, so tempo changes do not smear the grid. A note that rounds to zero
    length keeps one step.
 3. **Skyline.** Where several notes start on the same step the highest wins; a note still
-   sounding at the next onset is cut there (:func:`tokens_from_notes`).
+   sounding at the next onset is cut there (:func:`tokens_from_notes`). A polyphonic line
+   (notes overlapping on the grid) is read this way with a :class:`PolyphonicPrimerWarning`
+   that names the file and how many notes were dropped or cut.
 4. **Transpose.** The piece's key is the file's first key signature if it has one, else the
    Krumhansl-Schmuckler estimate from the pitch-class histogram of all its pitched notes, each
    weighted by its length in sixteenths
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -46,6 +49,35 @@ MAX_NOTES = 100_000
 """Files with more notes (all instruments) are refused."""
 MAX_SONG_STEPS = 1 << 20
 """Melodies longer than this many sixteenths (about 3.6 hours at 80 QPM) are refused."""
+
+
+class PolyphonicPrimerWarning(UserWarning):
+    """A MIDI primer's line has overlapping notes; it was reduced to its skyline."""
+
+
+def count_overlaps(starts: np.ndarray, ends: np.ndarray) -> tuple[int, int]:
+    """``(dropped, cut)`` by the skyline of notes ``[start, end)`` on the grid (end <= start
+    counts as one step): ``dropped`` is the number of notes that share their onset step with
+    another (all but the highest are lost); ``cut`` the number of onset steps where some note
+    starting there still sounds at the next onset step (the line is cut there). Both are zero
+    exactly when the line is monophonic on the grid.
+
+    >>> count_overlaps(np.array([0, 0, 4]), np.array([4, 8, 6]))
+    (1, 1)
+    >>> count_overlaps(np.array([0, 4]), np.array([4, 6]))
+    (0, 0)
+    >>> count_overlaps(np.array([0, 2]), np.array([4, 6]))
+    (0, 1)
+    """
+    starts = np.asarray(starts, np.int64)
+    ends = np.maximum(np.asarray(ends, np.int64), starts + 1)
+    onsets = np.unique(starts)
+    dropped = len(starts) - len(onsets)
+    latest_end = np.full(len(onsets), np.iinfo(np.int64).min)
+    np.maximum.at(latest_end, np.searchsorted(onsets, starts), ends)
+    cut = int(np.count_nonzero(latest_end[:-1] > onsets[1:]))
+    return int(dropped), cut
+
 
 # Krumhansl-Kessler key profiles (Krumhansl 1990), tonic first.
 MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
@@ -200,6 +232,15 @@ def read_primer(
             f"sixteenths, the limit is {MAX_SONG_STEPS}"
         )
 
+    dropped, cut = count_overlaps(starts, ends)
+    if dropped or cut:
+        warnings.warn(
+            f"MIDI primer {str(path)!r} is polyphonic: read as its skyline (the highest of "
+            f"notes starting together, each cut at the next onset): {dropped} of {len(line)} "
+            f"notes dropped, {cut} cut short",
+            PolyphonicPrimerWarning,
+            stacklevel=2,
+        )
     shift = transposition(_piece_key(midi, pitched, to_steps), target)
     notes = np.stack([fold_pitch(pitches + shift), starts - offset, ends - offset], axis=1)
     tokens = tokens_from_notes(notes.tolist())

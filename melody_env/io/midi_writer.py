@@ -20,6 +20,8 @@ from melody_env.music.encoding import NOTE_OFF, TOKEN_PITCHES, is_note, validate
 DEFAULT_QPM = 80.0
 """Tempo of the original RL Tuner's MIDI output."""
 STEPS_PER_QUARTER = 4
+MAX_QPM = 10_000.0
+"""Fastest tempo written (quarter notes per minute); infinity or NaN would give NaN times."""
 
 
 def tokens_to_pretty_midi(
@@ -32,8 +34,19 @@ def tokens_to_pretty_midi(
 
     A note lasts from its onset token until the next onset, the next rest token, or the end.
     """
-    if not qpm > 0:
-        raise ValueError(f"qpm must be positive, got {qpm!r}")
+    if (
+        isinstance(qpm, bool)
+        or not isinstance(qpm, (int, float, np.number))
+        or not (0 < qpm <= MAX_QPM)
+    ):
+        raise ValueError(f"qpm must be a number in (0, {MAX_QPM:g}], got {qpm!r}")
+    for name, value in (("program", program), ("velocity", velocity)):
+        if (
+            not isinstance(value, (int, np.integer))
+            or isinstance(value, bool)
+            or not 0 <= value <= 127
+        ):
+            raise ValueError(f"{name} must be an integer in [0, 127], got {value!r}")
     tokens = validate_tokens(tokens)
     step_seconds = 60.0 / qpm / STEPS_PER_QUARTER
     midi = pretty_midi.PrettyMIDI(initial_tempo=qpm)

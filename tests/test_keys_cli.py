@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from agents.cli import main
@@ -78,3 +79,59 @@ def test_composing_key_refusals(trained, requested, message):
 def test_train_refuses_an_unknown_key(capsys):
     assert main(["train", "--out", "x", "--key", "C dorian"]) == 2
     assert "unknown key 'C dorian'" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def d_minor_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("keys_cli_d_minor")
+    note_rnn = folder / "note_rnn.safetensors"
+    NoteRNN(NoteRNNConfig(hidden_size=16), seed=0).save(note_rnn)
+    out = folder / "dminor"
+    args = ["train", "--algo", "q", "--steps", "256", "--out", str(out), "--key", "d minor"]
+    # The default composition length, which melody-rl evaluate uses.
+    at = TINY.index("env.composition_length=8")
+    tiny = TINY[: at - 1] + TINY[at + 1 :]
+    assert main([*args, "--reward-rnn", str(note_rnn), *tiny]) == 0
+    return out, note_rnn
+
+
+def test_evaluate_warns_when_the_key_is_not_the_trained_one(d_minor_run, tmp_path, capsys):
+    run, note_rnn = d_minor_run
+    args = ["evaluate", "--checkpoint", f"agent:{run}", "--n", "8", "--samples", "0"]
+    args += ["--bootstrap", "0", "--reward-rnn", str(note_rnn), "--out", str(tmp_path)]
+    capsys.readouterr()
+    assert main([*args, "--key", "G major"]) == 0
+    assert "warning: dminor was trained in D minor only; evaluating it in G major" in (
+        capsys.readouterr().err
+    )
+    assert main([*args, "--key", "D minor"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert main([*args, "--key", "H minor"]) == 2
+    assert "unknown key 'H minor'" in capsys.readouterr().err
+
+
+def test_key_tables_pool_every_composition_once(tmp_path):
+    from types import SimpleNamespace
+
+    from agents.commands.evaluate import evaluation_keys, write_key_tables
+    from melody_env.evaluation.metrics import STATISTICS
+    from melody_env.evaluation.stats import summarize
+
+    def result(not_in_key):
+        table = {
+            "not_in_key": np.array(not_in_key, float),
+            "steps": np.full(len(not_in_key), 32.0),
+        }
+        return SimpleNamespace(name="m", table=table, summary=summarize(table, STATISTICS, 0))
+
+    by_key = {"C major": [result([1, 0])], "G major": [result([3, 0, 2])]}
+    markdown = write_key_tables(by_key, tmp_path, n_bootstrap=0, seed=0)
+    rows = {line.split(" | ")[0]: line for line in markdown.splitlines() if line.startswith("|")}
+    column = [cell.strip() for cell in rows["| key"].split("|")].index("Notes not in key")
+    cells = {name: [c.strip() for c in line.split("|")] for name, line in rows.items()}
+    assert cells["| C major"][column] == "1.56%"  # 1 / 64
+    assert cells["| G major"][column] == "5.21%"  # 5 / 96
+    assert cells["| **pooled**"][column] == "3.75%"  # 6 / 160, not the mean of the two
+    data = json.loads((tmp_path / "keys.json").read_text())
+    assert data["m"]["pooled"]["not_in_key"]["value"] == pytest.approx(6 / 160)
+    assert evaluation_keys("all")[:2] == ["C major", "C# major"]

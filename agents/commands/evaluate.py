@@ -14,6 +14,12 @@ writes into ``--out``:
 Models (``--checkpoint``, repeatable): ``PATH.safetensors`` (a Note RNN, sampled),
 ``sb3-dqn:PATH.zip`` (or ``sb3-ppo``, ``sb3-a2c``, ``sb3-qrdqn``, ``sb3-recurrentppo``, or a bare
 ``.zip``), ``agent:PATH`` (our agent), ``random``. ``--baseline random`` adds the uniform policy.
+
+Keys: ``--key`` (default C major) is the key of every composition; a checkpoint trained in
+another key gets a warning. ``--key all`` evaluates every model in each of the 24 keys (``--n``
+compositions each): ``--out/KEY/`` gets that key's report and figures as above, and
+``--out/keys.md`` (and ``keys.json``) one table per model, a row per key and one pooled over
+the 24 keys (every composition counted once).
 """
 
 from __future__ import annotations
@@ -49,7 +55,11 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--key", default="C major", help="key of the compositions, e.g. 'G major'")
+    parser.add_argument(
+        "--key",
+        default="C major",
+        help="key of the compositions, e.g. 'G major', or 'all' (each of the 24, and pooled)",
+    )
     parser.add_argument(
         "--primer", default=None, help="a MIDI file to start from (default: one random token)"
     )
@@ -83,15 +93,9 @@ def add_parser(subparsers) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from melody_env.atomic import atomic_path
     from melody_env.envs.melody_composition import load_reward_rnn
-    from melody_env.evaluation import evaluate
-    from melody_env.evaluation.export import AudioUnavailableError, check_audio, export_samples
-    from melody_env.evaluation.plots import piano_roll_grid, reward_term_histograms, training_curves
+    from melody_env.evaluation.export import AudioUnavailableError, check_audio
     from melody_env.evaluation.policies import NoteRNNPolicy, load_policy, policy_name
-    from melody_env.evaluation.report import write_report
 
     if args.n < 1 or args.samples < 0:
         print("error: --n must be >= 1 and --samples >= 0", file=sys.stderr)
@@ -123,14 +127,42 @@ def run_command(args: argparse.Namespace) -> int:
             unique, suffix = f"{name}_{suffix}", suffix + 1
         models.append((unique, policy))
 
-    out = Path(args.out)
+    try:
+        keys = evaluation_keys(args.key)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    warn_other_keys(models, keys)
+    if len(keys) == 1:
+        evaluate_in_key(args, models, reward_rnn, keys[0], Path(args.out))
+        return 0
+    by_key = {}
+    for key in keys:
+        by_key[key] = evaluate_in_key(
+            args, models, reward_rnn, key, Path(args.out) / key.replace(" ", "_")
+        )
+    print(write_key_tables(by_key, Path(args.out), args.bootstrap, args.seed))
+    return 0
+
+
+def evaluate_in_key(args: argparse.Namespace, models, reward_rnn, key: str, out: Path) -> list:
+    """Evaluate ``models`` in ``key``; write the report, figures and MIDI into ``out``; return
+    the results."""
+    import numpy as np
+
+    from melody_env.atomic import atomic_path
+    from melody_env.evaluation import evaluate
+    from melody_env.evaluation.export import export_samples
+    from melody_env.evaluation.plots import piano_roll_grid, reward_term_histograms, training_curves
+    from melody_env.evaluation.report import write_report
+
     results = []
     for name, policy in models:
         result = evaluate(
             policy,
             n=args.n,
             seed=args.seed,
-            key=args.key,
+            key=key,
             primer=args.primer,
             reward_rnn=reward_rnn,
             deterministic=args.deterministic and name != "note_rnn",
@@ -163,4 +195,99 @@ def run_command(args: argparse.Namespace) -> int:
             print(f"warning: no training curves: {error}", file=sys.stderr)
     print(markdown_path.read_text())
     print(f"wrote {markdown_path}, {json_path} and figures/MIDI under {out}")
-    return 0
+    return results
+
+
+def evaluation_keys(key: str) -> list[str]:
+    """``--key`` as a list of canonical key names: one, or all 24 for ``all``.
+
+    >>> evaluation_keys("bb minor"), len(evaluation_keys("ALL"))
+    (['A# minor'], 24)
+
+    Raises:
+        ValueError: not one of the 24 keys or ``all``.
+    """
+    from melody_env.music.keys import KEY_NAMES, Key
+
+    if key.strip().lower() == "all":
+        return list(KEY_NAMES)
+    try:
+        return [Key.from_name(key).name]
+    except ValueError as error:
+        raise ValueError(f"{error}; or 'all' for each of the 24 keys") from None
+
+
+def trained_key(policy) -> str | None:
+    """The key a checkpoint's compositions were trained in (a key name or ``"any"``), when its
+    config says so (our RL Tuner and RLOO agents); else ``None``."""
+    config = getattr(policy, "config", None)
+    for holder in (getattr(config, "env", None), config):
+        key = getattr(holder, "key", None)
+        if isinstance(key, str):
+            return key
+    return None
+
+
+def warn_other_keys(models, keys: list[str]) -> None:
+    """Warn, on stderr, for each model trained in one key that is evaluated in another."""
+    from melody_env.envs.priming import ANY_KEY, check_key
+
+    for name, policy in models:
+        trained = trained_key(policy)
+        if trained is None or check_key(trained) == ANY_KEY:
+            continue
+        trained = check_key(trained).name
+        others = [key for key in keys if key != trained]
+        if others:
+            where = others[0] if len(keys) == 1 else f"all {len(keys)} keys"
+            print(
+                f"warning: {name} was trained in {trained} only; evaluating it in {where} "
+                "(RL Tuner agents play in every key as in C major / A minor, relabelled)",
+                file=sys.stderr,
+            )
+
+
+def write_key_tables(by_key: dict[str, list], out: Path, n_bootstrap: int, seed: int) -> str:
+    """Write ``out/keys.md`` and ``out/keys.json``: per model, the Table-1 statistics in each
+    key and pooled over the keys (each statistic recomputed as one ratio over all the keys'
+    compositions, with its bootstrap interval); return the markdown."""
+    import json
+
+    import numpy as np
+
+    from melody_env.atomic import atomic_write_text
+    from melody_env.evaluation.metrics import STATISTICS
+    from melody_env.evaluation.stats import summarize
+
+    rows = [s for s in STATISTICS if s.group == "table1"] + [
+        s for s in STATISTICS if s.name in ("music_theory", "log_prob")
+    ]
+    lines, data = ["# Every key", ""], {}
+    for index, name in enumerate(result.name for result in next(iter(by_key.values()))):
+        results = {key: results[index] for key, results in by_key.items()}
+        first = next(iter(results.values()))
+        pooled_table = {
+            column: np.concatenate([r.table[column] for r in results.values()])
+            for column in first.table
+        }
+        pooled = summarize(pooled_table, rows, n_bootstrap, seed)
+        lines += [f"## {name}", "", "| key | " + " | ".join(s.label for s in rows) + " |"]
+        lines.append("|---" * (len(rows) + 1) + "|")
+        data[name] = {}
+        for key, result in [*results.items(), ("pooled", None)]:
+            estimates = pooled if result is None else result.summary
+            cells = [_format(estimates[s.name].value, s.percent) for s in rows]
+            label = "**pooled**" if result is None else key
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+            data[name][key] = {s.name: estimates[s.name].to_dict() for s in rows}
+        lines.append("")
+    markdown = "\n".join(lines)
+    atomic_write_text(out / "keys.md", markdown)
+    atomic_write_text(out / "keys.json", json.dumps(data, indent=2))
+    return markdown
+
+
+def _format(value: float, percent: bool) -> str:
+    if value != value:  # NaN
+        return "n/a"
+    return f"{100 * value:.2f}%" if percent else f"{value:.3f}"

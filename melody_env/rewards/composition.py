@@ -146,6 +146,15 @@ REWARD_MODES: dict[str, tuple[tuple[str, ...], bool]] = {
 """Mode -> (terms weighted by ``reward_scaler``, whether ``log_prob`` is added with weight 1)."""
 
 
+def _finite_number(name: str, value) -> float:
+    """``value`` as a float if it is a finite real number (not a bool or a string)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise ValueError(f"{name} must be a finite number, got {value!r:.60}")
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
 def preset_weights(mode: str, reward_scaler: float) -> dict[str, float]:
     """Term weights of a reward mode of the original."""
     if mode not in REWARD_MODES:
@@ -202,12 +211,23 @@ class RewardFunction:
         terms: Mapping[str, RewardTerm] | None = None,
         weights: Mapping[str, float] | None = None,
     ) -> None:
-        if not np.isfinite(reward_scaler):
-            raise ValueError(f"reward_scaler must be a finite number, got {reward_scaler!r}")
+        if not isinstance(mode, str):
+            raise ValueError(
+                f"reward_mode must be a name, one of {sorted(REWARD_MODES)}, got {mode!r}"
+            )
+        reward_scaler = _finite_number("reward_scaler", reward_scaler)
+        for argument, value in (("reward_terms", terms), ("reward_weights", weights)):
+            if value is not None and not isinstance(value, Mapping):
+                raise ValueError(
+                    f"{argument} must be a dict of term name -> "
+                    f"{'callable' if argument == 'reward_terms' else 'weight'}, got {value!r:.80}"
+                )
         self.mode = mode
-        self.reward_scaler = float(reward_scaler)
+        self.reward_scaler = reward_scaler
         extra = dict(terms or {})
         for name, term in extra.items():
+            if not isinstance(name, str):
+                raise ValueError(f"reward term names must be strings, got {name!r}")
             if not callable(term):
                 raise ValueError(f"reward term {name!r} must be callable, got {term!r}")
             if name in BUILTIN_TERMS:
@@ -220,9 +240,7 @@ class RewardFunction:
                     f"unknown reward term {name!r} in reward_weights; known terms: "
                     f"{sorted(self.available_terms)}"
                 )
-            if not np.isfinite(weight):
-                raise ValueError(f"reward weight of {name!r} must be finite, got {weight!r}")
-            merged[name] = float(weight)
+            merged[name] = _finite_number(f"reward weight of {name!r}", weight)
         # Fixed here: the order of summation is planned from it once.
         self._weights = {name: weight for name, weight in merged.items() if weight != 0.0}
         names = list(self._weights)
@@ -290,7 +308,16 @@ class RewardFunction:
 
     @staticmethod
     def _checked(name: str, value, batch_size: int) -> np.ndarray:
-        value = np.array(value, dtype=np.float64)  # a copy: the breakdown owns its arrays
+        returned = value
+        try:
+            if isinstance(value, (str, bytes)):
+                raise TypeError
+            value = np.array(value, dtype=np.float64)  # a copy: the breakdown owns its arrays
+        except (TypeError, ValueError, OverflowError):
+            raise ValueError(
+                f"reward term {name!r} returned {type(returned).__name__} {returned!r:.60}; it "
+                "must return one number or an array of numbers"
+            ) from None
         if value.shape != (batch_size,):
             try:
                 value = np.broadcast_to(value, (batch_size,)).copy()

@@ -71,6 +71,10 @@ class RLOOConfig:
     give per-step rewards); ``"composition"``: every token gets the whole composition's return."""
     normalize_advantages: bool = False
     """Divide the advantages by their standard deviation over the batch."""
+    rule_weights: dict[str, float] | None = None
+    """The agent's own weight of some of the nine rules in its objective (e.g.
+    ``{"unique_extremes": 3.0}``; the others keep 1): its score per step is ``s * sum_rule
+    weight * rule``. The env's reward stays the paper's; ``None``: the paper's weights."""
     entropy_coef: float = 0.0
     """Weight of an entropy bonus ``+ entropy_coef * H(pi(.|s_t))`` per step (0: none)."""
     temperature: float = 1.0
@@ -124,6 +128,14 @@ class RLOOConfig:
         for name in ("learning_rate", "position_learning_rate", "max_grad_norm", "temperature"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if self.rule_weights is not None:
+            from melody_env.rewards.rules import RULE_NAMES
+
+            unknown = set(self.rule_weights) - set(RULE_NAMES)
+            if unknown:
+                raise ValueError(
+                    f"unknown rules {sorted(unknown)} in rule_weights; known: {list(RULE_NAMES)}"
+                )
         if not 0.0 <= self.gamma <= 1.0:
             raise ValueError(f"gamma must be in [0, 1], got {self.gamma!r}")
         if self.first_step_kl_coef is not None and not self.first_step_kl_coef >= 0:

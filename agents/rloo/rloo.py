@@ -196,6 +196,15 @@ def advantages(scores: np.ndarray, kl: np.ndarray, config: RLOOConfig) -> np.nda
     return result
 
 
+def agent_scores(batch: Rollout, config: RLOOConfig) -> np.ndarray:
+    """``[n, L]``: the score the agent maximises, the env's ``s * r_MT``, or with
+    ``rule_weights`` ``s * sum_rule weight * rule`` (unlisted rules weigh 1)."""
+    if not config.rule_weights:
+        return batch.scores
+    extra = sum((weight - 1.0) * batch.terms[name] for name, weight in config.rule_weights.items())
+    return batch.scores + config.reward_scaler * extra
+
+
 @dataclass
 class LossStats:
     """Per-iteration statistics of :func:`rloo_loss` (means over the batch)."""
@@ -217,7 +226,8 @@ def rloo_loss(
     pi = log_pi.exp()
     kl = (pi * (log_pi - prior)).sum(dim=-1)  # [n, L], exact over the 38 tokens
     entropy = -(pi * log_pi).sum(dim=-1)
-    advantage = torch.from_numpy(advantages(batch.scores, kl.detach().double().numpy(), config))
+    scores = agent_scores(batch, config)
+    advantage = torch.from_numpy(advantages(scores, kl.detach().double().numpy(), config))
     taken = log_pi.gather(-1, torch.from_numpy(batch.actions)[..., None])[..., 0]
     policy_loss = -(advantage.float() * taken).mean()
     kl_weights = torch.tensor(config.kl_weights()[: kl.shape[1]])

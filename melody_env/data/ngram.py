@@ -53,14 +53,23 @@ def _codes(windows: np.ndarray) -> np.ndarray:
     return codes
 
 
+MIN_DISCOUNT = 0.1
+"""Floor of every discount. Chen & Goodman's estimate falls to 0 or below on degenerate counts
+(e.g. n-grams of a policy collapsed onto a few tunes, where most counts are large); a context
+whose every continuation then has a zero discount would keep no back-off mass, and a token it
+never saw would get probability 0 (an infinite cross-entropy). The floor keeps every
+probability positive."""
+
+
 def _discounts(counts: np.ndarray) -> np.ndarray:
-    """Chen & Goodman's D1, D2, D3+ from counts of counts, clipped to ``[0, i)``."""
+    """Chen & Goodman's D1, D2, D3+ from counts of counts, clipped to
+    ``[MIN_DISCOUNT, i)``."""
     n = [int(np.sum(counts == i)) for i in range(1, 5)]
     y = n[0] / (n[0] + 2 * n[1]) if n[0] + n[1] > 0 else 0.5
     discounts = [0.0]
     for i in range(1, 4):
         d = i - (i + 1) * y * n[i] / n[i - 1] if n[i - 1] > 0 else 0.5 * i
-        discounts.append(float(np.clip(d, 0.0, i - 1e-3)))
+        discounts.append(float(np.clip(d, MIN_DISCOUNT, i - 1e-3)))
     return np.array(discounts)
 
 
@@ -137,6 +146,35 @@ class KneserNeyModel:
             backoff = level.gamma_mass[ci][:, None] / safe_total
             probs = np.where(seen[:, None], higher + backoff * probs, probs)
         return probs
+
+    def _token_probs(self, windows: np.ndarray) -> np.ndarray:
+        """``[N]`` probability of each window's last symbol after the ``order - 1`` before it:
+        the same interpolation as :meth:`_distributions`, for one token per row."""
+        if not self.levels:
+            raise ValueError("the n-gram model is not fitted; call fit() first")
+        histories, words = windows[:, :-1], windows[:, -1]
+        probs = np.full(len(windows), 1.0 / NUM_CLASSES)
+        for k, level in enumerate(self.levels, start=1):
+            context = _codes(histories[:, histories.shape[1] - (k - 1) :])
+            ci = np.minimum(np.searchsorted(level.contexts, context), len(level.contexts) - 1)
+            seen = level.contexts[ci] == context
+            grams = context * BASE + words
+            gi = np.minimum(np.searchsorted(level.grams, grams), len(level.grams) - 1)
+            count = np.where(level.grams[gi] == grams, level.counts[gi], 0.0)
+            discount = level.discounts[np.minimum(count, 3).astype(np.int64)]
+            safe_total = np.where(seen, level.totals[ci], 1.0)
+            higher = np.maximum(count - discount, 0.0) / safe_total
+            backoff = level.gamma_mass[ci] / safe_total
+            probs = np.where(seen, higher + backoff * probs, probs)
+        return probs
+
+    def log_probs(self, melodies: Sequence[np.ndarray]) -> np.ndarray:
+        """Natural-log probability of every token but the first of each of ``melodies``, in
+        melody order (as :meth:`predict`, without the argmax; much faster)."""
+        windows = _padded_windows(melodies, self.order)
+        if len(windows) and (windows.min() < 0 or windows[:, -1].max() >= NUM_CLASSES):
+            raise ValueError(f"melody tokens must be in [0, {NUM_CLASSES - 1}]")
+        return np.log(self._token_probs(windows))
 
     def distribution(self, history: Sequence[int]) -> np.ndarray:
         """Next-token probabilities (38) after ``history`` (a melody prefix, BOS-padded)."""

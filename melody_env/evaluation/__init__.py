@@ -6,6 +6,11 @@ Layers, each importing only those before it:
   compositions through the env's own engine (:class:`~melody_env.envs.composition_state.
   CompositionState` and the reward rules), so a statistic and the reward that drives it share one
   implementation.
+- :mod:`~melody_env.evaluation.music`: pure statistics of token arrays that see the music:
+  diversity, an exploit watch, pitch-class/interval/duration histograms and their overlap.
+- :mod:`~melody_env.evaluation.judge`: an independent Kneser-Ney 5-gram judge of data-likeness
+  (quality and coverage) on the shipped corpus splits (``data/judge_corpus.npz``);
+  :mod:`~melody_env.evaluation.music_summary` turns both into report rows.
 - :mod:`~melody_env.evaluation.stats`: rates with bootstrap confidence intervals, mean ± std
   across training seeds.
 - :mod:`~melody_env.evaluation.policies`: the Note RNN sampled at temperature 1, a uniform random

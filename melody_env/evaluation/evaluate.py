@@ -44,11 +44,18 @@ from melody_env.envs.melody_composition import (
 from melody_env.envs.observation import ObservationLayout
 from melody_env.envs.priming import PrimerSpec, check_primer, resolve_primer
 from melody_env.evaluation.metrics import (
+    STATISTICS,
     StatisticsRecorder,
     Table,
     composition_columns,
     duplicate_rate,
     score_compositions,
+)
+from melody_env.evaluation.music_summary import (
+    MUSIC_STATISTICS,
+    greedy_statistics,
+    music_table,
+    set_statistics,
 )
 from melody_env.evaluation.stats import Estimate, summarize
 from melody_env.models.note_rnn import NoteRNN
@@ -72,10 +79,13 @@ class EvaluationResult:
         primers: the primer each composition was written after.
         key: the key of all compositions.
         table: per-composition statistics (:mod:`melody_env.evaluation.metrics`), plus ``kl``
-            when the policy's distribution is known.
-        summary: each statistic with its 95% bootstrap interval, and ``duplicates`` (no interval).
+            when the policy's distribution is known, and the music columns
+            (:func:`~melody_env.evaluation.music_summary.music_table`).
+        summary: each statistic with its 95% bootstrap interval, and ``duplicates`` and the
+            whole-set music statistics (no interval; ``greedy_*`` when a greedy pass ran).
         seconds: wall time of the rollout and scoring (not of the bootstrap).
         config: the arguments of the evaluation.
+        greedy_tokens: the compositions of the greedy pass (``greedy_diversity``), or ``None``.
     """
 
     name: str
@@ -86,6 +96,7 @@ class EvaluationResult:
     summary: dict[str, Estimate]
     seconds: float
     config: dict[str, Any] = field(default_factory=dict)
+    greedy_tokens: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -125,6 +136,8 @@ def evaluate(
     n_bootstrap: int = 1000,
     env_kwargs: Mapping[str, Any] | None = None,
     name: str | None = None,
+    music: bool = True,
+    greedy_diversity: bool = False,
 ) -> EvaluationResult:
     """Sample ``n`` compositions from ``policy`` and compute the paper's statistics and more.
 
@@ -145,13 +158,20 @@ def evaluate(
         n_bootstrap: bootstrap resamples for the 95% intervals (0: none).
         env_kwargs: other env arguments (``composition_length``, ``reward_mode``, ...).
         name: the model's name in reports (default: the policy's class name).
+        music: add the music rows (:mod:`~melody_env.evaluation.music_summary`: diversity,
+            exploit watch, histogram overlaps and the 5-gram judge, a few seconds).
+        greedy_diversity: also compose ``n`` compositions with greedy actions (same seed, same
+            primers) and report their diversity as ``greedy_*`` (with ``deterministic=True``
+            the main pass is greedy and is reused).
 
     Returns:
         An :class:`EvaluationResult`.
 
     >>> from melody_env.evaluation.policies import RandomPolicy
     >>> from melody_env.models import NoteRNN
-    >>> result = evaluate(RandomPolicy(), n=20, reward_rnn=NoteRNN(seed=0), n_bootstrap=0)
+    >>> result = evaluate(
+    ...     RandomPolicy(), n=20, reward_rnn=NoteRNN(seed=0), n_bootstrap=0, music=False
+    ... )
     >>> result.tokens.shape, 0.0 <= result.summary["not_in_key"].value <= 1.0
     ((20, 32), True)
     """
@@ -181,19 +201,36 @@ def evaluate(
         raise RuntimeError(f"engine='vector' but {ENV_ID} has no vector_entry_point registered")
 
     start = time.perf_counter()
-    rollout = _Rollout(policy, rnn, key, primer, env_kwargs, deterministic, fast, seed)
-    parts = []
-    for batch_index, offset in enumerate(range(0, n, batch_size)):
-        size = min(batch_size, n - offset)
-        run = rollout.run_state if engine == "state" else rollout.run_vector
-        parts.append(run(size, batch_index, batch_size))
-    tokens = np.concatenate([part[0] for part in parts])
-    primers = [tokens_ for part in parts for tokens_ in part[1]]
-    table = {name: np.concatenate([part[2][name] for part in parts]) for name in parts[0][2]}
+
+    def compose(greedy: bool):
+        rollout = _Rollout(policy, rnn, key, primer, env_kwargs, greedy, fast, seed)
+        parts = []
+        for batch_index, offset in enumerate(range(0, n, batch_size)):
+            size = min(batch_size, n - offset)
+            run = rollout.run_state if engine == "state" else rollout.run_vector
+            parts.append(run(size, batch_index, batch_size))
+        tokens = np.concatenate([part[0] for part in parts])
+        primers = [tokens_ for part in parts for tokens_ in part[1]]
+        table = {name: np.concatenate([part[2][name] for part in parts]) for name in parts[0][2]}
+        return tokens, primers, table
+
+    tokens, primers, table = compose(deterministic)
+    greedy_tokens = None
+    if greedy_diversity:
+        greedy_tokens = tokens if deterministic else compose(True)[0]
+    set_level = {}
+    if music:
+        table.update(music_table(tokens))
+        set_level = set_statistics(tokens, key)
+        if greedy_tokens is not None:
+            set_level.update(greedy_statistics(greedy_tokens))
     seconds = time.perf_counter() - start
 
-    summary = summarize(table, n_bootstrap=n_bootstrap, seed=seed)
+    statistics = (*STATISTICS, *MUSIC_STATISTICS) if music else STATISTICS
+    summary = summarize(table, statistics, n_bootstrap=n_bootstrap, seed=seed)
     summary["duplicates"] = Estimate(duplicate_rate(tokens))
+    for statistic, value in set_level.items():
+        summary[statistic] = Estimate(float(value))
     config = {
         "n": int(n),
         "seed": int(seed),
@@ -207,6 +244,8 @@ def evaluate(
         "policy": repr(policy) if fast else type(policy).__name__,
         "env_kwargs": {k: v for k, v in env_kwargs.items() if k != "reward_terms"},
         "n_bootstrap": int(n_bootstrap),
+        "music": bool(music),
+        "greedy_diversity": bool(greedy_diversity),
     }
     return EvaluationResult(
         name=name or type(policy).__name__,
@@ -217,6 +256,7 @@ def evaluate(
         summary=summary,
         seconds=seconds,
         config=config,
+        greedy_tokens=greedy_tokens,
     )
 
 

@@ -404,7 +404,7 @@ STATISTICS: tuple[Statistic, ...] = (
     _mean("music_theory", "r_MT", "steps", "rewards"),
     *(_mean(f"reward/{n}", f"r_MT term: {n}", "steps", "rewards") for n in MUSIC_THEORY_RULES),
     _mean("log_prob", "log p under the Note RNN", "steps", "rewards"),
-    _mean("kl", "KL(policy ‖ Note RNN)", "steps", "rewards"),
+    _mean("kl", "KL(policy ‖ Note RNN) per step (nats)", "steps", "judge"),
     _mean("total_reward", "Env reward", "steps", "rewards"),
     # Intervals, mean count per composition.
     *(_mean(f"interval/{n}", label, "one", "intervals") for n, label in _INTERVAL_LABELS.items()),

@@ -18,6 +18,7 @@ from typing import Any
 from melody_env.atomic import atomic_write_text
 from melody_env.evaluation.evaluate import EvaluationResult
 from melody_env.evaluation.metrics import STATISTICS
+from melody_env.evaluation.music_summary import MUSIC_ROWS
 
 PAPER_SOURCE = (
     "Jaques et al. 2017, Table 1: statistics of 100,000 randomly initialized compositions per model"
@@ -41,6 +42,9 @@ autocorrelation of G is printed "17" in the transcription, almost certainly .17.
 
 SECTIONS = {
     "table1": "Music-theory rule adherence (the paper's Table 1)",
+    "judge": "Data-likeness and distance from the prior",
+    "diversity": "Diversity",
+    "exploit": "Exploit watch",
     "rewards": "Rewards (mean per step)",
     "intervals": "Intervals (mean count per composition)",
     "variety": "Variety",
@@ -54,7 +58,17 @@ are shown for reference, not as a like-for-like target. Intervals: each note aga
 note, by size (seconds 1-2 semitones, thirds 3-4, ..., octave jumps > 12); in-key preferred =
 in-key thirds + fifths of the tonic triad (the original counted in-key thirds nowhere). Duplicates:
 share of compositions identical to an earlier one (no interval: a bootstrap resample duplicates
-compositions by construction)."""
+compositions by construction).
+Music rows (melody_env/evaluation/music.py, judge.py): quality = cross-entropy (nats/token) of
+the compositions under a Kneser-Ney 5-gram fit on the folk corpus's training split; coverage =
+cross-entropy of the corpus test split's 32-token windows under a 5-gram fit on the compositions
+(both: every token but the first, lower is better); histogram overlaps with the test split
+(sum over bins of the smaller share, 1 = same shape): onset pitch classes, |interval| between
+consecutive onsets (0..24+ semitones), note durations (1..16+ sixteenths; a note ends at the
+next onset, a rest or the composition's end). KL(policy ‖ Note RNN): exact per step over the 38
+tokens where the policy's distribution is known (greedy policies: -log p of the chosen token).
+Openings: the first 8 tokens; greedy rows: a second pass with deterministic actions, same
+primers. Repetition limit: the longest note the env's repetition rule lets pass."""
 
 
 def build_report(results: Sequence[EvaluationResult], title: str | None = None) -> dict[str, Any]:
@@ -87,6 +101,20 @@ def build_report(results: Sequence[EvaluationResult], title: str | None = None) 
             "paper": None,
         }
     )
+    for music_row in MUSIC_ROWS:
+        if not any(music_row.name in r.summary for r in results):
+            continue  # e.g. no greedy pass
+        rows.append(
+            {
+                "name": music_row.name,
+                "label": music_row.label,
+                "group": music_row.group,
+                "percent": music_row.format == "percent",
+                "count": music_row.format == "count",
+                "values": {r.name: _estimate(r, music_row.name) for r in results},
+                "paper": None,
+            }
+        )
     return {
         "title": title or "RL Tuner evaluation",
         "models": {
@@ -98,7 +126,12 @@ def build_report(results: Sequence[EvaluationResult], title: str | None = None) 
     }
 
 
-def format_value(value: float | None, percent: bool) -> str:
+def _estimate(result: EvaluationResult, name: str) -> dict[str, float | None]:
+    estimate = result.summary.get(name)
+    return {"value": None} if estimate is None else estimate.to_dict()
+
+
+def format_value(value: float | None, percent: bool, count: bool = False) -> str:
     """``0.633 -> "63.30%"``, ``7e-05 -> "0.007%"``; ``None``/NaN -> ``"n/a"``.
 
     >>> format_value(0.633, True), format_value(7e-05, True), format_value(-0.1634, False)
@@ -106,14 +139,18 @@ def format_value(value: float | None, percent: bool) -> str:
     """
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
+    if count:
+        return f"{round(value):,}"
     if percent:
         scaled = value * 100.0
         return f"{scaled:.2f}%" if scaled == 0 or abs(scaled) >= 0.1 else f"{scaled:.2g}%"
     return f"{value:.3f}" if abs(value) < 100 else f"{value:.1f}"
 
 
-def _cell(estimate: dict[str, float | None], percent: bool, intervals: bool) -> str:
-    text = format_value(estimate["value"], percent)
+def _cell(
+    estimate: dict[str, float | None], percent: bool, intervals: bool, count: bool = False
+) -> str:
+    text = format_value(estimate["value"], percent, count)
     if intervals and estimate.get("low") is not None and estimate.get("high") is not None:
         low = format_value(estimate["low"], percent).rstrip("%")
         high = format_value(estimate["high"], percent).rstrip("%")
@@ -139,6 +176,8 @@ def render_markdown(report: dict[str, Any], intervals: bool = True) -> str:
     lines.append("")
     for group, heading in SECTIONS.items():
         rows = [row for row in report["rows"] if row["group"] == group]
+        if not rows:
+            continue
         with_paper = any(row["paper"] for row in rows)
         lines += [f"## {heading}", ""]
         header = ["Statistic", *models]
@@ -148,7 +187,10 @@ def render_markdown(report: dict[str, Any], intervals: bool = True) -> str:
         lines.append("|" + "|".join(["---"] + ["--:"] * (len(header) - 1)) + "|")
         for row in rows:
             cells = [row["label"]]
-            cells += [_cell(row["values"][m], row["percent"], intervals) for m in models]
+            cells += [
+                _cell(row["values"][m], row["percent"], intervals, row.get("count", False))
+                for m in models
+            ]
             if with_paper:
                 paper = row["paper"] or {}
                 cells += [

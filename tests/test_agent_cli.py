@@ -34,7 +34,9 @@ def test_train_writes_checkpoint_samples_and_summary(run_dir):
     assert summary["global_step"] == 256 and summary["config"]["algo"] == "psi"
     for key in ("not_in_key", "excessively_repeated", "starting_with_tonic", "leaps_resolved"):
         assert key in summary["sampled"] and key in summary["greedy"]
-    assert "notes not in key" in (run_dir / "summary.md").read_text()
+    text = (run_dir / "summary.md").read_text()  # the evaluation suite's report
+    assert "Notes not in key" in text and "Distinct openings" in text and "KL(policy" in text
+    assert summary["sampled"]["kl"] >= 0 and "greedy_distinct_openings" in summary["sampled"]
     assert len(list((run_dir / "samples").glob("*.mid"))) == 2
     assert list((run_dir / "tensorboard").iterdir())
     assert (run_dir / "checkpoints" / "latest.json").is_file()

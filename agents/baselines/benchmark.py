@@ -6,8 +6,10 @@ time), evaluates two references on the same primers (the untuned Note RNN, sampl
 uniformly random policy), and writes into the output folder:
 
 - ``results.md`` / ``results.json``: per statistic, mean ± std over seeds for every algorithm
-  (the paper's Table-1 rows, r_MT and log p per step, the env reward per step, the training wall
-  time and env steps per second);
+  (the paper's Table-1 rows, the KL to the Note RNN, the music rows of
+  :mod:`melody_env.evaluation.music_summary` (the 5-gram judge, histogram overlaps with the
+  corpus, diversity of sampled and greedy actions, exploit watch), r_MT and log p per step, the
+  env reward per step, the training wall time and env steps per second);
 - ``learning_curves.png``: r_MT and log p per step against env steps, every algorithm on one
   plot (mean over seeds, ± std shaded; the references as dashed lines).
 
@@ -35,6 +37,7 @@ import numpy as np
 from agents.baselines.runs import RL_TUNER_ALGOS, RunSpec, run
 from melody_env.atomic import atomic_write_text
 from melody_env.evaluation.metrics import STATISTICS
+from melody_env.evaluation.music_summary import MUSIC_ROWS
 from melody_env.evaluation.stats import Estimate, format_mean_std, mean_std
 
 DEFAULT_ALGOS = (
@@ -256,18 +259,26 @@ def results_markdown(results: dict[str, Any], out: Path | None = None) -> str:
         failures += [r["spec"] for r in runs if "error" in r]
     for name, runs in results["references"].items():
         columns[LABELS[name]] = column_estimates(runs)
-    rows = [(s.name, s.label, s.percent) for s in STATISTICS if s.group == "table1"]
-    rows += list(EXTRA_ROWS)
+    rows = [
+        (s.name, s.label, "percent" if s.percent else "number")
+        for s in STATISTICS
+        if s.group == "table1"
+    ]
+    rows += [("kl", "KL(policy ‖ Note RNN) per step", "number")]
+    rows += [(row.name, row.label, row.format) for row in MUSIC_ROWS]
+    rows += [(key, label, "percent" if percent else "number") for key, label, percent in EXTRA_ROWS]
     header = ["Statistic", *columns]
     lines = [
         "| " + " | ".join(header) + " |",
         "|" + "|".join(["---"] + ["--:"] * len(columns)) + "|",
     ]
-    for key, label, percent in rows:
+    for key, label, kind in rows:
         cells = [label]
         for estimates in columns.values():
             estimate = estimates.get(key)
-            digits = 0 if key in ("train_seconds", "steps_per_second") else (1 if percent else 2)
+            whole = kind == "count" or key in ("train_seconds", "steps_per_second")
+            percent = kind == "percent"
+            digits = 0 if whole else (1 if percent else 2)
             cells.append("n/a" if estimate is None else format_mean_std(estimate, percent, digits))
         lines.append("| " + " | ".join(cells) + " |")
     steps = [e["global_step"].value for e in columns.values() if "global_step" in e]

@@ -4,7 +4,10 @@ Samples ``--n`` compositions from each model (the untuned Note RNN is always inc
 writes into ``--out``:
 
 - ``report.md`` and ``report.json``: one column per model, one row per statistic, the paper's
-  Table 1 numbers alongside, 95% bootstrap intervals;
+  Table 1 numbers alongside, 95% bootstrap intervals; then the music rows: data-likeness under
+  an independent 5-gram judge (quality and coverage) and histogram overlaps with the folk
+  corpus, the exact KL to the Note RNN, diversity of sampled and (a second, greedy pass of
+  ``--n`` compositions on the same primers) greedy actions, and an exploit watch;
 - ``reward_terms.png``: the distribution of each reward term, all models overlaid;
 - per model, ``MODEL/piano_roll.png`` (``--samples`` compositions, the key's scale shaded),
   ``MODEL/sample_*.mid`` (and ``.wav`` with ``--wav``, ``.musicxml`` with ``--musicxml``) and
@@ -170,6 +173,7 @@ def evaluate_in_key(args: argparse.Namespace, models, reward_rnn, key: str, out:
             engine=args.engine,
             n_bootstrap=args.bootstrap,
             name=name,
+            greedy_diversity=True,
         )
         results.append(result)
         engine = result.config["engine"]

@@ -20,9 +20,16 @@ key                         evaluation-suite statistic
 ``unique_max``/``_min``     compositions with unique max / min note
 ``autocorrelation_lagK``    mean autocorrelation at lag K, over the compositions where it is
                             defined
+``distinct_openings`` ...   the diversity of :func:`melody_env.evaluation.music.diversity`
+                            (distinct compositions, openings, 4-grams, top-opening share)
+``starts_on_lowest`` ...    the exploit watch of :func:`~melody_env.evaluation.music.
+                            music_columns` (shares; octave-plus leaps per composition)
 ==========================  ==================================================================
 
-Shares are fractions in [0, 1]; the Markdown table prints them as percentages.
+Shares are fractions in [0, 1]; the Markdown table prints them as percentages. These cheap
+statistics feed the periodic ``eval/`` scalars. The run's final ``summary.md``/``summary.json``
+come from the evaluation suite instead (:func:`evaluation_summary`: the same report as
+``melody-rl evaluate``, with the judge, the KL to the Note RNN and greedy diversity).
 """
 
 from __future__ import annotations
@@ -35,7 +42,9 @@ import numpy as np
 
 from agents.rl_tuner.rollout import Compositions
 from melody_env.atomic import atomic_write_text
+from melody_env.evaluation import EvaluationResult, music
 from melody_env.evaluation.metrics import composition_columns, table_from_reward_terms
+from melody_env.evaluation.music_summary import MUSIC_STATISTICS
 from melody_env.evaluation.stats import summarize
 
 PAPER_Q = {
@@ -82,8 +91,14 @@ def composition_stats(compositions: Compositions) -> dict[str, float]:
         "music_theory": compositions.music_theory,
         "log_prob": compositions.log_prob,
     }
-    table = {**composition_columns(compositions.actions), **table_from_reward_terms(terms)}
+    table = {
+        **composition_columns(compositions.actions),
+        **table_from_reward_terms(terms),
+        **music.music_columns(compositions.actions),
+    }
+    exploit = [s for s in MUSIC_STATISTICS if s.group == "exploit"]
     estimates = summarize(table, n_bootstrap=0)
+    estimates.update(summarize(table, exploit, n_bootstrap=0))
     count = len(compositions)
     leaps = int(table["leaps_resolved"].sum() + table["leaps_doubled"].sum())
     stats = {
@@ -91,11 +106,48 @@ def composition_stats(compositions: Compositions) -> dict[str, float]:
         "music_theory_per_composition": float(table["music_theory"].mean()),
         "return": float(compositions.rewards.sum(axis=1).mean()),
         "leaps_per_composition": leaps / count,
-        "distinct_compositions": len(np.unique(compositions.actions, axis=0)),
+        **music.diversity(compositions.actions),
     }
     for key, _, _ in ROWS:
         stats[key] = estimates[_SUITE_NAMES.get(key, key)].value
+    for statistic in exploit:
+        stats[statistic.name] = estimates[statistic.name].value
     return stats
+
+
+def evaluation_summary(
+    agent: Any, config: Any
+) -> tuple[dict[str, dict[str, float]], list[EvaluationResult]]:
+    """The run's final statistics through the evaluation suite.
+
+    ``config.summary_compositions`` compositions each (seed ``config.seed``, the env of
+    ``config``): the agent sampled (its ``predict``, the paper's protocol) and greedy, and the
+    untuned Note RNN on the same primers
+    (:func:`agents.baselines.summary.summarize_policy`).
+
+    Returns:
+        The statistics by summary key (``sampled``, ``greedy``, ``note_rnn``; the suite's names,
+        NaN where undefined, plus ``starting_with_tonic`` as this module's name for
+        ``starts_with_tonic``) and the results for :func:`write_summary`.
+    """
+    from agents.baselines.summary import summarize_policy
+
+    env_kwargs = config.env.env_kwargs(config.reward_mode)
+    key = env_kwargs.pop("key")
+    columns, results = summarize_policy(
+        agent,
+        config.algo,
+        config.summary_compositions,
+        config.seed,
+        key,
+        agent.reward_rnn,
+        env_kwargs,
+    )
+    for stats in columns.values():
+        for name, value in stats.items():
+            stats[name] = float("nan") if value is None else value
+        stats["starting_with_tonic"] = stats["starts_with_tonic"]
+    return columns, results
 
 
 def format_value(value: float, kind: str) -> str:
@@ -116,17 +168,37 @@ def markdown_table(columns: dict[str, dict[str, float]], with_paper: bool = True
     return "\n".join(lines) + "\n"
 
 
-def write_summary(run_dir: str | os.PathLike, summary: dict[str, Any]) -> None:
+def write_summary(
+    run_dir: str | os.PathLike,
+    summary: dict[str, Any],
+    results: list[EvaluationResult] | None = None,
+) -> None:
     """Write ``summary.json`` and ``summary.md`` (atomically).
 
     ``summary`` holds ``config``, counters, and statistics dicts under ``"sampled"`` and
-    ``"greedy"`` (and optionally ``"note_rnn"``, the untuned model's).
+    ``"greedy"`` (and optionally ``"note_rnn"``, the untuned model's). With ``results``
+    (:func:`evaluation_summary`), ``summary.md`` is the evaluation suite's report of them (the
+    same as ``melody-rl evaluate``'s, music rows included) and ``report.json`` is written too;
+    without, a compact table of :data:`ROWS`.
     """
     from pathlib import Path
 
     run_dir = Path(run_dir)
-    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
     config = summary["config"]
+    if results:
+        from agents.baselines.summary import write_summary as write_suite_summary
+
+        header = (
+            f"`{config['algo']}`, preset `{config['preset']}`, seed {config['seed']}: "
+            f"{summary['global_step']:,} training transitions, {summary['gradient_steps']:,} "
+            f"gradient steps, {summary['train_seconds']:.0f} s of training "
+            f"({summary['total_seconds']:.0f} s with evaluation). *sampled*: each token drawn "
+            "from the softmax of the policy's logits (the paper's protocol); *greedy*: their "
+            "argmax."
+        )
+        write_suite_summary(run_dir, summary, results, "RL Tuner run", header)
+        return
+    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
     columns = {
         label: summary[key]
         for key, label in (

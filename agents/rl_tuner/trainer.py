@@ -43,7 +43,7 @@ from agents.rl_tuner.rollout import (
     make_vector_env,
     round_seeds,
 )
-from agents.rl_tuner.summary import composition_stats, write_summary
+from agents.rl_tuner.summary import composition_stats, evaluation_summary, write_summary
 from agents.run_control import GracefulStop, RunLock, Stopped, check_output_folder
 from melody_env.atomic import atomic_write_text, remove_temporaries
 from melody_env.io.midi_writer import write_midi
@@ -405,35 +405,21 @@ class Trainer:
             "gradient_steps": progress.gradient_steps,
             "train_seconds": progress.train_seconds,
         }
+        results = []
         if config.summary_compositions:
-            sampled = compose(
-                self.agent,
-                self.eval_envs,
-                config.summary_compositions,
-                seed=config.seed,
-                purpose="summary",
-                temperature=config.temperature,
-            )
-            greedy = compose(
-                self.agent,
-                self.eval_envs,
-                config.summary_compositions,
-                seed=config.seed,
-                purpose="summary",
-                greedy=True,
-            )
-            summary["sampled"] = composition_stats(sampled)
-            summary["greedy"] = composition_stats(greedy)
+            # The evaluation suite's report: Table 1, the music rows and the KL to the prior.
+            columns, results = evaluation_summary(self.agent, config)
+            summary.update(columns)
             for name, value in summary["sampled"].items():
                 if np.isfinite(value):
                     writer.add_scalar(f"final/{name}", value, progress.global_step)
-            samples = sampled.take(config.num_samples)
+            sampled = next(r for r in results if r.name.endswith("sampled"))
             width = max(3, len(str(config.num_samples - 1)))
-            for index, tokens in enumerate(samples.actions):
+            for index, tokens in enumerate(sampled.tokens[: config.num_samples]):
                 write_midi(self.run_dir / "samples" / f"sample_{index:0{width}d}.mid", tokens)
         summary["total_seconds"] = total_seconds
         if "sampled" in summary:
-            write_summary(self.run_dir, summary)
+            write_summary(self.run_dir, summary, results)
         else:
             atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
         return summary

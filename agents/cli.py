@@ -24,6 +24,7 @@ SUBCOMMAND_MODULES = (
     "agents.commands.evaluate",
     "agents.commands.baseline",
     "agents.commands.benchmark",
+    "agents.commands.frontier",
 )
 """Modules that each add one subcommand."""
 

@@ -1,0 +1,397 @@
+"""The reward–KL frontier: sweep each algorithm's pull toward the prior, seeds x values, and plot.
+
+Each algorithm of :data:`FRONTIER_ALGOS` has one *knob* that sets how strongly it is pulled
+toward the Note RNN (the prior), and default values to sweep:
+
+- the RL Tuner's DQN family (``q``, ``psi``, ``g``) and SB3 (``sb3-ppo``): the env's
+  ``reward_scaler`` ``s`` in ``s * r_MT + log p`` (``g``: ``s * r_MT`` with the prior in its
+  policy). A **larger** ``s`` means **less** pull toward the prior (the paper: ``s = 2``, c = 0.5).
+  ``pure_rl`` has no prior term: its ``s`` only scales the reward (a reference, not a pull);
+- ``rloo``: its own KL weight ``kl_coef`` (``beta``): a larger value means **more** pull.
+
+Every (algorithm, value, seed) *point* trains with ``melody-rl train`` (``--set`` for the knob)
+or :func:`agents.baselines.train.train_baseline` for SB3 at the same budget, in its own process
+(``jobs`` at a time; a point whose ``point.json`` exists is not run again, so the same command
+continues a killed sweep), then composes ``eval_n`` compositions with the evaluation suite
+(:func:`agents.baselines.summary.evaluate_policy`: Table 1, KL to the Note RNN, the 5-gram
+judge, diversity of sampled and greedy actions). The untuned Note RNN is evaluated per seed as
+the reference (KL 0). Outputs in ``out``:
+
+- ``frontier.json``: every point's statistics and counters;
+- ``frontier.csv``: one row per point (:data:`CSV_COLUMNS`), ``pareto`` = its configuration is
+  Pareto-optimal;
+- ``frontier.md``: per configuration (algorithm, value) the mean ± std over seeds of the
+  columns, Pareto-optimal ones marked;
+- ``frontier.png``: left, r_MT per step against KL(pi ‖ Note RNN) per step (each seed a small
+  dot, each configuration's mean a large marker, colour = distinct openings), the frontier
+  drawn through the Pareto-optimal configurations; right, the judge: quality against coverage
+  (both nats/token, lower is better), colour = distinct openings.
+
+A configuration is *Pareto-optimal* when no other configuration has a higher-or-equal mean
+r_MT per step and a lower-or-equal mean KL per step, one of them strictly. Adding an
+algorithm is one :data:`FRONTIER_ALGOS` entry.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from melody_env.atomic import atomic_write_text
+
+
+@dataclass(frozen=True)
+class FrontierAlgo:
+    """How to sweep one algorithm.
+
+    Attributes:
+        name: the algorithm (``melody-rl train --algo`` or an SB3 name).
+        knob: the override the sweep sets: ``env.reward_scaler`` / ``kl_coef`` for ``melody-rl
+            train --set``, ``reward_scaler`` for :class:`~agents.baselines.config.BaselineConfig`.
+        values: the default values swept.
+        family: ``"train"`` (``melody-rl train``) or ``"sb3"``.
+        train_args: extra ``melody-rl train`` arguments (e.g. skip its own summary).
+        policy: the :func:`~melody_env.evaluation.policies.load_policy` spec of the trained
+            policy, ``{run}`` standing for the run folder.
+        more_is_less_pull: a larger value pulls less toward the prior (for the labels).
+    """
+
+    name: str
+    knob: str
+    values: tuple[float, ...]
+    family: str = "train"
+    train_args: tuple[str, ...] = ()
+    policy: str = "agent:{run}"
+    more_is_less_pull: bool = True
+
+
+SCALERS = (0.25, 0.5, 1.0, 2.0)
+"""Reward scalers swept by default: from a strong pull toward the prior to the paper's 2."""
+_DQN_ARGS = ("--set", "summary_compositions=0", "--eval-every", "0", "--checkpoint-every", "0")
+FRONTIER_ALGOS: dict[str, FrontierAlgo] = {
+    "q": FrontierAlgo("q", "env.reward_scaler", SCALERS, train_args=_DQN_ARGS),
+    "psi": FrontierAlgo("psi", "env.reward_scaler", SCALERS, train_args=_DQN_ARGS),
+    "g": FrontierAlgo("g", "env.reward_scaler", SCALERS, train_args=_DQN_ARGS),
+    "pure_rl": FrontierAlgo("pure_rl", "env.reward_scaler", SCALERS, train_args=_DQN_ARGS),
+    "sb3-ppo": FrontierAlgo("sb3-ppo", "reward_scaler", SCALERS, family="sb3", policy=""),
+    "rloo": FrontierAlgo(
+        "rloo",
+        "kl_coef",
+        (0.03, 0.1, 0.3, 1.0),
+        train_args=("--eval-every", "0"),
+        more_is_less_pull=False,
+    ),
+}
+"""Every algorithm the frontier knows (``rloo`` needs ``melody-rl train --algo rloo``)."""
+DEFAULT_ALGOS = ("q", "psi", "g", "pure_rl", "sb3-ppo", "rloo")
+CSV_COLUMNS = (
+    "algo",
+    "knob",
+    "value",
+    "seed",
+    "music_theory",
+    "kl",
+    "distinct_openings",
+    "top_opening_share",
+    "greedy_distinct_openings",
+    "judge_quality",
+    "judge_coverage",
+    "interval_overlap",
+    "starts_with_tonic",
+    "excessively_repeated",
+    "in_repeated_motif",
+    "starts_on_lowest",
+    "train_seconds",
+    "pareto",
+)
+"""Columns of ``frontier.csv`` (statistics: the evaluation suite's names)."""
+
+
+@dataclass(frozen=True)
+class Point:
+    """One (algorithm, knob value, seed) of the sweep."""
+
+    algo: str
+    value: float
+    seed: int
+    total_steps: int
+    eval_n: int = 2000
+    key: str = "C major"
+
+    @property
+    def name(self) -> str:
+        knob = FRONTIER_ALGOS[self.algo].knob.split(".")[-1]
+        return f"{self.algo}/{knob}={self.value:g}/seed{self.seed}"
+
+
+@dataclass(frozen=True)
+class FrontierConfig:
+    """A sweep: algorithms, values per algorithm (default: each one's), seeds and budget."""
+
+    algos: tuple[str, ...] = DEFAULT_ALGOS
+    seeds: tuple[int, ...] = (0, 1, 2)
+    total_steps: int = 200_000
+    eval_n: int = 2000
+    jobs: int = 2
+    key: str = "C major"
+    values: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    """Values per algorithm overriding :attr:`FrontierAlgo.values`."""
+
+    def __post_init__(self) -> None:
+        unknown = [a for a in (*self.algos, *self.values) if a not in FRONTIER_ALGOS]
+        if unknown or not self.algos:
+            raise ValueError(f"unknown algorithms {unknown}; choose from {sorted(FRONTIER_ALGOS)}")
+        if not self.seeds:
+            raise ValueError("give at least one seed")
+        for name in ("total_steps", "eval_n", "jobs"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for algo, values in self.values.items():
+            if not values or any(not v > 0 for v in values):
+                raise ValueError(f"values for {algo} must be positive numbers, got {values!r}")
+
+    def points(self) -> list[Point]:
+        return [
+            Point(algo, float(value), seed, self.total_steps, self.eval_n, self.key)
+            for algo in self.algos
+            for value in self.values.get(algo, FRONTIER_ALGOS[algo].values)
+            for seed in self.seeds
+        ]
+
+
+def run_point(point: Point, out: str | os.PathLike) -> dict[str, Any]:
+    """Train and evaluate one point in ``out / point.name``; return its ``point.json`` record."""
+    import torch
+
+    run_dir = Path(out) / point.name
+    record_path = run_dir / "point.json"
+    if record_path.is_file():
+        return json.loads(record_path.read_text())
+    torch.set_num_threads(1)
+    algo = FRONTIER_ALGOS[point.algo]
+    started = time.perf_counter()
+    policy, env_kwargs = _train(algo, point, run_dir)
+    train_seconds = time.perf_counter() - started
+    from agents.baselines.summary import evaluate_policy, statistics
+    from agents.baselines.train import load_reward_model
+
+    result = evaluate_policy(
+        policy, point.eval_n, point.seed, point.key, load_reward_model(None), env_kwargs
+    )
+    record = {
+        "point": asdict(point),
+        "knob": algo.knob,
+        "train_seconds": train_seconds,
+        "eval_seconds": time.perf_counter() - started - train_seconds,
+        "statistics": statistics(result),
+    }
+    atomic_write_text(record_path, json.dumps(record, indent=1) + "\n")
+    return record
+
+
+def _train(algo: FrontierAlgo, point: Point, run_dir: Path) -> tuple[Any, dict[str, Any]]:
+    """Train ``point``; return its policy and the env arguments to evaluate it under."""
+    from melody_env.evaluation.policies import load_policy
+
+    scaler = algo.knob.split(".")[-1] == "reward_scaler"
+    env_kwargs = {"reward_scaler": point.value} if scaler else {}
+    if algo.family == "sb3":
+        from agents.baselines.algorithms import get_algorithm
+        from agents.baselines.config import BaselineConfig
+        from agents.baselines.train import MODEL_FILE, as_policy, train_baseline
+
+        if not (run_dir / MODEL_FILE).is_file():
+            config = BaselineConfig(
+                algo=point.algo,
+                total_steps=point.total_steps,
+                seed=point.seed,
+                key=point.key,
+                eval_compositions=0,
+                num_samples=0,
+                **{algo.knob: point.value},
+            )
+            train_baseline(config, run_dir, log=lambda message: None)
+        model_class = get_algorithm(point.algo).load_class()
+        model = model_class.load(str(run_dir / MODEL_FILE), device="cpu")
+        return as_policy(model, point.algo), env_kwargs
+    from agents.cli import main as cli
+
+    argv = [
+        "train",
+        "--algo",
+        point.algo,
+        "--out",
+        str(run_dir),
+        "--seed",
+        str(point.seed),
+        "--steps",
+        str(point.total_steps),
+        "--no-progress",
+        "--set",
+        f"{algo.knob}={point.value!r}",
+        "--set",
+        f"env.key={point.key}",
+        *algo.train_args,
+    ]
+    if not (run_dir / "summary.json").is_file():
+        code = cli(argv)
+        if code != 0:
+            raise RuntimeError(f"melody-rl {' '.join(argv)} exited with {code}")
+    return load_policy(algo.policy.format(run=run_dir)), env_kwargs
+
+
+def _run_logged(point: Point, out: str) -> dict[str, Any]:
+    """Worker: one point; an exception becomes a record with the traceback."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    started = time.perf_counter()
+    try:
+        return run_point(point, out)
+    except Exception:  # reported in the table; the other points go on
+        return {"point": asdict(point), "error": traceback.format_exc()}
+    finally:
+        print(f"  {point.name} done in {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def _execute(points: list[Point], out: str, jobs: int):
+    """Yield records as points finish (fresh spawned processes when ``jobs > 1``)."""
+    if jobs == 1:
+        for point in points:
+            yield _run_logged(point, out)
+        return
+    import concurrent.futures as futures
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with futures.ProcessPoolExecutor(jobs, mp_context=context, max_tasks_per_child=1) as pool:
+        for future in futures.as_completed([pool.submit(_run_logged, p, out) for p in points]):
+            yield future.result()
+
+
+def reference_records(config: FrontierConfig) -> list[dict[str, Any]]:
+    """The untuned Note RNN per seed (KL 0: the origin of the frontier)."""
+    from agents.baselines.summary import evaluate_policy, statistics
+    from agents.baselines.train import load_reward_model
+    from melody_env.evaluation import NoteRNNPolicy
+
+    rnn = load_reward_model(None)
+    return [
+        {
+            "point": {"algo": "note_rnn", "value": 0.0, "seed": seed},
+            "knob": "",
+            "statistics": statistics(
+                evaluate_policy(NoteRNNPolicy(), config.eval_n, seed, config.key, rnn)
+            ),
+        }
+        for seed in config.seeds
+    ]
+
+
+def run_frontier(config: FrontierConfig, out: str | os.PathLike, log=print) -> dict[str, Any]:
+    """Run every point, then write the JSON, CSV, table and plot; return the JSON's content."""
+    from agents.baselines.frontier_report import write_outputs
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    points = config.points()
+    log(f"Note RNN reference on {config.eval_n} compositions per seed")
+    references = reference_records(config)
+    log(f"{len(points)} points of {config.total_steps:,} env steps, {config.jobs} at a time")
+    records = []
+    for record in _execute(points, str(out), config.jobs):
+        records.append(record)
+        if "error" in record:
+            log(f"{record['point']} FAILED:\n{record['error']}")
+    records.sort(key=lambda r: (r["point"]["algo"], r["point"]["value"], r["point"]["seed"]))
+    results = {
+        "config": asdict(config),
+        "wall_seconds": time.perf_counter() - started,
+        "points": records,
+        "references": references,
+    }
+    write_outputs(results, out)
+    return results
+
+
+def configuration_means(records: list[dict[str, Any]]) -> dict[tuple[str, float], dict[str, float]]:
+    """Mean of every numeric statistic over the seeds of each (algorithm, value)."""
+    groups: dict[tuple[str, float], list[dict[str, Any]]] = {}
+    for record in records:
+        if "statistics" in record:
+            point = record["point"]
+            groups.setdefault((point["algo"], float(point["value"])), []).append(record)
+    means = {}
+    for key, group in groups.items():
+        names = {
+            name
+            for record in group
+            for name, value in record["statistics"].items()
+            if isinstance(value, (int, float))
+        }
+        means[key] = {}
+        for name in sorted(names):
+            values = [r["statistics"].get(name) for r in group]
+            values = [float(v) for v in values if isinstance(v, (int, float))]
+            means[key][name] = float(np.mean(values)) if values else float("nan")
+            means[key][f"{name}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+        if "train_seconds" in group[0]:
+            means[key]["train_seconds"] = float(np.mean([r["train_seconds"] for r in group]))
+        means[key]["seeds"] = len(group)
+    return means
+
+
+def pareto_optimal(points: dict[Any, tuple[float, float]]) -> set[Any]:
+    """The keys of ``points`` ``{key: (reward, kl)}`` that no other point dominates (reward
+    higher-or-equal and KL lower-or-equal, one strictly); points with a NaN are never optimal.
+
+    >>> sorted(pareto_optimal({"a": (1.0, 0.1), "b": (2.0, 0.5), "c": (1.5, 0.6), "d": (2.0, 0.5)}))
+    ['a', 'b', 'd']
+    """
+    finite = {k: v for k, v in points.items() if np.isfinite(v[0]) and np.isfinite(v[1])}
+    optimal = set()
+    for key, (reward, kl) in finite.items():
+        dominated = any(
+            r >= reward and k <= kl and (r > reward or k < kl)
+            for other, (r, k) in finite.items()
+            if other != key
+        )
+        if not dominated:
+            optimal.add(key)
+    return optimal
+
+
+def write_csv(results: dict[str, Any], path: Path, optimal: set) -> Path:
+    """``frontier.csv``: one row per point (and per Note RNN reference seed)."""
+    rows = []
+    for record in [*results["references"], *results["points"]]:
+        if "statistics" not in record:
+            continue
+        point, stats = record["point"], record["statistics"]
+        row = {
+            "algo": point["algo"],
+            "knob": record.get("knob", ""),
+            "value": point["value"],
+            "seed": point["seed"],
+            "train_seconds": record.get("train_seconds", ""),
+            "pareto": (point["algo"], float(point["value"])) in optimal,
+        }
+        for name in CSV_COLUMNS:
+            row.setdefault(name, stats.get(name))
+        rows.append(row)
+    from io import StringIO
+
+    buffer = StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(CSV_COLUMNS))
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
+    return path

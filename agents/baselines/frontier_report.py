@@ -1,0 +1,175 @@
+"""The frontier's outputs: ``frontier.json``, ``frontier.csv``, ``frontier.md``, ``frontier.png``.
+
+See :mod:`agents.baselines.frontier` for what each holds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.baselines.frontier import (
+    FRONTIER_ALGOS,
+    configuration_means,
+    pareto_optimal,
+    write_csv,
+)
+from melody_env.atomic import atomic_write_text
+
+TABLE_COLUMNS = (
+    ("music_theory", "r_MT/step", 2),
+    ("kl", "KL/step", 3),
+    ("distinct_openings", "openings", 0),
+    ("top_opening_share", "top opening", 2),
+    ("greedy_distinct_openings", "greedy openings", 0),
+    ("judge_quality", "quality", 2),
+    ("judge_coverage", "coverage", 2),
+    ("interval_overlap", "interval overlap", 2),
+    ("starts_with_tonic", "tonic start", 2),
+    ("in_repeated_motif", "repeated motif", 3),
+    ("train_seconds", "train s", 0),
+)
+"""(statistic, header, digits) of ``frontier.md``."""
+
+
+def write_outputs(results: dict[str, Any], out: Path) -> dict[str, Path]:
+    """Write the four files into ``out``; return their paths."""
+    means = configuration_means(results["points"])
+    optimal = pareto_optimal(
+        {key: (m.get("music_theory", math.nan), m.get("kl", math.nan)) for key, m in means.items()}
+    )
+    results["pareto_optimal"] = [list(key) for key in sorted(optimal)]
+    paths = {
+        "json": out / "frontier.json",
+        "csv": write_csv(results, out / "frontier.csv", optimal),
+        "md": out / "frontier.md",
+    }
+    atomic_write_text(paths["json"], json.dumps(results, indent=1) + "\n")
+    atomic_write_text(paths["md"], frontier_markdown(results, means, optimal))
+    try:
+        paths["png"] = frontier_plot(results, means, optimal, out / "frontier.png")
+    except ImportError as error:  # matplotlib missing
+        print(f"no frontier plot: {error}")
+    return paths
+
+
+def _cell(mean: float, std: float, digits: int) -> str:
+    if not np.isfinite(mean):
+        return "n/a"
+    return f"{mean:,.{digits}f} ± {std:,.{digits}f}" if std else f"{mean:,.{digits}f}"
+
+
+def frontier_markdown(
+    results: dict[str, Any], means: dict[tuple[str, float], dict[str, float]], optimal: set
+) -> str:
+    """Per configuration: mean ± std over seeds; ``**`` marks the Pareto-optimal ones."""
+    config = results["config"]
+    reference = configuration_means(results["references"]).get(("note_rnn", 0.0), {})
+    header = ["algorithm", "knob = value", "Pareto", *(label for _, label, _ in TABLE_COLUMNS)]
+    lines = [
+        "## Reward–KL frontier",
+        "",
+        f"{config['total_steps']:,} env steps per run, seeds "
+        f"{', '.join(map(str, config['seeds']))}, {config['eval_n']:,} sampled compositions per "
+        f"evaluation (key {config['key']}); whole sweep {results['wall_seconds'] / 60:.0f} min. "
+        "Cells: mean ± std over seeds. Pareto: no other configuration has a higher-or-equal "
+        "r_MT per step and a lower-or-equal KL per step. Quality/coverage: nats/token under the "
+        "5-gram judge (lower is better).",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---"] * 3 + ["--:"] * len(TABLE_COLUMNS)) + "|",
+    ]
+    rows = [(("note_rnn", 0.0), reference)] if reference else []
+    rows += sorted(means.items())
+    for (algo, value), stats in rows:
+        knob = FRONTIER_ALGOS[algo].knob.split(".")[-1] if algo in FRONTIER_ALGOS else ""
+        cells = [
+            "Note RNN (untuned)" if algo == "note_rnn" else algo,
+            f"{knob} = {value:g}" if knob else "",
+            "**yes**" if (algo, value) in optimal else "",
+        ]
+        for name, _, digits in TABLE_COLUMNS:
+            cells.append(_cell(stats.get(name, math.nan), stats.get(f"{name}_std", 0.0), digits))
+        lines.append("| " + " | ".join(cells) + " |")
+    failed = [r["point"] for r in results["points"] if "error" in r]
+    if failed:
+        lines += ["", "Failed points (see frontier.json): " + ", ".join(map(str, failed))]
+    return "\n".join(lines) + "\n"
+
+
+def frontier_plot(
+    results: dict[str, Any],
+    means: dict[tuple[str, float], dict[str, float]],
+    optimal: set,
+    path: Path,
+) -> Path:
+    """Left: r_MT/step vs KL/step; right: judge quality vs coverage; colour = distinct openings."""
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    from melody_env.evaluation.plots import _figure, _save
+
+    figure = _figure(13.0, 5.2)
+    left, right = figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)
+    records = [r for r in [*results["references"], *results["points"]] if "statistics" in r]
+    openings = [r["statistics"].get("distinct_openings") or 0 for r in records]
+    norm = Normalize(0, max([*openings, 1]))
+    cmap = colormaps["viridis"]
+    markers = dict(zip([*FRONTIER_ALGOS, "note_rnn"], "osD^vP*X", strict=False))
+
+    def stat(stats: dict, name: str) -> float:
+        value = stats.get(name)
+        return float(value) if isinstance(value, (int, float)) else math.nan
+
+    for record in records:  # each seed: a small dot
+        stats, algo = record["statistics"], record["point"]["algo"]
+        colour = cmap(norm(stat(stats, "distinct_openings")))
+        left.scatter(stat(stats, "kl"), stat(stats, "music_theory"), s=12, color=colour, alpha=0.5)
+        right.scatter(
+            stat(stats, "judge_quality"), stat(stats, "judge_coverage"), s=12, color=colour
+        )
+    reference = configuration_means(results["references"])
+    for (algo, value), stats in [*means.items(), *reference.items()]:
+        colour = cmap(norm(stats.get("distinct_openings", 0.0)))
+        marker = markers.get(algo, "o")
+        label = "Note RNN" if algo == "note_rnn" else f"{algo} {value:g}"
+        edge = "red" if (algo, value) in optimal else "black"
+        for axis, x, y in (
+            (left, stats.get("kl", math.nan), stats.get("music_theory", math.nan)),
+            (right, stats.get("judge_quality", math.nan), stats.get("judge_coverage", math.nan)),
+        ):
+            axis.scatter(x, y, s=70, marker=marker, color=colour, edgecolors=edge, linewidths=1.2)
+            if np.isfinite(x) and np.isfinite(y):
+                axis.annotate(label, (x, y), fontsize=6, xytext=(4, 3), textcoords="offset points")
+    front = sorted(
+        (means[key]["kl"], means[key]["music_theory"]) for key in optimal if key in means
+    )
+    if front:
+        left.plot(*zip(*front, strict=True), color="red", linewidth=1, label="Pareto frontier")
+        left.legend(fontsize=7, loc="lower right")
+    left.set_xlabel("KL(π ‖ Note RNN) per step (nats)", fontsize=9)
+    left.set_ylabel("r_MT per step", fontsize=9)
+    left.set_title("Reward vs distance from the prior", fontsize=10)
+    right.set_xlabel("quality: compositions under the corpus 5-gram (nats/token)", fontsize=9)
+    right.set_ylabel("coverage: corpus windows under their 5-gram (nats/token)", fontsize=9)
+    right.set_title("Data-likeness under the 5-gram judge (lower is better)", fontsize=10)
+    for axis in (left, right):
+        axis.grid(alpha=0.3)
+    colorbar = figure.colorbar(
+        ScalarMappable(norm, cmap),
+        ax=[left, right],
+        fraction=0.03,
+    )
+    colorbar.set_label("distinct openings (of the sampled compositions)", fontsize=8)
+    figure.suptitle(
+        f"Reward–KL frontier: {results['config']['total_steps']:,} env steps, seeds "
+        f"{', '.join(map(str, results['config']['seeds']))}; markers: algorithm, red edge: "
+        "Pareto-optimal",
+        fontsize=10,
+    )
+    return _save(figure, path)

@@ -1,0 +1,72 @@
+"""The reward–KL frontier: a smoke run with tiny budgets, the Pareto set and the outputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from agents.baselines.frontier import (
+    CSV_COLUMNS,
+    FRONTIER_ALGOS,
+    FrontierConfig,
+    pareto_optimal,
+    run_frontier,
+)
+from agents.cli import main
+
+
+def test_pareto_optimal_by_hand():
+    points = {
+        ("q", 1.0): (-1.0, 0.2),  # dominated by ("g", 1.0): more reward, less KL
+        ("g", 1.0): (-0.5, 0.1),
+        ("q", 2.0): (0.5, 0.9),  # the most reward
+        ("g", 2.0): (0.5, 1.2),  # same reward, more KL: dominated
+        ("rloo", 0.1): (-2.0, 0.05),  # the least KL
+        ("psi", 1.0): (float("nan"), 0.01),  # unknown reward: never optimal
+    }
+    assert pareto_optimal(points) == {("g", 1.0), ("q", 2.0), ("rloo", 0.1)}
+
+
+def test_every_algorithm_has_at_least_four_values_and_a_documented_knob():
+    for algo in FRONTIER_ALGOS.values():
+        assert len(algo.values) >= 4
+        assert algo.knob in ("env.reward_scaler", "reward_scaler", "kl_coef")
+        assert algo.family in ("train", "sb3")
+
+
+def test_config_refuses_unknown_algorithms_and_bad_values():
+    with pytest.raises(ValueError, match="unknown algorithms"):
+        FrontierConfig(algos=("q", "sarsa"))
+    with pytest.raises(ValueError, match="positive"):
+        FrontierConfig(algos=("q",), values={"q": (0.0, 1.0)})
+    assert main(["frontier", "--algos", "nope", "--out", "x"]) == 2
+
+
+def test_a_tiny_sweep_writes_every_point_and_the_outputs(tmp_path):
+    config = FrontierConfig(
+        algos=("q", "sb3-ppo"),
+        seeds=(0,),
+        total_steps=256,
+        eval_n=12,
+        jobs=1,
+        values={"q": (0.5, 2.0), "sb3-ppo": (2.0,)},
+    )
+    results = run_frontier(config, tmp_path, log=lambda message: None)
+    assert [p["point"]["value"] for p in results["points"]] == [0.5, 2.0, 2.0]
+    assert not any("error" in p for p in results["points"])
+    for point in results["points"]:
+        stats = point["statistics"]
+        assert stats["kl"] is not None and stats["judge_coverage"] is not None
+        assert stats["greedy_distinct_openings"] is not None
+    with open(tmp_path / "frontier.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 4 and set(rows[0]) == set(CSV_COLUMNS)  # 3 points + the Note RNN
+    saved = json.loads((tmp_path / "frontier.json").read_text())
+    assert saved["pareto_optimal"]
+    assert "## Reward–KL frontier" in (tmp_path / "frontier.md").read_text()
+    assert (tmp_path / "frontier.png").stat().st_size > 0
+    # A finished point is not run again: the same sweep only re-reads its records.
+    again = run_frontier(config, tmp_path, log=lambda message: None)
+    assert again["points"] == results["points"]

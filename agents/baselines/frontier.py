@@ -59,6 +59,7 @@ class FrontierAlgo:
         values: the default values swept.
         family: ``"train"`` (``melody-rl train``) or ``"sb3"``.
         train_args: extra ``melody-rl train`` arguments (e.g. skip its own summary).
+        key_field: the ``--set`` field of the key of the compositions.
         policy: the :func:`~melody_env.evaluation.policies.load_policy` spec of the trained
             policy, ``{run}`` standing for the run folder.
         more_is_less_pull: a larger value pulls less toward the prior (for the labels).
@@ -69,6 +70,7 @@ class FrontierAlgo:
     values: tuple[float, ...]
     family: str = "train"
     train_args: tuple[str, ...] = ()
+    key_field: str = "env.key"
     policy: str = "agent:{run}"
     more_is_less_pull: bool = True
 
@@ -86,7 +88,8 @@ FRONTIER_ALGOS: dict[str, FrontierAlgo] = {
         "rloo",
         "kl_coef",
         (0.03, 0.1, 0.3, 1.0),
-        train_args=("--eval-every", "0"),
+        train_args=("--set", "summary_compositions=0", "--set", "torch_threads=1"),
+        key_field="key",
         more_is_less_pull=False,
     ),
 }
@@ -239,7 +242,7 @@ def _train(algo: FrontierAlgo, point: Point, run_dir: Path) -> tuple[Any, dict[s
         "--set",
         f"{algo.knob}={point.value!r}",
         "--set",
-        f"env.key={point.key}",
+        f"{algo.key_field}={point.key}",
         *algo.train_args,
     ]
     if not (run_dir / "summary.json").is_file():

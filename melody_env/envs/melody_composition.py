@@ -33,6 +33,10 @@ DEFAULT_PRIMER_CONTEXT = 8
 
 def load_reward_rnn(reward_rnn: NoteRNN | str | os.PathLike | None) -> NoteRNN:
     """A frozen Note RNN from an instance, a checkpoint path, or the shipped default (``None``)."""
+    if not isinstance(reward_rnn, (NoteRNN, str, os.PathLike, type(None))):
+        raise ValueError(
+            f"reward_rnn must be a NoteRNN, a .safetensors path or None, got {reward_rnn!r:.60}"
+        )
     model = reward_rnn if isinstance(reward_rnn, NoteRNN) else NoteRNN.load(reward_rnn)
     model.eval()
     for parameter in model.parameters():
@@ -45,6 +49,18 @@ MAX_COMPOSITION_LENGTH = 10_000
 about 80,000 notes), and a one-hot observation is already ``38 * L`` floats."""
 
 
+MAX_SHAPE_ARGUMENT = 1024
+"""Largest ``steps_per_bar`` and ``primer_context``."""
+
+
+def check_qpm(qpm: float) -> float:
+    """``qpm`` if it is a tempo :func:`~melody_env.io.midi_writer.tokens_to_pretty_midi` takes."""
+    from melody_env.io.midi_writer import tokens_to_pretty_midi
+
+    tokens_to_pretty_midi([], qpm=qpm)
+    return qpm
+
+
 def check_length(composition_length: int, steps_per_bar: int, primer_context: int) -> None:
     """Validate the episode shape arguments shared by the single and the vector env."""
     for name, value, minimum in (
@@ -54,6 +70,9 @@ def check_length(composition_length: int, steps_per_bar: int, primer_context: in
     ):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
             raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    for name, value in (("steps_per_bar", steps_per_bar), ("primer_context", primer_context)):
+        if value > MAX_SHAPE_ARGUMENT:  # both size the observation: refuse before allocating
+            raise ValueError(f"{name} must be at most {MAX_SHAPE_ARGUMENT:,}, got {value!r}")
     if composition_length > MAX_COMPOSITION_LENGTH:
         raise ValueError(
             f"composition_length must be at most {MAX_COMPOSITION_LENGTH:,}, got "
@@ -198,7 +217,7 @@ class MelodyCompositionEnv(gym.Env):
         self.key = check_key(key)
         self.primer = check_primer(primer)
         self.render_mode = render_mode
-        self.qpm = qpm
+        self.qpm = check_qpm(qpm)
         self.layout = ObservationLayout(composition_length, primer_context, steps_per_bar)
         self.reward_function = RewardFunction(
             reward_mode, reward_scaler, reward_terms, reward_weights

@@ -22,6 +22,7 @@ from melody_env.envs.melody_composition import (
     DEFAULT_STEPS_PER_BAR,
     check_length,
     check_options,
+    check_qpm,
     check_render_mode,
     load_reward_rnn,
 )
@@ -36,7 +37,7 @@ from melody_env.envs.priming import (
     resolve_key,
     resolve_primer,
 )
-from melody_env.models.note_rnn import NoteRNN
+from melody_env.models.note_rnn import MAX_BATCH, NoteRNN
 from melody_env.music.encoding import NOTE_OFF, NUM_CLASSES
 from melody_env.music.keys import Key
 from melody_env.rewards.composition import RewardFunction, RewardTerm
@@ -163,16 +164,16 @@ class MelodyCompositionVectorEnv(VectorEnv):
         if (
             not isinstance(num_envs, (int, np.integer))
             or isinstance(num_envs, bool)
-            or num_envs < 1
+            or not 1 <= num_envs <= MAX_BATCH
         ):
-            raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+            raise ValueError(f"num_envs must be an integer in [1, {MAX_BATCH:,}], got {num_envs!r}")
         check_length(composition_length, steps_per_bar, primer_context)
         check_render_mode(render_mode, self.metadata["render_modes"])
         self.num_envs = int(num_envs)
         self.key = check_key(key)
         self.primer = check_primer(primer)
         self.render_mode = render_mode
-        self.qpm = qpm
+        self.qpm = check_qpm(qpm)
         self.layout = ObservationLayout(composition_length, primer_context, steps_per_bar)
         self.reward_function = RewardFunction(
             reward_mode, reward_scaler, reward_terms, reward_weights

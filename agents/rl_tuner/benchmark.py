@@ -19,8 +19,7 @@ import numpy as np
 
 from agents.rl_tuner.agent import RLTunerAgent
 from agents.rl_tuner.config import ALGORITHMS, PRESETS, make_config
-from agents.rl_tuner.rollout import compose, make_vector_env
-from agents.rl_tuner.summary import composition_stats, markdown_table
+from agents.rl_tuner.summary import evaluation_summary, markdown_table
 from agents.rl_tuner.trainer import load_note_rnn, train
 from melody_env.atomic import atomic_write_text
 
@@ -28,11 +27,11 @@ LABELS = {"q": "Q", "psi": "Psi", "g": "G", "pure_rl": "RL only"}
 
 
 def untuned_stats(preset: str, reward_rnn: str | None, count: int, seed: int) -> dict:
-    """Statistics of the Note RNN itself: an agent before any update samples softmax(logits)."""
-    config = make_config(preset, "q", reward_rnn=reward_rnn, seed=seed)
+    """Statistics of the Note RNN itself (an agent before any update samples softmax(logits)),
+    through the evaluation suite like the runs' summaries."""
+    config = make_config(preset, "q", reward_rnn=reward_rnn, seed=seed, summary_compositions=count)
     agent = RLTunerAgent(config, load_note_rnn(reward_rnn))
-    envs = make_vector_env(config, config.eval_num_envs, agent.reward_rnn)
-    return composition_stats(compose(agent, envs, count, seed=seed, purpose="summary"))
+    return evaluation_summary(agent, config)[0]["sampled"]
 
 
 def mean_stats(runs: list[dict]) -> dict:

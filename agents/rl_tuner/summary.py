@@ -76,6 +76,16 @@ ROWS = (
     ("autocorrelation_lag1", "mean autocorrelation lag 1", "num"),
     ("autocorrelation_lag2", "mean autocorrelation lag 2", "num"),
     ("autocorrelation_lag3", "mean autocorrelation lag 3", "num"),
+    ("kl", "KL(policy ‖ Note RNN) per step", "num"),
+    ("judge_quality", "quality: under the corpus 5-gram (nats/token)", "num"),
+    ("judge_coverage", "coverage: corpus under their 5-gram (nats/token)", "num"),
+    ("interval_overlap", "interval histogram overlap with the corpus", "num"),
+    ("distinct_openings", "distinct openings (first 8 tokens)", "int"),
+    ("top_opening_share", "most common opening", "pct"),
+    ("greedy_distinct_openings", "distinct openings, greedy", "int"),
+    ("starts_on_lowest", "compositions starting on C3", "pct"),
+    ("notes_at_repetition_limit", "notes held to the repetition limit", "pct"),
+    ("octave_leaps", "octave-plus leaps per composition", "num"),
 )
 """(statistic, label, format) of the summary table, in the paper's order where it has them."""
 
@@ -153,6 +163,8 @@ def evaluation_summary(
 def format_value(value: float, kind: str) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "n/a"
+    if kind == "int":
+        return f"{round(value):,}"
     return f"{100 * value:.2f}%" if kind == "pct" else f"{value:.3f}"
 
 

@@ -198,6 +198,10 @@ class RLOOPolicy:
             actions = sample_tokens(log_probs, self.predict_rng)
         return (actions[0] if single else actions), new_state
 
+    def set_random_seed(self, seed: int) -> None:
+        """Reseed :meth:`predict`'s sampling (the evaluation calls it with its seed)."""
+        self.predict_rng = np.random.default_rng(seed)
+
     def action_log_probs(self, observation, state=None, episode_start=None) -> np.ndarray:
         """``log pi(. | s) [n, 38]`` for the same arguments as :meth:`predict` (no state change)."""
         return self._advance(observation, state, episode_start)[0].astype(np.float64)

@@ -53,14 +53,13 @@ import numpy as np
 import torch
 
 from agents.rl_tuner.agent import read_primers
-from agents.rl_tuner.rollout import Compositions
-from agents.rl_tuner.summary import composition_stats, write_summary
+from agents.rl_tuner.summary import write_summary
 from agents.rl_tuner.trainer import load_note_rnn
 from agents.rloo import checkpoint as ckpt
 from agents.rloo.config import RLOOConfig
 from agents.rloo.policy import RLOOPolicy, sample_tokens
 from melody_env import ENV_ID
-from melody_env.atomic import remove_temporaries
+from melody_env.atomic import atomic_write_text, remove_temporaries
 from melody_env.io.midi_writer import write_midi
 from melody_env.models.note_rnn import NoteRNN
 from melody_env.music.encoding import NUM_CLASSES
@@ -446,7 +445,7 @@ def train(
     summary = summarize_run(policy, config, progress, run_dir, time.perf_counter() - started)
     if writer is not None:
         for name, value in summary.get("sampled", {}).items():
-            if isinstance(value, float) and np.isfinite(value):
+            if isinstance(value, (int, float)) and np.isfinite(value):
                 writer.add_scalar(f"final/{name}", value, progress.global_step)
         writer.close()
     return summary
@@ -470,28 +469,6 @@ def _progress_bar(config: RLOOConfig, progress: ckpt.Progress):
     return tqdm(total=total, initial=min(progress.global_step, total), unit="step", desc="rloo")
 
 
-def music_stats(policy: RLOOPolicy, batch: Rollout) -> dict[str, float]:
-    """Table 1 of the paper (:func:`agents.rl_tuner.summary.composition_stats`), plus the exact
-    ``kl_per_step`` (mean over steps and compositions of KL(pi || Note RNN)), ``openings``
-    (distinct first-8-token openings) and ``top_opening`` (share of the most common one)."""
-    compositions = Compositions(
-        batch.primers,
-        batch.primer_lengths,
-        batch.actions,
-        batch.scores.astype(np.float32),
-        batch.prior_log_probs,
-        batch.music_theory,
-        batch.log_prob,
-        batch.terms,
-    )
-    stats = composition_stats(compositions)
-    _, counts = np.unique(batch.actions[:, :8], axis=0, return_counts=True)
-    stats["openings"] = len(counts)
-    stats["top_opening"] = float(counts.max() / len(batch.actions))
-    stats["kl_per_step"] = float(exact_kl(policy, batch).mean())
-    return stats
-
-
 def summarize_run(
     policy: RLOOPolicy,
     config: RLOOConfig,
@@ -499,33 +476,37 @@ def summarize_run(
     run_dir: Path,
     total_seconds: float,
 ) -> dict[str, Any]:
-    """Sampled and greedy statistics of ``summary_compositions``, MIDI samples, and
-    ``summary.json`` / ``summary.md`` (the RL Tuner's format)."""
+    """The run's summary through the evaluation suite, as ``melody-rl train`` writes it for the
+    RL Tuner: ``summary_compositions`` compositions sampled (the policy's ``predict``) and
+    greedy, the untuned Note RNN on the same primers, Table 1 with the music rows and the exact
+    KL; ``summary.json``, ``summary.md``, ``report.json`` and MIDI samples."""
+    from agents.baselines.summary import summarize_policy
+
     summary: dict[str, Any] = {
         "config": {"algo": "rloo", "preset": "default", **config.to_dict()},
         "global_step": progress.global_step,
         "gradient_steps": progress.iteration,
         "train_seconds": progress.train_seconds,
     }
+    results = []
     if config.summary_compositions:
-        envs = make_envs(
-            config, min(config.eval_num_envs, config.summary_compositions), policy.prior
+        env_kwargs = config.env_kwargs()
+        key = env_kwargs.pop("key")
+        columns, results = summarize_policy(
+            policy, "rloo", config.summary_compositions, config.seed, key, policy.prior, env_kwargs
         )
-        try:
-            sampled = compose(policy, envs, config.summary_compositions, config)
-            greedy = compose(policy, envs, config.summary_compositions, config, greedy=True)
-        finally:
-            envs.close()
-        summary["sampled"] = music_stats(policy, sampled)
-        summary["greedy"] = music_stats(policy, greedy)
+        for stats in columns.values():
+            for name, value in stats.items():
+                stats[name] = float("nan") if value is None else value
+            stats["starting_with_tonic"] = stats["starts_with_tonic"]  # the train CLI's name
+        summary.update(columns)
+        sampled = next(result for result in results if result.name.endswith("sampled"))
         width = max(3, len(str(config.num_samples - 1)))
-        for index, tokens in enumerate(sampled.actions[: config.num_samples]):
+        for index, tokens in enumerate(sampled.tokens[: config.num_samples]):
             write_midi(run_dir / "samples" / f"sample_{index:0{width}d}.mid", tokens)
     summary["total_seconds"] = total_seconds
-    if "sampled" in summary:
-        write_summary(run_dir, summary)
+    if results:
+        write_summary(run_dir, summary, results)
     else:
-        from melody_env.atomic import atomic_write_text
-
         atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
     return summary

@@ -1,16 +1,17 @@
 """The reward RNN's view of a batch of compositions in their keys.
 
-The shipped Note RNN knows C major and A minor only. :class:`KeyReading` reads each
-composition's tokens to it transposed into that reference key and maps its log-probabilities
-back, with the tables of :mod:`melody_env.music.transposition` (which defines the reading). Built
-once per reset from the episode keys; a step costs one ``take`` for the tokens and one for the
-``[B, 38]`` log-probabilities, written into two alternating buffers. Where every composition is
-in C major or A minor the envs use no reading at all (``for_keys`` returns ``None``), so those
-keys behave bit for bit as before the reading existed.
+The shipped Note RNN knows C major and A minor only. :class:`KeyReading` reads each composition's
+tokens to it transposed into that reference key and maps its log-probabilities back, with the tables
+of :mod:`melody_env.music.transposition` (which defines the reading). Built once per reset from the
+episode keys; a step costs one ``take`` for the tokens and one compiled gather of the ``[B, 38]``
+log-probabilities, written into two alternating buffers. Where every composition is in C major or A
+minor the envs use no reading at all (``for_keys`` returns ``None``), so those keys behave bit for
+bit as before the reading existed.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from melody_env.music.encoding import NUM_CLASSES
@@ -33,8 +34,7 @@ class KeyReading:
         self.key_index = key_index
         self.shifts = KEY_SHIFTS[key_index]
         self._token_offsets = key_index * NUM_CLASSES
-        rows = np.arange(batch, dtype=np.int64)[:, None] * NUM_CLASSES
-        self._log_prob_index = rows + READING_TABLES[key_index]
+        self._tables = np.ascontiguousarray(READING_TABLES[key_index])  # [B, 38]
         self._buffers = (
             np.empty((batch, NUM_CLASSES), np.float32),
             np.empty((batch, NUM_CLASSES), np.float32),
@@ -69,5 +69,15 @@ class KeyReading:
                 np.empty_like(b, reference_log_probs.dtype) for b in self._buffers
             )
             out = self._buffers[self._turn]
-        np.take(reference_log_probs, self._log_prob_index, out=out)
+        _gather_rows(np.ascontiguousarray(reference_log_probs), self._tables, out)
         return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _gather_rows(values: np.ndarray, tables: np.ndarray, out: np.ndarray) -> None:
+    """``out[b, j] = values[b, tables[b, j]]``: in a compiled loop, about twice as fast as
+    numpy's fancy indexing for a ``[256, 38]`` batch. The tables are the package's own
+    permutations of ``0..37``, so the reads are in bounds."""
+    for row in range(values.shape[0]):
+        for column in range(values.shape[1]):
+            out[row, column] = values[row, tables[row, column]]

@@ -87,7 +87,7 @@ FRONTIER_ALGOS: dict[str, FrontierAlgo] = {
     "rloo": FrontierAlgo(
         "rloo",
         "kl_coef",
-        (0.03, 0.1, 0.3, 1.0),
+        (0.3, 1.0, 3.0, 10.0),
         train_args=("--set", "summary_compositions=0", "--set", "torch_threads=1"),
         key_field="key",
         more_is_less_pull=False,

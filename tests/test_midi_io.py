@@ -312,3 +312,18 @@ def test_too_long_melody(tmp_path, monkeypatch):
     monkeypatch.setattr(midi_reader, "MAX_SONG_STEPS", 15)
     with pytest.raises(ValueError, match=r"c\.mid.*too long"):
         read_primer(path)
+
+
+def test_a_primer_rewritten_with_the_same_mtime_is_read_again(tmp_path):
+    import os
+
+    from melody_env.envs.priming import resolve_primer
+
+    path = write_notes(tmp_path / "p.mid", [(60, 0.0, 0.5), (64, 0.5, 1.0), (67, 1.0, 1.5)])
+    before = path.stat()
+    rng = np.random.default_rng(0)
+    first = resolve_primer(str(path), Key.from_name("C major"), rng)
+    write_notes(path, [(60, 0.0, 0.5), (62, 0.5, 1.0), (67, 1.0, 1.5)])
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    second = resolve_primer(str(path), Key.from_name("C major"), rng)
+    assert first.tolist() != second.tolist()

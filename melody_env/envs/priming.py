@@ -61,7 +61,7 @@ def check_primer(primer: PrimerSpec) -> PrimerSpec:
 
 
 @lru_cache(maxsize=64)
-def _midi_primer(path: str, key: Key, modified: float) -> np.ndarray:
+def _midi_primer(path: str, key: Key, version: tuple) -> np.ndarray:
     from melody_env.io.midi_reader import read_primer
 
     tokens = read_primer(path, key=key)
@@ -87,5 +87,9 @@ def resolve_primer(primer: PrimerSpec, key: Key, np_random: np.random.Generator)
         path = Path(primer)
         if not path.is_file():
             raise FileNotFoundError(f"primer MIDI file not found: {path}")
-        return _midi_primer(str(path.resolve()), key, path.stat().st_mtime)
+        info = path.stat()
+        # The file's version: a rewrite changes ctime (which no one can set back) and usually
+        # the size or inode, even where the writer restores the mtime.
+        version = (info.st_mtime_ns, info.st_ctime_ns, info.st_size, info.st_ino)
+        return _midi_primer(str(path.resolve()), key, version)
     return np.asarray(primer, dtype=np.int64)

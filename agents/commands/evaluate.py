@@ -101,18 +101,19 @@ def run_command(args: argparse.Namespace) -> int:
     from melody_env.evaluation.policies import NoteRNNPolicy, load_policy, policy_name
 
     if args.n < 1 or args.samples < 0:
-        print("error: --n must be >= 1 and --samples >= 0", file=sys.stderr)
+        print("melody-rl evaluate: error: --n must be >= 1 and --samples >= 0", file=sys.stderr)
         return 2
     if args.wav:
         try:
             check_audio()
         except AudioUnavailableError as error:
-            print(f"error: {error}", file=sys.stderr)
+            print(f"melody-rl evaluate: error: {error}", file=sys.stderr)
             return 2
     try:
         reward_rnn = load_reward_rnn(args.reward_rnn)
     except FileNotFoundError as error:
-        print(f"error: {error}; pass --reward-rnn PATH.safetensors", file=sys.stderr)
+        hint = "pass --reward-rnn PATH.safetensors"
+        print(f"melody-rl evaluate: error: {error}; {hint}", file=sys.stderr)
         return 2
 
     models = [("note_rnn", NoteRNNPolicy())]
@@ -121,7 +122,7 @@ def run_command(args: argparse.Namespace) -> int:
         try:
             policy = load_policy(spec)
         except (FileNotFoundError, ValueError, ImportError) as error:
-            print(f"error: cannot load {spec!r}: {error}", file=sys.stderr)
+            print(f"melody-rl evaluate: error: cannot load {spec!r}: {error}", file=sys.stderr)
             return 2
         name = policy_name(spec)
         taken = {existing for existing, _ in models}
@@ -133,7 +134,7 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         keys = evaluation_keys(args.key)
     except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"melody-rl evaluate: error: {error}", file=sys.stderr)
         return 2
     warn_other_keys(models, keys)
     if len(keys) == 1:

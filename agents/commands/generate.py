@@ -107,6 +107,8 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         if args.n < 1:
             raise ValueError(f"--n must be a positive integer, got {args.n}")
+        if args.seed < 0:
+            raise ValueError(f"--seed must be a non-negative integer, got {args.seed}")
         agent = load_agent(args.checkpoint)
         is_rloo = isinstance(agent, RLOOPolicy)
         key = agent.config.key if is_rloo else agent.config.env.key

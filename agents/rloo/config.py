@@ -102,8 +102,9 @@ class RLOOConfig:
     """Vector envs that compose the summary's compositions."""
     num_samples: int = 16
     """MIDI samples written to ``samples/`` at the end."""
-    torch_threads: int = 2
-    """Torch intra-op threads for the gradient steps (the rollout runs on one)."""
+    torch_threads: int = 1
+    """Torch intra-op threads for the gradient steps (the rollout runs on one). One: the LSTM
+    of 100 units gains little from a second thread, and loses a lot on a busy machine."""
     progress_bar: bool = True
     """Show a tqdm progress bar."""
 

@@ -88,10 +88,45 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run_command)
 
 
+UPPER_BOUNDS = {
+    "window": 100_000,
+    "batch_size": 65_536,
+    "threads": 1024,
+    "processes": 256,
+    "epochs": 1_000_000,
+    "max_steps": 10**9,
+    "warmup_steps": 10**9,
+    "limit": 10**9,
+    "ngram_max_order": 32,
+}
+"""Largest value of each size argument, checked before any data is read or memory allocated
+(the model's own sizes are bounded by :class:`~melody_env.models.note_rnn.NoteRNNConfig`)."""
+
+
+def check_sizes(args: argparse.Namespace) -> None:
+    """Refuse a size argument above :data:`UPPER_BOUNDS`, or a non-finite rate."""
+    import math
+
+    for name, most in UPPER_BOUNDS.items():
+        value = getattr(args, name, None)
+        if value is not None and value > most:
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"{flag} must be at most {most:,}, got {value:,}")
+    for name in ("lr", "grad_clip", "weight_decay"):
+        value = getattr(args, name)
+        if not math.isfinite(value):
+            raise ValueError(f"--{name.replace('_', '-')} must be finite, got {value}")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be a non-negative integer, got {args.seed}")
+
+
 def config_from_args(args: argparse.Namespace):
     """The :class:`PretrainConfig` an argument namespace describes."""
+    from melody_env.models.note_rnn import NoteRNNConfig
     from melody_env.models.training import PretrainConfig
 
+    check_sizes(args)
+    NoteRNNConfig(hidden_size=args.hidden_size, num_layers=args.layers)  # bounds, before data
     return PretrainConfig(
         collections=tuple(args.collections),
         held_out=args.held_out,

@@ -135,9 +135,19 @@ def main() -> None:
         default="single,sync,async,native,bare",
         help="comma-separated runners to time (default: all)",
     )
+    parser.add_argument(
+        "--default-threads",
+        action="store_true",
+        help="leave torch's thread settings as a user gets them (the env runs its reward RNN "
+        "on one thread itself); default: torch.set_num_threads(1) for the whole process",
+    )
     args = parser.parse_args()
     only = set(args.only.split(","))
-    torch.set_num_threads(1)
+    if not args.default_threads:
+        torch.set_num_threads(1)
+    threads = f"{torch.get_num_threads()} threads" + (
+        ", default settings" if args.default_threads else ", set_num_threads(1)"
+    )
     repeats = 3 if args.quick else args.repeats
     native_sizes = (1, 16, 256) if args.quick else (1, 16, 64, 256, 1024)
     sync_sizes = (16,) if args.quick else (16, 256)
@@ -207,7 +217,7 @@ def main() -> None:
     rounds = {(kind, n): np.array(wall[i]) for i, (kind, _, n, _) in enumerate(runners)}
     print(f"\n{datetime.date.today().isoformat()}, {machine()}")
     print(
-        f"torch {torch.__version__} (set_num_threads(1)), numpy {np.__version__}, gymnasium "
+        f"torch {torch.__version__} ({threads}), numpy {np.__version__}, gymnasium "
         f"{gym.__version__}; medians of {repeats} rounds; 1-min load average {load_before:.1f} "
         f"before / {load_after:.1f} after"
     )

@@ -93,16 +93,23 @@ def required_modules(args: argparse.Namespace) -> list[str]:
 
 
 def check_extras(args: argparse.Namespace) -> None:
-    """Raise ``ImportError`` naming the extra to install for the first missing module."""
+    """Raise ``ImportError`` naming every missing module and the extras that install them."""
     import importlib.util
 
+    missing = []
     for module in required_modules(args):
-        if importlib.util.find_spec(module) is None:
-            extra = MISSING_EXTRAS[module]
-            raise ImportError(
-                f"this command needs {module}, which is not installed: "
-                f"pip install 'melody-rl[{extra}]'"
-            )
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):  # a broken or blocked installation
+            found = False
+        if not found:
+            missing.append(module)
+    if missing:
+        extras = ",".join(dict.fromkeys(MISSING_EXTRAS[module] for module in missing))
+        raise ImportError(
+            f"this command needs {' and '.join(missing)}, not installed: "
+            f"pip install 'melody-rl[{extras}]'"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

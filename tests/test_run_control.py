@@ -151,7 +151,7 @@ def test_a_missing_extra_is_named_before_any_work(tmp_path, capsys, monkeypatch)
     )
     assert main(["train", "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
-    assert "needs tensorboard" in err and "pip install 'melody-rl[tensorboard]'" in err
+    assert "needs tensorboard, not installed" in err and "pip install 'melody-rl[tensorboard]'" in err
     assert not (tmp_path / "run").exists()
 
 

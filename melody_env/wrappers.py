@@ -61,6 +61,11 @@ def in_key_action_mask(observation: np.ndarray) -> np.ndarray:
         ValueError: an observation whose key entries are not one-hot.
     """
     obs = np.asarray(observation)
+    if obs.ndim < 1 or obs.shape[-1] <= KEY_FEATURES or not np.issubdtype(obs.dtype, np.number):
+        raise ValueError(
+            f"observations must be numeric arrays [..., D] with D > {KEY_FEATURES}, got shape "
+            f"{obs.shape} and dtype {obs.dtype}; is this a melody_env observation?"
+        )
     tonic_part = obs[..., -KEY_FEATURES : -len(MODES)]
     mode_part = obs[..., -len(MODES) :]
     if not (np.all(tonic_part.sum(axis=-1) == 1) and np.all(mode_part.sum(axis=-1) == 1)):

@@ -26,6 +26,7 @@ def small_config(reward_rnn=None, **overrides) -> RLOOConfig:
         num_samples=0,
         progress_bar=False,
         torch_threads=1,
+        first_step_kl_coef=None,
     )
     return RLOOConfig(**(base | overrides))
 
@@ -65,10 +66,17 @@ def test_reward_to_go_charges_only_later_kls():
 
 
 def test_composition_credit_gives_every_step_the_whole_return():
-    config = RLOOConfig(samples_per_primer=2, kl_coef=1.0, credit="composition")
+    config = RLOOConfig(
+        samples_per_primer=2, kl_coef=1.0, first_step_kl_coef=None, credit="composition"
+    )
     scores = np.array([[1.0, 2.0], [0.0, 0.0]])
     kl = np.array([[0.5, 0.5], [0.0, 0.0]])  # row 0's return: 3 - 1 = 2
     assert rloo.advantages(scores, kl, config).tolist() == [[2.0, 2.0], [-2.0, -2.0]]
+    # a KL weight of 0.5 on the first step: 3 - (0.5 * 0.5 + 1 * 0.5) = 2.25
+    config = RLOOConfig(
+        samples_per_primer=2, kl_coef=1.0, first_step_kl_coef=0.5, credit="composition"
+    )
+    assert rloo.advantages(scores, kl, config).tolist() == [[2.25, 2.25], [-2.25, -2.25]]
 
 
 def test_normalised_advantages_have_unit_std():
@@ -159,6 +167,9 @@ def test_loss_kl_is_the_exact_kl_of_the_evaluation(shipped):
     kl = rloo.exact_kl(policy, same)
     assert float(loss.detach()) == pytest.approx(0.7 * kl.mean(), rel=1e-4)
     assert stats.kl == pytest.approx(kl.sum(axis=1).mean(), rel=1e-4)
+    free_start = small_config(kl_coef=0.7, first_step_kl_coef=0.0)  # the first step's KL free
+    loss, _ = rloo.rloo_loss(policy, same, free_start)
+    assert float(loss.detach()) == pytest.approx(0.7 * kl[:, 1:].sum() / kl.size, rel=1e-4)
 
 
 def test_the_gradient_raises_the_log_prob_of_a_better_token(shipped):

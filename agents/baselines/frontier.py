@@ -10,7 +10,8 @@ toward the Note RNN (the prior), and default values to sweep:
 - ``rloo``: its own KL weight ``kl_coef`` (``beta``): a larger value means **more** pull.
 
 Every (algorithm, value, seed) *point* trains with ``melody-rl train`` (``--set`` for the knob)
-or :func:`agents.baselines.train.train_baseline` for SB3 at the same budget, in its own process
+or :func:`agents.baselines.train.train_baseline` for SB3 (each at its default budget unless
+``total_steps`` is given), in its own process
 (``jobs`` at a time; a point whose ``point.json`` exists is not run again, so the same command
 continues a killed sweep), then composes ``eval_n`` compositions with the evaluation suite
 (:func:`agents.baselines.summary.evaluate_policy`: Table 1, KL to the Note RNN, the 5-gram
@@ -125,7 +126,8 @@ class Point:
     algo: str
     value: float
     seed: int
-    total_steps: int
+    total_steps: int | None
+    """Budget in env steps (``None``: the algorithm's own default)."""
     eval_n: int = 2000
     key: str = "C major"
 
@@ -141,7 +143,9 @@ class FrontierConfig:
 
     algos: tuple[str, ...] = DEFAULT_ALGOS
     seeds: tuple[int, ...] = (0, 1, 2)
-    total_steps: int = 200_000
+    total_steps: int | None = None
+    """Env steps per run; ``None``: each algorithm's default budget (``melody-rl train``'s
+    preset, 200,000 for SB3, RLOO's own iterations)."""
     eval_n: int = 2000
     jobs: int = 2
     key: str = "C major"
@@ -156,6 +160,8 @@ class FrontierConfig:
             raise ValueError("give at least one seed")
         for name in ("total_steps", "eval_n", "jobs"):
             value = getattr(self, name)
+            if name == "total_steps" and value is None:
+                continue
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         for algo, values in self.values.items():
@@ -213,13 +219,14 @@ def _train(algo: FrontierAlgo, point: Point, run_dir: Path) -> tuple[Any, dict[s
         from agents.baselines.train import MODEL_FILE, as_policy, train_baseline
 
         if not (run_dir / MODEL_FILE).is_file():
+            budget = {} if point.total_steps is None else {"total_steps": point.total_steps}
             config = BaselineConfig(
                 algo=point.algo,
-                total_steps=point.total_steps,
                 seed=point.seed,
                 key=point.key,
                 eval_compositions=0,
                 num_samples=0,
+                **budget,
                 **{algo.knob: point.value},
             )
             train_baseline(config, run_dir, log=lambda message: None)
@@ -236,8 +243,7 @@ def _train(algo: FrontierAlgo, point: Point, run_dir: Path) -> tuple[Any, dict[s
         str(run_dir),
         "--seed",
         str(point.seed),
-        "--steps",
-        str(point.total_steps),
+        *([] if point.total_steps is None else ["--steps", str(point.total_steps)]),
         "--no-progress",
         "--set",
         f"{algo.knob}={point.value!r}",
@@ -308,7 +314,7 @@ def run_frontier(config: FrontierConfig, out: str | os.PathLike, log=print) -> d
     points = config.points()
     log(f"Note RNN reference on {config.eval_n} compositions per seed")
     references = reference_records(config)
-    log(f"{len(points)} points of {config.total_steps:,} env steps, {config.jobs} at a time")
+    log(f"{len(points)} points of {budget_text(config.total_steps)}, {config.jobs} at a time")
     records = []
     for record in _execute(points, str(out), config.jobs):
         records.append(record)
@@ -323,6 +329,13 @@ def run_frontier(config: FrontierConfig, out: str | os.PathLike, log=print) -> d
     }
     write_outputs(results, out)
     return results
+
+
+def budget_text(total_steps: int | None) -> str:
+    """``"200,000 env steps"``, or the default budgets' description for ``None``."""
+    if total_steps is None:
+        return "each algorithm's default budget"
+    return f"{total_steps:,} env steps"
 
 
 def configuration_means(records: list[dict[str, Any]]) -> dict[tuple[str, float], dict[str, float]]:

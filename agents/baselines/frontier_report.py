@@ -14,6 +14,7 @@ import numpy as np
 
 from agents.baselines.frontier import (
     FRONTIER_ALGOS,
+    budget_text,
     configuration_means,
     pareto_optimal,
     write_csv,
@@ -73,7 +74,7 @@ def frontier_markdown(
     lines = [
         "## Reward–KL frontier",
         "",
-        f"{config['total_steps']:,} env steps per run, seeds "
+        f"{budget_text(config['total_steps'])} per run, seeds "
         f"{', '.join(map(str, config['seeds']))}, {config['eval_n']:,} sampled compositions per "
         f"evaluation (key {config['key']}); whole sweep {results['wall_seconds'] / 60:.0f} min. "
         "Cells: mean ± std over seeds. Pareto: no other configuration has a higher-or-equal "
@@ -167,7 +168,7 @@ def frontier_plot(
     )
     colorbar.set_label("distinct openings (of the sampled compositions)", fontsize=8)
     figure.suptitle(
-        f"Reward–KL frontier: {results['config']['total_steps']:,} env steps, seeds "
+        f"Reward–KL frontier: {budget_text(results['config']['total_steps'])}, seeds "
         f"{', '.join(map(str, results['config']['seeds']))}; markers: algorithm, red edge: "
         "Pareto-optimal",
         fontsize=10,

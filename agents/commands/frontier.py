@@ -1,7 +1,7 @@
 """``melody-rl frontier``: sweep each algorithm's pull toward the prior and plot reward vs KL.
 
-The full sweep (every algorithm x its 4-5 default values x 3 seeds at the default budget; CPU
-hours on 2 cores)::
+The full sweep (every algorithm x its 4 default values x 3 seeds, each at its default budget
+(``melody-rl train``'s, 200,000 env steps for SB3 PPO); a few CPU hours on 2 cores)::
 
     melody-rl frontier --out runs/frontier --jobs 2
 
@@ -72,7 +72,12 @@ def add_parser(subparsers) -> None:
         help="values of ALGO's knob (repeatable; default: the algorithm's own)",
     )
     parser.add_argument("--seeds", type=_seeds, default=(0, 1, 2), help="e.g. 0,1,2")
-    parser.add_argument("--steps", type=int, default=200_000, help="env steps per run")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="env steps per run (default: each algorithm's own default budget)",
+    )
     parser.add_argument("--eval-n", type=int, default=2000, help="compositions per evaluation")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel")
     parser.add_argument("--key", default="C major")

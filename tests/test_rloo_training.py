@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import numpy as np
@@ -10,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from agents.cli import main
+from agents.commands.train import add_parser
 from agents.rloo import checkpoint as ckpt
 from agents.rloo.config import RLOOConfig
 from agents.rloo.policy import RLOOPolicy
@@ -163,3 +165,16 @@ def test_cli_train_resume_generate(rnn_path, tmp_path, capsys):
     assert "samples_per_primer must be an integer >= 2" in capsys.readouterr().err
     assert main(["train", "--out", str(out), "--resume", "--set", "kl_coef=2"]) == 2
     assert "cannot change a resumed run" in capsys.readouterr().err
+    assert main([*args[:4], str(tmp_path / "y"), "--key", "any"]) == 2
+    assert "--key any is not an RLOO setting" in capsys.readouterr().err
+
+
+def test_cli_flags_set_the_config():
+    from agents.rloo.command import build_config
+
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    args = parser.parse_args(["train", "--algo", "rloo", "--out", "x", "--key", "g minor",
+                              "--seed", "3", "--steps", "999", "--set", "kl_coef=2.5"])  # fmt: skip
+    config = build_config(args)
+    assert (config.key, config.seed, config.total_steps, config.kl_coef) == ("G minor", 3, 999, 2.5)

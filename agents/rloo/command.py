@@ -1,11 +1,12 @@
 """``melody-rl train --algo rloo``: the flags of ``melody-rl train`` mapped onto
 :class:`~agents.rloo.config.RLOOConfig`.
 
-``--steps`` sets ``total_steps``, ``--seed``, ``--checkpoint-every`` (transitions) and
-``--reward-rnn`` their fields, ``--set FIELD=VALUE`` any field (VALUE read as JSON, else as a
-string). ``--preset``, ``--num-envs`` and ``--eval-every`` are the Q agent's and are refused with
-the RLOO setting to use instead (``--eval-every 0`` passes: RLOO never evaluates periodically).
-A resumed run keeps its config; only ``--steps`` and ``--no-progress`` may change.
+``--steps`` sets ``total_steps``, ``--seed``, ``--checkpoint-every`` (transitions),
+``--reward-rnn`` and ``--key`` (one key; not ``any``) their fields, ``--set FIELD=VALUE`` any
+field (VALUE read as JSON, else as a string). ``--preset``, ``--num-envs`` and ``--eval-every``
+are the Q agent's and are refused with the RLOO setting to use instead (``--eval-every 0``
+passes: RLOO never evaluates periodically). A resumed run keeps its config; only ``--steps`` and
+``--no-progress`` may change.
 """
 
 from __future__ import annotations
@@ -65,6 +66,26 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return overrides
 
 
+def key_name(args: argparse.Namespace) -> str | None:
+    """``--key`` as a canonical key name, ``None`` if not given.
+
+    Raises:
+        ValueError: ``any`` (the RLOO policy, a Note RNN, reads tokens only and cannot tell the
+            key of a composition) or not one of the 24 keys.
+    """
+    key = getattr(args, "key", None)
+    if key is None:
+        return None
+    if key.strip().lower() == "any":
+        raise ValueError(
+            "--key any is not an RLOO setting: its policy (the Note RNN) reads tokens only and "
+            "cannot tell a composition's key; give one key, e.g. --key 'G major'"
+        )
+    from melody_env.music.keys import Key
+
+    return Key.from_name(key).name
+
+
 def build_config(args: argparse.Namespace) -> RLOOConfig:
     """The run's config from the defaults, the flags and ``--set``; on ``--resume`` the
     checkpoint's config with ``--steps`` applied.
@@ -97,6 +118,12 @@ def build_config(args: argparse.Namespace) -> RLOOConfig:
                     f"{getattr(config, name)!r}; a resumed run keeps its config (only --steps "
                     "may change)"
                 )
+        key = key_name(args)
+        if key is not None and key != config.key:
+            raise ValueError(
+                f"--key {key} differs from the resumed run's {config.key!r}; a resumed run "
+                "keeps its config (only --steps may change)"
+            )
         changes: dict[str, Any] = {}
         if args.steps is not None:
             changes["total_steps"] = args.steps
@@ -107,6 +134,8 @@ def build_config(args: argparse.Namespace) -> RLOOConfig:
     for flag, name in _FLAGS.items():
         if getattr(args, flag) is not None:
             overrides[name] = getattr(args, flag)
+    if key_name(args) is not None:
+        overrides["key"] = key_name(args)
     if args.no_progress:
         overrides["progress_bar"] = False
     try:

@@ -393,3 +393,11 @@ def test_compositions_record_their_keys():
         pitches = TOKEN_PITCHES[compositions.actions[row]]
         outside = (compositions.actions[row] >= 2) & ~key.scale_mask[pitches % 12]
         np.testing.assert_array_equal(compositions.terms["key"][row] < 0, outside)
+
+
+def test_model_card_says_what_the_prior_knows():
+    from melody_env.models.model_card import KEYS_SECTION
+
+    card = (Path(__file__).parents[1] / "melody_env/models/checkpoints/MODEL_CARD.md").read_text()
+    assert KEYS_SECTION.strip() in card
+    assert "benchmarks/key_fidelity.py" in KEYS_SECTION

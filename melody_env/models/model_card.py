@@ -24,13 +24,49 @@ LICENCES = {
 }
 
 
-def model_card(report: dict, checkpoint_bytes: int, notes: str = "") -> str:
-    """Markdown model card: data and licences, splits, metrics, provenance.
+KEYS_SECTION = """\
+## What the prior knows: keys
+
+The corpus is transposed to C major (major tunes) and A minor (minor tunes) before training,
+so the model knows those two keys only. Read as played, a melody in G major looks to it like a
+C major melody full of F sharps: held-out melodies moved to other keys and read as played cost
+up to 1.7 nats/token more than in C major, and its log p pulls an agent toward C major while
+the key rule pulls it into the key.
+
+The envs therefore read every melody to it in the *reference key* of the episode's mode (C
+major for major keys, A minor for minor ones) and map its 38 log-probabilities back
+(`melody_env/music/transposition.py`). The reading moves each note by the key's shift, the
+interval of -6..+5 semitones that takes its tonic to C (or A), the one the corpus extraction
+used, on a ring of three octaves: the |shift| notes that would leave MIDI 48..83 come back at
+the other edge in the same pitch class (in G major, shift +5, G4 is read as C5 and B5 as E3).
+Hold and rest are read as themselves. The mapping back is the same permutation of the 38
+tokens, so in every key the model scores a melody exactly as it scores its reading in C major
+or A minor: the same numbers, a distribution over the 38 playable tokens, and C major and A
+minor unchanged bit for bit. The single env, the vector env, the evaluation, the agents' priors
+(`info["prior_log_probs"]`) and the RL Tuner agent's own networks all read the same way.
+
+Limits: the model still knows one register of each key. The |shift| wrapped notes are read three
+octaves away, so a step across the boundary between them and the rest (F#5 to G5 in G major) is
+scored as a leap of nearly three octaves, and melodies that use them score worse than their
+reference-key readings would suggest. Its minor is the corpus's minor tunes, as music21's key
+analysis labelled them.
+
+Measured with `python benchmarks/key_fidelity.py` (see its docstring for the definitions).
+"""
+"""The card's section on keys (the envs' reading of other keys), before the measurements."""
+
+
+def model_card(
+    report: dict, checkpoint_bytes: int, notes: str = "", key_measurements: str = ""
+) -> str:
+    """Markdown model card: data and licences, splits, metrics, provenance, keys.
 
     Args:
         report: the run's ``report.json``.
         checkpoint_bytes: size of the shipped checkpoint.
         notes: extra markdown appended under "Notes" (e.g. facts the report does not hold).
+        key_measurements: markdown appended to :data:`KEYS_SECTION` (the output of
+            ``benchmarks/key_fidelity.py`` for this checkpoint).
     """
     corpus = report["corpus"]
     config = report["config"]
@@ -139,6 +175,9 @@ def model_card(report: dict, checkpoint_bytes: int, notes: str = "") -> str:
         f"torch {machine['torch']}, CPU only. The full report is `note_rnn.json`.",
         "",
     ]
+    lines += [KEYS_SECTION]
+    if key_measurements:
+        lines += [key_measurements.strip(), ""]
     if notes:
         lines += ["## Notes", "", notes.strip(), ""]
     return "\n".join(lines)

@@ -442,7 +442,7 @@ def train(
         ckpt.save_checkpoint(run_dir, config, policy, optimizer, progress)
     if on_trained is not None:
         on_trained()
-    summary = summarize_run(policy, config, progress, run_dir, time.perf_counter() - started)
+    summary = summarize_run(policy, config, progress, run_dir, started)
     if writer is not None:
         for name, value in summary.get("sampled", {}).items():
             if isinstance(value, (int, float)) and np.isfinite(value):
@@ -474,12 +474,13 @@ def summarize_run(
     config: RLOOConfig,
     progress: ckpt.Progress,
     run_dir: Path,
-    total_seconds: float,
+    started: float,
 ) -> dict[str, Any]:
     """The run's summary through the evaluation suite, as ``melody-rl train`` writes it for the
     RL Tuner: ``summary_compositions`` compositions sampled (the policy's ``predict``) and
     greedy, the untuned Note RNN on the same primers, Table 1 with the music rows and the exact
-    KL; ``summary.json``, ``summary.md``, ``report.json`` and MIDI samples."""
+    KL; ``summary.json``, ``summary.md``, ``report.json`` and MIDI samples. ``started``: the
+    ``time.perf_counter()`` of the run's start (for ``total_seconds``)."""
     from agents.baselines.summary import summarize_policy
 
     summary: dict[str, Any] = {
@@ -504,7 +505,7 @@ def summarize_run(
         width = max(3, len(str(config.num_samples - 1)))
         for index, tokens in enumerate(sampled.tokens[: config.num_samples]):
             write_midi(run_dir / "samples" / f"sample_{index:0{width}d}.mid", tokens)
-    summary["total_seconds"] = total_seconds
+    summary["total_seconds"] = time.perf_counter() - started  # training, checkpoints, summary
     if results:
         write_summary(run_dir, summary, results)
     else:

@@ -86,13 +86,19 @@ def read_data(path: str | os.PathLike) -> dict[str, Any]:
                 raise UnsafeZipError(f"{path}: its 'data' entry is larger than {MAX_DATA_BYTES:,}")
             raw = archive.read("data")
     except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError) as error:
-        raise UnsafeZipError(f"{path} is not a readable zip ({error})") from error
+        raise UnsafeZipError(
+            f"{path} is not a Stable-Baselines3 model zip (not a readable zip: {error})"
+        ) from error
     try:
         data = json.loads(raw)
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
-        raise UnsafeZipError(f"{path}: its 'data' entry is not JSON ({error})") from error
+        raise UnsafeZipError(
+            f"{path} is not a Stable-Baselines3 model zip (its 'data' entry is not JSON: {error})"
+        ) from error
     if not isinstance(data, dict):
-        raise UnsafeZipError(f"{path}: its 'data' entry is not a JSON object")
+        raise UnsafeZipError(
+            f"{path} is not a Stable-Baselines3 model zip (its 'data' is not a JSON object)"
+        )
     return data
 
 

@@ -67,9 +67,15 @@ def test_generate_writes_transposed_midi(run_dir, tmp_path, capsys):
     [
         (["generate", "--checkpoint", "/no/such/run", "--out", "x"], "does not exist"),
         (["train", "--out", "/no/such/run", "--resume"], "cannot resume"),
-        (["train", "--out", "x", "--set", "bogus=1"], "unknown config field 'bogus'"),
-        (["train", "--out", "x", "--set", "exploration=softmax"], "unknown exploration 'softmax'"),
-        (["train", "--out", "x", "--set", "gamma=1.5"], "gamma must be in [0, 1]"),
+        (
+            ["train", "--algo", "q", "--out", "x", "--set", "bogus=1"],
+            "unknown config field 'bogus'",
+        ),
+        (
+            ["train", "--algo", "q", "--out", "x", "--set", "exploration=softmax"],
+            "unknown exploration 'softmax'",
+        ),
+        (["train", "--algo", "q", "--out", "x", "--set", "gamma=1.5"], "gamma must be in [0, 1]"),
     ],
 )
 def test_errors_name_the_bad_value(argv, message, capsys):

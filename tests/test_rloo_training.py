@@ -178,3 +178,14 @@ def test_cli_flags_set_the_config():
                               "--seed", "3", "--steps", "999", "--set", "kl_coef=2.5"])  # fmt: skip
     config = build_config(args)
     assert (config.key, config.seed, config.total_steps, config.kl_coef) == ("G minor", 3, 999, 2.5)
+
+
+def test_rloo_is_the_default_algorithm_but_presets_are_q():
+    from agents.rloo.command import is_rloo_run
+
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    assert is_rloo_run(parser.parse_args(["train", "--out", "x"]))
+    assert not is_rloo_run(parser.parse_args(["train", "--out", "x", "--preset", "fast"]))
+    assert not is_rloo_run(parser.parse_args(["train", "--out", "x", "--algo", "q"]))
+    assert not is_rloo_run(parser.parse_args(["train", "--out", "/no/run", "--resume"]))

@@ -1,6 +1,11 @@
-"""``melody-rl train``: tune the Note RNN with RL (the RL Tuner's recurrent DQN).
+"""``melody-rl train``: tune the Note RNN with RL (RLOO by default, or the RL Tuner's DQNs).
 
-Train the default (``fast`` preset, Q-learning, 200k steps, about 10 minutes on 2 CPU cores)::
+The default, RLOO with an exact KL to the Note RNN (:mod:`agents.rloo`; about 30 s on a quiet
+core; any field of :class:`agents.rloo.config.RLOOConfig` with ``--set FIELD=VALUE``)::
+
+    melody-rl train --out runs/rloo
+
+The RL Tuner's Q-learning (``fast`` preset, 200k steps, a few minutes on 2 CPU cores)::
 
     melody-rl train --algo q --out runs/q
 
@@ -53,7 +58,7 @@ def add_parser(subparsers) -> None:
         "--algo",
         choices=(*ALGORITHMS, "rloo"),
         default=None,
-        help="default: q (rloo: see agents.rloo)",
+        help="default: rloo (q with --preset)",
     )
     parser.add_argument("--preset", choices=PRESETS, default=None, help="default: fast")
     parser.add_argument("--steps", type=int, default=None, help="training transitions")

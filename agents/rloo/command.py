@@ -33,15 +33,16 @@ _FLAGS = {
 
 
 def is_rloo_run(args: argparse.Namespace) -> bool:
-    """Whether ``melody-rl train`` with ``args`` trains RLOO: ``--algo rloo``, or ``--resume``
-    without ``--algo`` of a run folder that holds an RLOO checkpoint."""
+    """Whether ``melody-rl train`` with ``args`` trains RLOO: ``--algo rloo``; ``--resume``
+    without ``--algo`` of a run folder that holds an RLOO checkpoint; or a new run without
+    ``--algo`` and ``--preset`` (RLOO is the default; the presets are the Q agent's)."""
     if args.algo is not None:
         return args.algo == "rloo"
     if args.resume:
         from agents.rloo.checkpoint import is_rloo_checkpoint
 
         return is_rloo_checkpoint(args.out)
-    return False
+    return getattr(args, "preset", None) is None
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:

@@ -146,6 +146,14 @@ class RLOOConfig:
         for name in ("learning_rate", "position_learning_rate", "max_grad_norm", "temperature"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if str(self.key).strip().lower() == "any":
+            raise ValueError(
+                "key 'any' is not an RLOO setting: its policy (the Note RNN) reads tokens only "
+                "and cannot tell a composition's key; give one key, e.g. 'G major'"
+            )
+        from melody_env.music.keys import Key
+
+        Key.from_name(self.key)  # a ValueError naming the 24 keys if unknown
         if self.rule_weights is not None:
             from melody_env.rewards.rules import RULE_NAMES
 

@@ -189,3 +189,34 @@ def test_rloo_is_the_default_algorithm_but_presets_are_q():
     assert not is_rloo_run(parser.parse_args(["train", "--out", "x", "--preset", "fast"]))
     assert not is_rloo_run(parser.parse_args(["train", "--out", "x", "--algo", "q"]))
     assert not is_rloo_run(parser.parse_args(["train", "--out", "/no/run", "--resume"]))
+
+
+def test_a_signal_stops_after_the_iteration_with_a_checkpoint_and_resume_is_exact(
+    rnn_path, tmp_path, monkeypatch, capsys
+):
+    import os
+    import signal
+
+    from agents.rloo import rloo
+
+    real = rloo.iteration_step
+
+    def interrupted(policy, optimizer, envs, config, iteration):
+        if iteration == 0:
+            os.kill(os.getpid(), signal.SIGINT)  # a real signal through the real handler
+        return real(policy, optimizer, envs, config, iteration)
+
+    monkeypatch.setattr(rloo, "iteration_step", interrupted)
+    out = tmp_path / "run"
+    argv = ["train", "--algo", "rloo", "--out", str(out), "--reward-rnn", rnn_path, *TINY_CLI]
+    assert main(argv) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("melody-rl train: stopped by SIGINT at step 64 of 128;")
+    assert json.loads((out / "checkpoints" / "latest.json").read_text())["step"] == 64
+    assert err[-1].endswith(f"resume with: melody-rl train --resume --out {out}")
+    monkeypatch.setattr(rloo, "iteration_step", real)
+    assert main(["train", "--out", str(out), "--resume", "--no-progress"]) == 0
+    assert main(["train", "--algo", "rloo", "--out", str(tmp_path / "straight"),
+                 "--reward-rnn", rnn_path, *TINY_CLI]) == 0  # fmt: skip
+    a, b = final_tensors(out), final_tensors(tmp_path / "straight")
+    assert all(torch.equal(a[name], b[name]) for name in a)

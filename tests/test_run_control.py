@@ -57,7 +57,8 @@ def test_a_signal_finishes_the_round_saves_and_resume_is_bit_exact(
 def test_the_cli_prints_how_to_resume_and_exits_130(tiny_rnn_path, tmp_path, monkeypatch, capsys):
     signal_at_round(monkeypatch, signal.SIGINT, 1)
     out = tmp_path / "run"
-    argv = ["train", "--out", str(out), "--reward-rnn", tiny_rnn_path, "--steps", "384"]
+    argv = ["train", "--algo", "q", "--out", str(out), "--reward-rnn", tiny_rnn_path]
+    argv += ["--steps", "384"]
     argv += ["--num-envs", "8", "--no-progress", "--eval-every", "0"]
     argv += ["--set", "env.composition_length=8", "--set", "summary_compositions=0"]
     assert main(argv) == 130
@@ -82,7 +83,8 @@ def test_a_second_run_into_a_locked_folder_is_refused_naming_the_pid(
             RunLocked, match=rf"in use by another melody-rl train \(pid {os.getpid()}"
         ):
             train(config, tmp_path / "run", **QUIET)
-        code = main(["train", "--out", str(tmp_path / "run"), "--reward-rnn", tiny_rnn_path])
+        argv = ["train", "--algo", "q", "--out", str(tmp_path / "run")]
+        code = main([*argv, "--reward-rnn", tiny_rnn_path])
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and f"(pid {os.getpid()}" in err
@@ -118,12 +120,24 @@ def test_output_folder_checks(tmp_path, out, message):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["train", "--set", "gamma=abc"], "gamma must be a finite number, got 'abc'"),
-        (["train", "--set", "seed=1.5"], "seed must be an integer"),
-        (["train", "--set", "env.composition_length=0"], "composition_length must be an integer"),
-        (["train", "--set", "env.primer_context=1000000"], "primer_context must be an integer"),
-        (["train", "--set", "num_envs=3000000"], "num_envs must be an integer in [1, 65,536]"),
-        (["train", "--set", "nope=1"], "unknown config field 'nope'"),
+        (
+            ["train", "--algo", "q", "--set", "gamma=abc"],
+            "gamma must be a finite number, got 'abc'",
+        ),
+        (["train", "--algo", "q", "--set", "seed=1.5"], "seed must be an integer"),
+        (
+            ["train", "--algo", "q", "--set", "env.composition_length=0"],
+            "composition_length must be an integer",
+        ),
+        (
+            ["train", "--algo", "q", "--set", "env.primer_context=1000000"],
+            "primer_context must be an integer",
+        ),
+        (
+            ["train", "--algo", "q", "--set", "num_envs=3000000"],
+            "num_envs must be an integer in [1, 65,536]",
+        ),
+        (["train", "--algo", "q", "--set", "nope=1"], "unknown config field 'nope'"),
         (["sample", "--n", "0"], "n must be an integer in [1, 65,536], got 0"),
         (["sample", "--temperature", "0"], "temperature must be in [0.01, 100.0], got 0.0"),
         (["sample", "--seed", "-1"], "seed must be a non-negative integer, got -1"),
@@ -151,7 +165,9 @@ def test_a_missing_extra_is_named_before_any_work(tmp_path, capsys, monkeypatch)
     )
     assert main(["train", "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
-    assert "needs tensorboard, not installed" in err and "pip install 'melody-rl[tensorboard]'" in err
+    assert (
+        "needs tensorboard, not installed" in err and "pip install 'melody-rl[tensorboard]'" in err
+    )
     assert not (tmp_path / "run").exists()
 
 

@@ -43,6 +43,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import signal
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -58,6 +60,7 @@ from agents.rl_tuner.trainer import load_note_rnn
 from agents.rloo import checkpoint as ckpt
 from agents.rloo.config import RLOOConfig
 from agents.rloo.policy import RLOOPolicy, sample_tokens
+from agents.run_control import GracefulStop, RunLock, Stopped, check_output_folder
 from melody_env import ENV_ID
 from melody_env.atomic import atomic_write_text, remove_temporaries
 from melody_env.io.midi_writer import write_midi
@@ -361,6 +364,10 @@ def train(
 ) -> dict[str, Any]:
     """Train (or resume) a run to ``config.iterations``; write checkpoints, samples, summary.
 
+    As the RL Tuner's runs: the run folder is locked for the whole run
+    (:class:`~agents.run_control.RunLock`), and SIGINT or SIGTERM finish the iteration, write a
+    checkpoint and raise :class:`~agents.run_control.Stopped` saying how to resume.
+
     Args:
         config: the run's config (on resume only its ``total_steps`` and ``progress_bar`` are
             used; the rest comes from the checkpoint).
@@ -376,8 +383,16 @@ def train(
     Raises:
         FileExistsError: ``run_dir`` holds a run and ``resume`` is false.
         FileNotFoundError: ``resume`` and no checkpoint in ``run_dir``.
+        ValueError: ``run_dir`` cannot hold a run.
+        agents.run_control.RunLocked: another live run holds ``run_dir``.
+        agents.run_control.Stopped: stopped by a signal after checkpointing.
     """
-    run_dir = Path(run_dir)
+    run_dir = check_output_folder(run_dir)
+    with RunLock(run_dir, "train"):
+        return _train(config, run_dir, resume, log, on_trained)
+
+
+def _train(config: RLOOConfig, run_dir: Path, resume: bool, log, on_trained) -> dict[str, Any]:
     loaded = None
     if resume:
         try:
@@ -408,6 +423,7 @@ def train(
     bar = _progress_bar(config, progress)
     last_saved = progress.global_step if loaded else None
     started = time.perf_counter()
+    stop = GracefulStop().__enter__()  # Ctrl-C / SIGTERM: finish the iteration, save, stop
     try:
         while progress.iteration < config.iterations:
             round_start = time.perf_counter()
@@ -434,7 +450,18 @@ def train(
             ):
                 ckpt.save_checkpoint(run_dir, config, policy, optimizer, progress)
                 last_saved = progress.global_step
+            if stop.requested:
+                if last_saved != progress.global_step:
+                    ckpt.save_checkpoint(run_dir, config, policy, optimizer, progress)
+                raise Stopped(
+                    stop.signal,
+                    f"stopped by {signal.Signals(stop.signal).name} at step "
+                    f"{progress.global_step:,} of {config.iterations * batch.actions.size:,}; "
+                    f"checkpoint saved; resume with: melody-rl train --resume --out "
+                    f"{shlex.quote(str(run_dir))}",
+                )
     finally:
+        stop.__exit__()
         if bar is not None:
             bar.close()
         envs.close()

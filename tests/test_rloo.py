@@ -129,6 +129,22 @@ def test_rollout_groups_share_a_primer_and_the_untuned_policy_is_the_prior(shipp
     np.testing.assert_allclose(taken, batch.log_prob, atol=1e-4)
 
 
+@pytest.mark.parametrize("key", ["G major", "E minor", "F# major"])
+def test_in_any_key_the_untuned_policy_is_the_env_prior(shipped, key):
+    """The policy reads tokens transposed into C major / A minor, as the env's reward RNN."""
+    config = small_config(key=key, position_logits=True)
+    policy = RLOOPolicy.from_config(config, shipped)
+    envs = rloo.make_envs(config, config.batch_compositions, shipped)
+    batch = rloo.rollout(
+        policy, envs, rloo.round_seeds(config, "train", 0, 3, 2), np.random.default_rng(0)
+    )
+    envs.close()
+    assert rloo.exact_kl(policy, batch).max() < 1e-6
+    with torch.no_grad():
+        log_pi = policy.sequence_log_probs(batch.primers, batch.primer_lengths, batch.actions)
+    np.testing.assert_allclose(log_pi.numpy(), batch.prior_log_probs, atol=1e-4)
+
+
 def test_loss_kl_is_the_exact_kl_of_the_evaluation(shipped):
     config = small_config(kl_coef=0.7)
     policy = RLOOPolicy.from_config(config, shipped)
@@ -196,8 +212,9 @@ def test_the_gradient_raises_the_log_prob_of_a_better_token(shipped):
 # --- the policy: SB3 predict, action_log_probs, position logits
 
 
-def test_predict_replays_the_rollout_and_action_log_probs_matches(shipped):
-    config = small_config(position_logits=True)
+@pytest.mark.parametrize("key", ["C major", "G major"])
+def test_predict_replays_the_rollout_and_action_log_probs_matches(shipped, key):
+    config = small_config(position_logits=True, key=key)
     policy = RLOOPolicy.from_config(config, shipped)
     with torch.no_grad():
         policy.position_logits.normal_(0.0, 2.0, generator=torch.Generator().manual_seed(0))

@@ -29,6 +29,8 @@ from agents.rloo.config import RLOOConfig
 from melody_env.envs.observation import ObservationLayout
 from melody_env.models.note_rnn import LSTMState, NoteRNN
 from melody_env.music.encoding import NUM_CLASSES
+from melody_env.music.keys import Key
+from melody_env.music.transposition import READING_TABLES
 
 
 def sample_tokens(log_probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -53,6 +55,10 @@ class RLOOPolicy:
         composition_length, primer_context, steps_per_bar: the env's, for the observation layout.
         position_logits: add a learnt logit per step of the composition and token
             (:attr:`position_logits`).
+        key: the key of the compositions. The network reads every token as the env's reward
+            RNN does, transposed into C major / A minor (:mod:`melody_env.music.transposition`),
+            and its log-probabilities are mapped back, so the untuned policy is the env's prior
+            in every key (the identity in C major and A minor).
     """
 
     def __init__(
@@ -64,6 +70,7 @@ class RLOOPolicy:
         primer_context: int = 8,
         steps_per_bar: int = 16,
         position_logits: bool = False,
+        key: str = "C major",
     ) -> None:
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
@@ -72,6 +79,11 @@ class RLOOPolicy:
             parameter.requires_grad_(True)
         self.temperature = float(temperature)
         self.layout = ObservationLayout(composition_length, primer_context, steps_per_bar)
+        reading = READING_TABLES[Key.from_name(key).index]
+        self.reading: torch.Tensor | None = (
+            None if (reading == np.arange(NUM_CLASSES)).all() else torch.from_numpy(reading.copy())
+        )
+        """Token -> the reference token the network reads (``None``: the identity)."""
         self.position_logits: torch.Tensor | None = None
         """``[L, 38]`` logits added at each step of the composition (zeros at the start, so the
         policy starts as the Note RNN), or ``None``. The rules reward the tonic at fixed steps
@@ -96,6 +108,7 @@ class RLOOPolicy:
             primer_context=config.primer_context,
             steps_per_bar=config.steps_per_bar,
             position_logits=config.position_logits,
+            key=config.key,
         )
         policy.config = config
         policy.prior = freeze(copy.deepcopy(note_rnn))
@@ -107,6 +120,14 @@ class RLOOPolicy:
         """The trained tensors: the LSTM's and head's, then :attr:`position_logits` if any."""
         extra = [] if self.position_logits is None else [self.position_logits]
         return [*self.network.parameters(), *extra]
+
+    def read(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The tokens as the network reads them (transposed into the reference key)."""
+        return tokens if self.reading is None else self.reading[tokens]
+
+    def map_back(self, scores: torch.Tensor) -> torch.Tensor:
+        """The network's scores over reference tokens as scores over the key's tokens."""
+        return scores if self.reading is None else scores[..., self.reading]
 
     def temper(self, log_probs: torch.Tensor, steps) -> torch.Tensor:
         """``log softmax((logits + position_logits[step]) / T)`` from the LSTM's logits or
@@ -138,9 +159,9 @@ class RLOOPolicy:
             tokens = np.concatenate(
                 [primers[rows, width - primer_length :], actions[rows, :-1]], axis=1
             )
-            logits, _ = self.network(torch.from_numpy(tokens))  # [rows, P_len + L - 1, 38]
+            logits, _ = self.network(self.read(torch.from_numpy(tokens)))  # [rows, P + L - 1, 38]
             out[torch.from_numpy(rows)] = self.temper(
-                logits[:, primer_length - 1 :], slice(0, length)
+                self.map_back(logits[:, primer_length - 1 :]), slice(0, length)
             )
         return out
 
@@ -156,7 +177,8 @@ class RLOOPolicy:
         for primer_length in np.unique(primer_lengths):
             rows = np.flatnonzero(primer_lengths == primer_length)
             tokens = torch.from_numpy(np.ascontiguousarray(primers[rows, width - primer_length :]))
-            lp, (h_rows, c_rows) = self.network.prime(tokens)
+            lp, (h_rows, c_rows) = self.network.prime(self.read(tokens))
+            lp = self.map_back(lp)
             index = torch.from_numpy(rows)
             log_probs[index], h[:, index], c[:, index] = lp, h_rows, c_rows
         return self.temper(log_probs, 0).numpy(), (h, c)
@@ -165,8 +187,8 @@ class RLOOPolicy:
     def step(self, tokens: np.ndarray, state: LSTMState, steps) -> tuple[np.ndarray, LSTMState]:
         """Feed one token per composition; return ``log pi(. | s) [n, 38]`` at composition step
         ``steps`` (an int, or one per composition) and the new state."""
-        log_probs, state = self.network.step(torch.from_numpy(tokens), state)
-        return self.temper(log_probs, steps).numpy(), state
+        log_probs, state = self.network.step(self.read(torch.from_numpy(tokens)), state)
+        return self.temper(self.map_back(log_probs), steps).numpy(), state
 
     # --- Stable-Baselines3's recurrent protocol
 

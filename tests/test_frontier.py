@@ -70,3 +70,10 @@ def test_a_tiny_sweep_writes_every_point_and_the_outputs(tmp_path):
     # A finished point is not run again: the same sweep only re-reads its records.
     again = run_frontier(config, tmp_path, log=lambda message: None)
     assert again["points"] == results["points"]
+    # A report of what is there, whatever the config names: all three points, nothing trained.
+    only_q = FrontierConfig(algos=("q",), seeds=(0,), total_steps=256, eval_n=12, jobs=1)
+    report = run_frontier(only_q, tmp_path, log=lambda message: None, report_only=True)
+    assert sorted(map(json.dumps, report["points"])) == sorted(map(json.dumps, results["points"]))
+    markdown = (tmp_path / "frontier.md").read_text()
+    assert "## Every algorithm at its default: Table 1 and the music" in markdown
+    assert "sb3-ppo (1 seed)" in markdown and "q (1 seed)" in markdown

@@ -64,6 +64,8 @@ class FrontierAlgo:
         policy: the :func:`~melody_env.evaluation.policies.load_policy` spec of the trained
             policy, ``{run}`` standing for the run folder.
         more_is_less_pull: a larger value pulls less toward the prior (for the labels).
+        default: the knob's value when the algorithm is trained with its own defaults (the
+            column of ``frontier.md``'s table of every statistic).
     """
 
     name: str
@@ -74,6 +76,7 @@ class FrontierAlgo:
     key_field: str = "env.key"
     policy: str = "agent:{run}"
     more_is_less_pull: bool = True
+    default: float = 2.0
 
 
 SCALERS = (0.25, 0.5, 1.0, 2.0)
@@ -88,10 +91,11 @@ FRONTIER_ALGOS: dict[str, FrontierAlgo] = {
     "rloo": FrontierAlgo(
         "rloo",
         "kl_coef",
-        (0.3, 1.0, 3.0, 10.0),
+        (1.0, 2.0, 4.0, 8.0),
         train_args=("--set", "summary_compositions=0", "--set", "torch_threads=1"),
         key_field="key",
         more_is_less_pull=False,
+        default=4.0,
     ),
 }
 """Every algorithm the frontier knows (``rloo`` needs ``melody-rl train --algo rloo``)."""
@@ -304,8 +308,19 @@ def reference_records(config: FrontierConfig) -> list[dict[str, Any]]:
     ]
 
 
-def run_frontier(config: FrontierConfig, out: str | os.PathLike, log=print) -> dict[str, Any]:
-    """Run every point, then write the JSON, CSV, table and plot; return the JSON's content."""
+def finished_records(out: str | os.PathLike) -> list[dict[str, Any]]:
+    """The ``point.json`` record of every finished point under ``out``, whatever sweep wrote it."""
+    return [json.loads(path.read_text()) for path in sorted(Path(out).glob("*/*/seed*/point.json"))]
+
+
+def run_frontier(
+    config: FrontierConfig, out: str | os.PathLike, log=print, report_only: bool = False
+) -> dict[str, Any]:
+    """Run every point, then write the JSON, CSV, table and plot; return the JSON's content.
+
+    With ``report_only`` nothing is trained: the outputs cover every point already finished in
+    ``out`` (e.g. the union of several smaller sweeps), whatever ``config`` names.
+    """
     from agents.baselines.frontier_report import write_outputs
 
     out = Path(out)
@@ -314,12 +329,16 @@ def run_frontier(config: FrontierConfig, out: str | os.PathLike, log=print) -> d
     points = config.points()
     log(f"Note RNN reference on {config.eval_n} compositions per seed")
     references = reference_records(config)
-    log(f"{len(points)} points of {budget_text(config.total_steps)}, {config.jobs} at a time")
-    records = []
-    for record in _execute(points, str(out), config.jobs):
-        records.append(record)
-        if "error" in record:
-            log(f"{record['point']} FAILED:\n{record['error']}")
+    if report_only:
+        records = finished_records(out)
+        log(f"{len(records)} finished points in {out}; nothing trained")
+    else:
+        log(f"{len(points)} points of {budget_text(config.total_steps)}, {config.jobs} at a time")
+        records = []
+        for record in _execute(points, str(out), config.jobs):
+            records.append(record)
+            if "error" in record:
+                log(f"{record['point']} FAILED:\n{record['error']}")
     records.sort(key=lambda r: (r["point"]["algo"], r["point"]["value"], r["point"]["seed"]))
     results = {
         "config": asdict(config),

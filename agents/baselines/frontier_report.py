@@ -36,6 +36,33 @@ TABLE_COLUMNS = (
 )
 """(statistic, header, digits) of ``frontier.md``."""
 
+GOALS = (
+    ("excessively_repeated", "Notes excessively repeated", "≤ 0.1%", True),
+    ("not_in_key", "Notes not in key", "≤ 0.5%", True),
+    ("starts_with_tonic", "Compositions starting with the tonic", "≥ 50%", True),
+    ("leaps_resolved", "Leaps resolved", "≥ 92%", True),
+    ("unique_max", "Unique highest note", "≥ 65%", True),
+    ("unique_min", "Unique lowest note", "≥ 58%", True),
+    ("in_motif", "Notes in motif", "≥ 77% (max 78.1%)", True),
+    ("in_repeated_motif", "Notes in repeated motif", "≤ 1%", True),
+    ("autocorrelation_lag1", "Mean autocorrelation, lag 1", "\\|·\\| ≤ 0.10", False),
+    ("autocorrelation_lag2", "Mean autocorrelation, lag 2", "\\|·\\| ≤ 0.10", False),
+    ("autocorrelation_lag3", "Mean autocorrelation, lag 3", "\\|·\\| ≤ 0.10", False),
+    ("distinct_openings", "Distinct openings (first 8 tokens)", "≥ 40% of n", False),
+    ("top_opening_share", "Most common opening", "≤ 10%", True),
+    ("interval_overlap", "\\|Interval\\| overlap with the corpus", "≥ 0.85", False),
+    ("judge_quality", "Quality (nats/token, lower is better)", "≤ Q's", False),
+    ("judge_coverage", "Coverage (nats/token, lower is better)", "≤ Note RNN's + 0.5", False),
+    ("kl", "KL(π ‖ Note RNN) per step", "reported", False),
+    ("music_theory", "r_MT per step", "", False),
+    ("greedy_distinct_openings", "Distinct openings, greedy", "", False),
+    ("octave_leaps", "Octave-plus leaps per composition", "", False),
+    ("duration_overlap", "Note-duration overlap with the corpus", "", False),
+    ("train_seconds", "Training seconds", "≤ 60 (quiet)", False),
+)
+"""(statistic, label, goal, shown in percent) of ``frontier.md``'s table of every algorithm at
+its default: the Table-1 goals and the music lines of the default agent's bar."""
+
 
 def write_outputs(results: dict[str, Any], out: Path) -> dict[str, Path]:
     """Write the four files into ``out``; return their paths."""
@@ -96,10 +123,48 @@ def frontier_markdown(
         for name, _, digits in TABLE_COLUMNS:
             cells.append(_cell(stats.get(name, math.nan), stats.get(f"{name}_std", 0.0), digits))
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", *defaults_markdown(reference, means)]
     failed = [r["point"] for r in results["points"] if "error" in r]
     if failed:
         lines += ["", "Failed points (see frontier.json): " + ", ".join(map(str, failed))]
     return "\n".join(lines) + "\n"
+
+
+def _seeds_text(count: int) -> str:
+    return f"{count} seed" if count == 1 else f"{count} seeds"
+
+
+def defaults_markdown(
+    reference: dict[str, float], means: dict[tuple[str, float], dict[str, float]]
+) -> list[str]:
+    """Every algorithm at its default knob value (:attr:`FrontierAlgo.default`), one column
+    each beside the untuned Note RNN, one row per :data:`GOALS` statistic (mean ± std over
+    seeds)."""
+    columns = [(("note_rnn", 0.0), "Note RNN (untuned)", reference)] if reference else []
+    columns += [
+        ((algo, value), f"{algo} ({_seeds_text(stats.get('seeds', 0))})", stats)
+        for (algo, value), stats in sorted(means.items())
+        if algo in FRONTIER_ALGOS and value == FRONTIER_ALGOS[algo].default
+    ]
+    if not columns:
+        return []
+    lines = [
+        "## Every algorithm at its default: Table 1 and the music",
+        "",
+        "| statistic | goal | " + " | ".join(label for _, label, _ in columns) + " |",
+        "|---|---|" + "--:|" * len(columns),
+    ]
+    for name, label, goal, percent in GOALS:
+        cells = []
+        for _, _, stats in columns:
+            mean, std = stats.get(name, math.nan), stats.get(f"{name}_std", 0.0)
+            scale, digits = (100.0, 1) if percent else (1.0, 0 if "openings" in name else 3)
+            if name == "train_seconds":
+                digits = 0
+            cell = _cell(mean * scale, std * scale, digits)
+            cells.append(cell + "%" if percent and cell != "n/a" else cell)
+        lines.append(f"| {label} | {goal} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def frontier_plot(

@@ -82,6 +82,11 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel")
     parser.add_argument("--key", default="C major")
     parser.add_argument("--out", required=True, help="output folder, e.g. runs/frontier")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: write the outputs from every point already finished in --out",
+    )
     parser.set_defaults(func=run_command)
 
 
@@ -98,7 +103,7 @@ def run_command(args: argparse.Namespace) -> int:
             key=args.key,
             values=dict(args.values),
         )
-        results = run_frontier(config, args.out)
+        results = run_frontier(config, args.out, report_only=args.report_only)
     except (FileNotFoundError, ValueError) as error:
         print(f"melody-rl frontier: error: {error}", file=sys.stderr)
         return 2

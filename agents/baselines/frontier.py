@@ -234,8 +234,10 @@ def _train(algo: FrontierAlgo, point: Point, run_dir: Path) -> tuple[Any, dict[s
                 **{algo.knob: point.value},
             )
             train_baseline(config, run_dir, log=lambda message: None)
-        model_class = get_algorithm(point.algo).load_class()
-        model = model_class.load(str(run_dir / MODEL_FILE), device="cpu")
+        from melody_env.io.sb3_zip import load_sb3_model
+
+        # Never unpickle: the zip's pickled entries are rebuilt from their plain fields.
+        model = load_sb3_model(run_dir / MODEL_FILE, get_algorithm(point.algo).load_class())
         return as_policy(model, point.algo), env_kwargs
     from agents.cli import main as cli
 

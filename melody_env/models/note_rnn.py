@@ -401,17 +401,11 @@ def check_tensors(model: nn.Module, tensors: dict[str, torch.Tensor], source: st
     Raises:
         ValueError: a tensor is missing, unexpected or of another shape.
     """
-    expected = model.state_dict()
-    problems = []
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    if missing:
-        problems.append(f"missing tensors {missing}")
-    if unexpected:
-        problems.append(f"unexpected tensors {unexpected}")
-    for name in sorted(set(expected) & set(tensors)):
-        found, wanted = tuple(tensors[name].shape), tuple(expected[name].shape)
-        if found != wanted:
-            problems.append(f"tensor {name!r} has shape {found}, expected {wanted}")
+    from melody_env.models.safetensors_checks import shape_problems
+
+    problems = shape_problems(
+        {name: tuple(t.shape) for name, t in model.state_dict().items()},
+        {name: tuple(t.shape) for name, t in tensors.items()},
+    )
     if problems:
         raise ValueError(f"{source} does not match the model: {'; '.join(problems)}")

@@ -131,6 +131,31 @@ def _unreadable(path: Path, reason: str) -> ValueError:
     return ValueError(f"{path} is not a readable safetensors file ({reason})")
 
 
+def shape_problems(
+    expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]]
+) -> list[str]:
+    """What differs between the tensor names and shapes ``found`` and those ``expected``.
+
+    >>> shape_problems({"w": (3, 2), "b": (3,)}, {"w": (3, 4), "b": (3,)})
+    ["tensor 'w' has shape (3, 4), expected (3, 2)"]
+    >>> shape_problems({"w": (3, 2), "b": (3,)}, {"w": (3, 2), "x": (1,)})
+    ["missing tensors ['b']", "unexpected tensors ['x']"]
+    """
+    problems = []
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    if missing:
+        problems.append(f"missing tensors {missing}")
+    if unexpected:
+        problems.append(f"unexpected tensors {unexpected}")
+    for name in sorted(set(expected) & set(found)):
+        if tuple(found[name]) != tuple(expected[name]):
+            problems.append(
+                f"tensor {name!r} has shape {tuple(found[name])}, expected {tuple(expected[name])}"
+            )
+    return problems
+
+
 def read_checked(
     path: str | os.PathLike,
     expected: dict[str, tuple[int, ...]] | None = None,
@@ -158,16 +183,7 @@ def read_checked(
     _metadata, entries = read_header(path, max_bytes)
     problems = []
     if expected is not None:
-        missing = sorted(set(expected) - set(entries))
-        unexpected = sorted(set(entries) - set(expected))
-        if missing:
-            problems.append(f"missing tensors {missing}")
-        if unexpected:
-            problems.append(f"unexpected tensors {unexpected}")
-        for name in sorted(set(expected) & set(entries)):
-            found, wanted = entries[name][1], tuple(expected[name])
-            if found != wanted:
-                problems.append(f"tensor {name!r} has shape {found}, expected {wanted}")
+        problems = shape_problems(expected, {name: shape for name, (_, shape) in entries.items()})
     for name, (dtype, _shape) in sorted(entries.items()):
         if dtype not in FLOAT_DTYPES and not name.startswith(allow_other_dtypes or ("\0",)):
             problems.append(f"tensor {name!r} has dtype {dtype}; only floating dtypes are allowed")

@@ -290,6 +290,41 @@ def check_progress(progress: object, directory: Path) -> None:
         )
 
 
+def read_state_and_weights(
+    directory: Path, format_name: str, state_keys: tuple[str, ...], kind: str
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """A checkpoint folder's ``state.json`` and weights, every agent's the same way: the state's
+    ``format`` and keys, its progress counters (:func:`check_progress`), then the weights bounded
+    in size, floating (but RNG states and Adam's step counts) and finite.
+
+    Raises:
+        ValueError: naming the file and what is wrong (``kind`` names the agent).
+    """
+    try:
+        state = json.loads((directory / STATE).read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"corrupt checkpoint state {directory / STATE}: {error}") from error
+    if not isinstance(state, dict) or state.get("format") != format_name:
+        raise ValueError(
+            f"{directory / STATE} is not an {kind} checkpoint (format {format_name!r})"
+        )
+    missing = [key for key in state_keys if key not in state]
+    if missing:
+        raise ValueError(f"{directory / STATE} is incomplete: it lacks the keys {missing}")
+    check_progress(state["progress"], directory)
+    if not (directory / WEIGHTS).is_file():
+        raise ValueError(f"checkpoint {directory} has no {WEIGHTS}")
+    try:
+        _, tensors = read_checked(
+            directory / WEIGHTS,
+            allow_other_dtypes=("torch_rng_state", "optimizer."),
+            max_bytes=MAX_WEIGHTS_BYTES,
+        )
+    except (OSError, ValueError) as error:
+        raise ValueError(f"corrupt checkpoint weights {directory / WEIGHTS}: {error}") from error
+    return state, tensors
+
+
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Read the checkpoint meant by ``path`` (see :func:`find_checkpoint`).
 
@@ -298,26 +333,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         ValueError: a file of the checkpoint is missing, unreadable or not ours.
     """
     directory = find_checkpoint(path)
-    try:
-        state = json.loads((directory / STATE).read_text())
-    except (OSError, ValueError) as error:
-        raise ValueError(f"corrupt checkpoint state {directory / STATE}: {error}") from error
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"{directory / STATE} is not an RL Tuner checkpoint (format {FORMAT!r})")
-    missing = [key for key in STATE_KEYS if key not in state]
-    if missing:
-        raise ValueError(f"{directory / STATE} is incomplete: it lacks the keys {missing}")
-    check_progress(state["progress"], directory)
-    if not (directory / WEIGHTS).is_file():
-        raise ValueError(f"checkpoint {directory} has no {WEIGHTS}")
-    try:  # bounded, floating (but the RNG state and Adam's step counts), finite
-        _, tensors = read_checked(
-            directory / WEIGHTS,
-            allow_other_dtypes=("torch_rng_state", "optimizer."),
-            max_bytes=MAX_WEIGHTS_BYTES,
-        )
-    except (OSError, ValueError) as error:
-        raise ValueError(f"corrupt checkpoint weights {directory / WEIGHTS}: {error}") from error
+    state, tensors = read_state_and_weights(directory, FORMAT, STATE_KEYS, "RL Tuner")
     if not (directory / REPLAY).is_file():
         raise ValueError(f"checkpoint {directory} has no {REPLAY}")
     try:

@@ -24,8 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from agents.rl_tuner.checkpoint import (
     CHECKPOINTS,
@@ -37,6 +36,7 @@ from agents.rl_tuner.checkpoint import (
     find_checkpoint,
     load_optimizer,
     optimizer_tensors,
+    read_state_and_weights,
     remove_leftovers,
 )
 from agents.rloo.config import RLOOConfig
@@ -160,19 +160,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         ValueError: a file is missing, unreadable, incomplete or not an RLOO checkpoint.
     """
     directory = find_checkpoint(path)
-    try:
-        state = json.loads((directory / STATE).read_text())
-    except (OSError, ValueError) as error:
-        raise ValueError(f"corrupt checkpoint state {directory / STATE}: {error}") from error
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"{directory / STATE} is not an RLOO checkpoint (format {FORMAT!r})")
-    missing = [key for key in STATE_KEYS if key not in state]
-    if missing:
-        raise ValueError(f"{directory / STATE} is incomplete: it lacks the keys {missing}")
-    try:
-        tensors = load_file(str(directory / WEIGHTS))
-    except (SafetensorError, OSError, ValueError) as error:
-        raise ValueError(f"corrupt checkpoint weights {directory / WEIGHTS}: {error}") from error
+    state, tensors = read_state_and_weights(directory, FORMAT, STATE_KEYS, "RLOO")
     try:
         config = RLOOConfig.from_dict(state["config"])
     except (TypeError, ValueError) as error:

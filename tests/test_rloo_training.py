@@ -80,6 +80,32 @@ def test_resume_continues_bit_for_bit(rnn_path, tmp_path):
     assert RLOOConfig.from_dict(state["config"]) == tiny(rnn_path)
 
 
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [("nan", "NaN or infinite"), ("int", "only floating dtypes"), ("step", "disagrees")],
+)
+def test_a_damaged_checkpoint_is_refused(rnn_path, tmp_path, damage, message):
+    """NaN or integer weights and a step other than its folder's are refused at load, as for
+    the RL Tuner's checkpoints."""
+    from safetensors.torch import save_file
+
+    train(tiny(rnn_path, total_steps=64, summary_compositions=0), tmp_path / "run", log=quiet)
+    folder = ckpt.find_checkpoint(tmp_path / "run")
+    if damage == "step":
+        state = json.loads((folder / ckpt.STATE).read_text())
+        state["progress"]["global_step"] = 65
+        (folder / ckpt.STATE).write_text(json.dumps(state))
+    else:
+        tensors = load_file(str(folder / ckpt.WEIGHTS))
+        weight = tensors["policy.head.weight"]
+        tensors["policy.head.weight"] = (
+            torch.full_like(weight, float("nan")) if damage == "nan" else weight.to(torch.int32)
+        )
+        save_file(tensors, str(folder / ckpt.WEIGHTS))
+    with pytest.raises(ValueError, match=message):
+        ckpt.load_checkpoint(tmp_path / "run")
+
+
 def test_a_run_refuses_to_overwrite_and_resume_needs_a_checkpoint(rnn_path, tmp_path):
     train(tiny(rnn_path, total_steps=64, summary_compositions=0), tmp_path / "run", log=quiet)
     with pytest.raises(FileExistsError, match="already holds a run"):

@@ -29,6 +29,7 @@ import os
 import signal
 import socket
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -132,6 +133,8 @@ def _read_holder(fd: int) -> dict:
 class GracefulStop:
     """Turn the first SIGINT/SIGTERM into a flag while active; a second one stops at once.
 
+    ``on_signal(signum)``, if given, runs on the first signal (e.g. to pass it on to workers).
+
     Handlers are installed only in the main thread (elsewhere this does nothing) and the
     previous ones are restored on exit.
 
@@ -140,9 +143,10 @@ class GracefulStop:
     True
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_signal: Callable[[int], None] | None = None) -> None:
         self.signal: int | None = None
         self._previous: dict[int, object] = {}
+        self._on_signal = on_signal
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signal is not None:  # the second signal: give up on a graceful stop
@@ -154,6 +158,8 @@ class GracefulStop:
             f"\n{name} received: stopping after the current update (send it again to stop now)",
             flush=True,
         )
+        if self._on_signal is not None:
+            self._on_signal(signum)
 
     @property
     def requested(self) -> bool:

@@ -202,3 +202,25 @@ def test_a_baseline_stops_on_a_signal_and_keeps_its_model(tiny_rnn_path, tmp_pat
     assert load_sb3_model(tmp_path / "run" / "model.zip", A2C).num_timesteps == 64
     with RunLock(tmp_path / "run"), pytest.raises(RunLocked):
         baseline_train.train_baseline(config, tmp_path / "run", log=lambda *_: None)
+
+
+def test_a_benchmark_stops_on_a_signal_and_the_same_command_continues(
+    tiny_rnn_path, tmp_path, monkeypatch, capsys
+):
+    """A signal during a benchmark (one job: the runs train in this process) stops the run at
+    hand with its checkpoint, starts no other run, and exits 130 in one line; the same command
+    then resumes the stopped run and trains the rest."""
+    signal_at_round(monkeypatch, signal.SIGINT, 1)
+    out = tmp_path / "bench"
+    argv = ["benchmark", "--algos", "q", "--seeds", "0,1", "--steps", "1024", "--jobs", "1"]
+    argv += ["--eval-n", "8", "--num-envs", "8", "--reward-rnn", tiny_rnn_path, "--out", str(out)]
+    assert main(argv) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("melody-rl benchmark: stopped by SIGINT: 0 of 2 runs finished")
+    assert (out / "q_seed0" / ckpt.CHECKPOINTS / ckpt.LATEST).is_file()
+    assert not (out / "q_seed1").exists() and not (out / "results.json").exists()
+    monkeypatch.undo()
+    assert main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert [run["spec"]["seed"] for run in results["runs"]["q"]] == [0, 1]
+    assert all("statistics" in run for run in results["runs"]["q"])

@@ -25,6 +25,7 @@ import multiprocessing
 import os
 import platform
 import shlex
+import signal
 import sys
 import time
 import traceback
@@ -35,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from agents.baselines.runs import RL_TUNER_ALGOS, RunSpec, run
+from agents.run_control import GracefulStop, Stopped
 from melody_env.atomic import atomic_write_text
 from melody_env.evaluation.metrics import STATISTICS
 from melody_env.evaluation.music_summary import MUSIC_ROWS
@@ -147,24 +149,42 @@ def _run_logged(spec: RunSpec, out: str) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         return run(spec, out)
+    except Stopped as stopped:  # a signal: the run saved its checkpoint; the benchmark stops
+        return {"spec": asdict(spec), "stopped": stopped.signum, "message": stopped.message}
     except Exception:  # reported in the table, the other runs go on
         return {"spec": asdict(spec), "error": traceback.format_exc()}
     finally:
         print(f"  {spec.name} done in {time.perf_counter() - started:.0f} s", flush=True)
 
 
-def _execute(specs: list[RunSpec], out: str, jobs: int):
+def _pass_on_sigterm(signum: int) -> None:
+    """A SIGTERM sent to the benchmark alone reaches its worker processes too (a SIGINT from the
+    terminal reaches the whole process group already)."""
+    if signum == signal.SIGTERM:
+        for child in multiprocessing.active_children():
+            os.kill(child.pid, signum)
+
+
+def _execute(specs: list[RunSpec], out: str, jobs: int, stop: GracefulStop):
     """Yield ``(spec, record)`` as runs finish: in this process for ``jobs == 1``, else in
-    ``jobs`` fresh processes (one per run, so memory is given back after each)."""
+    ``jobs`` fresh processes (one per run, so memory is given back after each). After a signal
+    (``stop``, or a run that stopped) no further run starts."""
     if jobs == 1:
         for spec in specs:
-            yield spec, _run_logged(spec, out)
+            record = _run_logged(spec, out)
+            yield spec, record
+            if stop.requested or "stopped" in record:
+                return
         return
     context = multiprocessing.get_context("spawn")
     with futures.ProcessPoolExecutor(jobs, mp_context=context, max_tasks_per_child=1) as pool:
         pending = {pool.submit(_run_logged, spec, out): spec for spec in specs}
         for future in futures.as_completed(pending):
-            yield pending[future], future.result()
+            record = future.result()
+            yield pending[future], record
+            if stop.requested or "stopped" in record:
+                pool.shutdown(wait=True, cancel_futures=True)
+                return
 
 
 def evaluate_references(config: BenchmarkConfig) -> dict[str, list[dict[str, Any]]]:
@@ -194,10 +214,21 @@ def run_benchmark(config: BenchmarkConfig, out: str | os.PathLike, log=print) ->
     specs = config.specs()
     log(f"{len(specs)} runs of {config.total_steps:,} env steps, {config.jobs} at a time")
     records: dict[str, list[dict[str, Any]]] = {algo: [] for algo in config.algos}
-    for spec, record in _execute(specs, str(out), config.jobs):
-        records[spec.algo].append(record)
-        if "error" in record:
-            log(f"{spec.name} FAILED:\n{record['error']}")
+    stopped = None
+    with GracefulStop(on_signal=_pass_on_sigterm) as stop:
+        for spec, record in _execute(specs, str(out), config.jobs, stop):
+            records[spec.algo].append(record)
+            if "error" in record:
+                log(f"{spec.name} FAILED:\n{record['error']}")
+            stopped = stopped or record.get("stopped") or stop.signal
+    if stopped:
+        finished = sum("statistics" in r for runs in records.values() for r in runs)
+        raise Stopped(
+            stopped,
+            f"stopped by {signal.Signals(stopped).name}: {finished} of {len(specs)} runs "
+            "finished; run the same command to continue (RL Tuner runs resume from their "
+            "checkpoints, SB3 runs start again)",
+        )
     for algo in records:
         records[algo].sort(key=lambda record: record["spec"]["seed"])
     results = {

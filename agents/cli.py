@@ -29,6 +29,16 @@ SUBCOMMAND_MODULES = (
 """Modules that each add one subcommand."""
 
 
+def package_version() -> str:
+    """The installed distribution's version (``"unknown"`` when run from a bare checkout)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("melody-rl")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="melody-rl",
@@ -37,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--debug", action="store_true", help="show the traceback of an error (before COMMAND)"
     )
+    parser.add_argument("--version", action="version", version=f"melody-rl {package_version()}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in SUBCOMMAND_MODULES:
         importlib.import_module(module_name).add_parser(subparsers)

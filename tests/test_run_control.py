@@ -224,3 +224,12 @@ def test_a_benchmark_stops_on_a_signal_and_the_same_command_continues(
     results = json.loads((out / "results.json").read_text())
     assert [run["spec"]["seed"] for run in results["runs"]["q"]] == [0, 1]
     assert all("statistics" in run for run in results["runs"]["q"])
+
+
+def test_version(capsys):
+    from importlib import metadata
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"melody-rl {metadata.version('melody-rl')}"

@@ -344,7 +344,7 @@ def run_frontier(
     records.sort(key=lambda r: (r["point"]["algo"], r["point"]["value"], r["point"]["seed"]))
     results = {
         "config": asdict(config),
-        "wall_seconds": time.perf_counter() - started,
+        "wall_seconds": None if report_only else time.perf_counter() - started,
         "points": records,
         "references": references,
     }

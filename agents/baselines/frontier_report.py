@@ -103,7 +103,7 @@ def frontier_markdown(
         "",
         f"{budget_text(config['total_steps'])} per run, seeds "
         f"{', '.join(map(str, config['seeds']))}, {config['eval_n']:,} sampled compositions per "
-        f"evaluation (key {config['key']}); whole sweep {results['wall_seconds'] / 60:.0f} min. "
+        f"evaluation (key {config['key']}){_sweep_time(results['wall_seconds'])}. "
         "Cells: mean ± std over seeds. Pareto: no other configuration has a higher-or-equal "
         "r_MT per step and a lower-or-equal KL per step. Quality/coverage: nats/token under the "
         "5-gram judge (lower is better).",
@@ -128,6 +128,11 @@ def frontier_markdown(
     if failed:
         lines += ["", "Failed points (see frontier.json): " + ", ".join(map(str, failed))]
     return "\n".join(lines) + "\n"
+
+
+def _sweep_time(seconds: float | None) -> str:
+    """``"; whole sweep N min"``, or nothing for a report of earlier sweeps."""
+    return "" if seconds is None else f"; whole sweep {seconds / 60:.0f} min"
 
 
 def _seeds_text(count: int) -> str:

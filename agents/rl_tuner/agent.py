@@ -231,14 +231,7 @@ class RLTunerAgent:
     ) -> tuple[np.ndarray, AgentState, np.ndarray]:
         """Observations ``float32 [n, size]``, the state tensors and the episode starts of
         :meth:`predict`'s arguments (``state=None``: every composition starts)."""
-        obs = np.asarray(observation, dtype=np.float32)
-        if obs.ndim == 1:
-            obs = obs[None]
-        if obs.ndim != 2 or obs.shape[1] != self.layout.size:
-            raise ValueError(
-                f"observation must have shape [n, {self.layout.size}] or [{self.layout.size}], "
-                f"got {np.asarray(observation).shape}"
-            )
+        obs = self.layout.as_batch(observation, np.float32)
         n = len(obs)
         if state is None:
             return obs, self.initial_state(n), np.ones(n, dtype=bool)

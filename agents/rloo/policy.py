@@ -229,14 +229,8 @@ class RLOOPolicy:
         return self._advance(observation, state, episode_start)[0].astype(np.float64)
 
     def _advance(self, observation, state, episode_start):
-        obs = np.asarray(observation)
-        single = obs.ndim == 1
-        obs = obs[None] if single else obs
-        if obs.ndim != 2 or obs.shape[1] != self.layout.size:
-            raise ValueError(
-                f"observation must have shape [n, {self.layout.size}] or [{self.layout.size}], "
-                f"got {np.asarray(observation).shape}"
-            )
+        single = np.ndim(observation) == 1
+        obs = self.layout.as_batch(observation)
         n = len(obs)
         if state is None:
             starts = np.ones(n, dtype=bool)

@@ -73,6 +73,30 @@ class ObservationLayout:
         """The observation space of one composition: ``MultiBinary(size)`` (dtype ``int8``)."""
         return spaces.MultiBinary(self.size)
 
+    def as_batch(self, observation, dtype=None) -> np.ndarray:
+        """``observation`` (one ``[size]`` or a batch ``[n, size]``) as a ``[n, size]`` array.
+
+        >>> layout = ObservationLayout(32, 8, 16)
+        >>> layout.as_batch(np.zeros(layout.size, np.int8)).shape
+        (1, 1620)
+        >>> layout.as_batch(np.zeros((2, 5)))
+        Traceback (most recent call last):
+        ...
+        ValueError: observation must have shape [n, 1620] or [1620], got (2, 5)
+
+        Raises:
+            ValueError: any other shape (naming it and the allowed ones).
+        """
+        obs = np.asarray(observation, dtype=dtype)
+        if obs.ndim == 1:
+            obs = obs[None]
+        if obs.ndim != 2 or obs.shape[1] != self.size:
+            raise ValueError(
+                f"observation must have shape [n, {self.size}] or [{self.size}], "
+                f"got {np.asarray(observation).shape}"
+            )
+        return obs
+
     def write_reset(
         self, obs: np.ndarray, primers: list[np.ndarray] | np.ndarray, keys: list[Key]
     ) -> None:

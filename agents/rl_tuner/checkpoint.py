@@ -155,16 +155,20 @@ def save_checkpoint(
     step: int,
     tensors: dict[str, torch.Tensor],
     state: dict[str, Any],
-    save_replay,
+    save_replay=None,
+    format_name: str = FORMAT,
 ) -> Path:
-    """Write a complete checkpoint for ``step`` and point ``latest.json`` to it.
+    """Write a complete checkpoint for ``step`` and point ``latest.json`` to it (every agent's
+    checkpoints are written this way; ``format_name`` tells them apart).
 
     Args:
         run_dir: the run's folder.
         step: training transitions so far (names the folder).
         tensors: network, optimiser and RNG tensors.
         state: JSON-able ``state.json`` content (must include ``config``).
-        save_replay: callable writing the replay buffer to the path it is given.
+        save_replay: callable writing the replay buffer to the path it is given (``None``: an
+            agent without one).
+        format_name: the ``format`` written into ``state.json`` and the weights' metadata.
 
     Returns:
         The checkpoint folder.
@@ -176,9 +180,10 @@ def save_checkpoint(
     staging = root / f".{name}.tmp{os.getpid()}"
     staging.mkdir()
     with atomic_path(staging / WEIGHTS) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": FORMAT})
-    atomic_write_text(staging / STATE, json.dumps({"format": FORMAT, **state}, indent=1))
-    save_replay(staging / REPLAY)
+        save_file(tensors, str(tmp), metadata={"format": format_name})
+    atomic_write_text(staging / STATE, json.dumps({"format": format_name, **state}, indent=1))
+    if save_replay is not None:
+        save_replay(staging / REPLAY)
     final = root / name
     if final.exists():  # written by a run killed before it pointed latest.json to it
         discard(final)

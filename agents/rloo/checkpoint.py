@@ -24,23 +24,39 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
 
-from agents.rl_tuner.checkpoint import (
+from agents.rl_tuner.checkpoint import (  # the run folder's layout is every agent's
     CHECKPOINTS,
-    KEEP,
     LATEST,
     STATE,
     WEIGHTS,
-    discard,
     find_checkpoint,
     load_optimizer,
     optimizer_tensors,
     read_state_and_weights,
-    remove_leftovers,
 )
+from agents.rl_tuner.checkpoint import save_checkpoint as write_checkpoint
+
+__all__ = [
+    "CHECKPOINTS",
+    "FORMAT",
+    "LATEST",
+    "STATE",
+    "WEIGHTS",
+    "Checkpoint",
+    "Progress",
+    "checkpoint_format",
+    "find_checkpoint",
+    "is_rloo_checkpoint",
+    "load_agent",
+    "load_checkpoint",
+    "load_optimizer",
+    "load_policy_tensors",
+    "optimizer_tensors",
+    "restore",
+    "save_checkpoint",
+]
 from agents.rloo.config import RLOOConfig
-from melody_env.atomic import atomic_path, atomic_write_text
 from melody_env.models.note_rnn import NoteRNN, NoteRNNConfig, check_tensors
 
 FORMAT = "melody-rl/rloo-checkpoint"
@@ -110,32 +126,12 @@ def save_checkpoint(
     adam_tensors, adam_settings = optimizer_tensors(optimizer)
     tensors.update(adam_tensors)
     state = {
-        "format": FORMAT,
         "config": config.to_dict(),
         "note_rnn_config": asdict(prior.config),
         "progress": asdict(progress),
         "optimizer": adam_settings,
     }
-    root = Path(run_dir) / CHECKPOINTS
-    root.mkdir(parents=True, exist_ok=True)
-    remove_leftovers(root)
-    name = f"step_{progress.global_step:09d}"
-    staging = root / f".{name}.tmp{os.getpid()}"
-    staging.mkdir()
-    with atomic_path(staging / WEIGHTS) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": FORMAT})
-    atomic_write_text(staging / STATE, json.dumps(state, indent=1))
-    final = root / name
-    if final.exists():  # written by a run killed before it pointed latest.json to it
-        discard(final)
-    os.replace(staging, final)
-    atomic_write_text(
-        root / LATEST, json.dumps({"checkpoint": name, "step": progress.global_step}) + "\n"
-    )
-    previous = sorted(p for p in root.glob("step_*") if p.is_dir() and p != final)
-    for old in previous[: max(len(previous) - (KEEP - 1), 0)]:
-        discard(old)
-    return final
+    return write_checkpoint(run_dir, progress.global_step, tensors, state, format_name=FORMAT)
 
 
 def checkpoint_format(path: str | os.PathLike) -> str | None:

@@ -170,6 +170,8 @@ def test_cli_train_resume_generate(rnn_path, tmp_path, capsys):
     out = tmp_path / "run"
     args = ["train", "--algo", "rloo", "--out", str(out), "--reward-rnn", rnn_path]
     assert main([*args, *TINY_CLI]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "KL " in line and "distinct openings" in line and "interval overlap" in line
     summary = json.loads((out / "summary.json").read_text())
     assert summary["config"]["algo"] == "rloo" and summary["global_step"] == 128
     assert len(list((out / "samples").glob("*.mid"))) == 2

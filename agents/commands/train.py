@@ -47,6 +47,16 @@ _RESUME_FIXED = (
 )
 
 
+def _music_text(stats: dict) -> str:
+    """The summary's KL and music rows, where the summary has them."""
+    rows = (
+        ("kl", "KL {:.2f}/step"),
+        ("distinct_openings", "{:,.0f} distinct openings"),
+        ("interval_overlap", "interval overlap {:.2f}"),
+    )
+    return "".join(f", {text.format(stats[key])}" for key, text in rows if key in stats)
+
+
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "train",
@@ -207,6 +217,7 @@ def run_command(args: argparse.Namespace) -> int:
             f"{args.out}: r_MT/step {stats['music_theory']:.2f}, log p {stats['log_prob']:.2f}, "
             f"not in key {100 * stats['not_in_key']:.2f}%, excessively repeated "
             f"{100 * stats['excessively_repeated']:.2f}%, starting with tonic "
-            f"{100 * stats['starting_with_tonic']:.1f}% (see {args.out}/summary.md)"
+            f"{100 * stats['starting_with_tonic']:.1f}%{_music_text(stats)} "
+            f"(see {args.out}/summary.md)"
         )
     return 0

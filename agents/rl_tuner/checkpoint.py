@@ -94,19 +94,29 @@ class Checkpoint:
             ValueError: ``note_rnn_config`` is invalid, or the ``reward_rnn.*`` tensors do not
                 match it (the message names the file, expected and found).
         """
-        try:
-            config = NoteRNNConfig.from_dict(self.state["note_rnn_config"])
-        except (TypeError, ValueError) as error:
-            raise ValueError(
-                f"{self.directory / STATE}: invalid note_rnn_config ({error})"
-            ) from error
-        model = NoteRNN(config)
-        prefix = "reward_rnn."
-        own = {k[len(prefix) :]: v for k, v in self.tensors.items() if k.startswith(prefix)}
-        check_tensors(model, own, f"{self.weights_path} (reward_rnn.*, {config})")
-        with single_threaded():  # fork-safe, as NoteRNN.load
-            model.load_state_dict(own)
-        return model.eval()
+        return stored_note_rnn(self.directory, self.state, self.tensors, "reward_rnn")
+
+
+def stored_note_rnn(
+    directory: Path, state: dict[str, Any], tensors: dict[str, torch.Tensor], prefix: str
+) -> NoteRNN:
+    """The Note RNN whose weights a checkpoint stores under ``prefix.*``, built from its
+    ``note_rnn_config`` (every agent's checkpoints store their networks this way).
+
+    Raises:
+        ValueError: the config is invalid or the tensors do not match it (naming the file).
+    """
+    try:
+        config = NoteRNNConfig.from_dict(state["note_rnn_config"])
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{directory / STATE}: invalid note_rnn_config ({error})") from error
+    model = NoteRNN(config)
+    start = f"{prefix}."
+    own = {k[len(start) :]: v for k, v in tensors.items() if k.startswith(start)}
+    check_tensors(model, own, f"{directory / WEIGHTS} ({prefix}.*, {config})")
+    with single_threaded():  # fork-safe, as NoteRNN.load
+        model.load_state_dict(own)
+    return model.eval()
 
 
 def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:

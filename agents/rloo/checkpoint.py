@@ -34,6 +34,7 @@ from agents.rl_tuner.checkpoint import (  # the run folder's layout is every age
     load_optimizer,
     optimizer_tensors,
     read_state_and_weights,
+    stored_note_rnn,
 )
 from agents.rl_tuner.checkpoint import save_checkpoint as write_checkpoint
 
@@ -57,7 +58,7 @@ __all__ = [
     "save_checkpoint",
 ]
 from agents.rloo.config import RLOOConfig
-from melody_env.models.note_rnn import NoteRNN, NoteRNNConfig, check_tensors
+from melody_env.models.note_rnn import NoteRNN
 
 FORMAT = "melody-rl/rloo-checkpoint"
 STATE_KEYS = ("config", "note_rnn_config", "progress", "optimizer")
@@ -91,19 +92,7 @@ class Checkpoint:
         Raises:
             ValueError: the architecture or the tensors do not match (naming the file).
         """
-        try:
-            config = NoteRNNConfig.from_dict(self.state["note_rnn_config"])
-        except (TypeError, ValueError) as error:
-            raise ValueError(
-                f"{self.directory / STATE}: invalid note_rnn_config ({error})"
-            ) from error
-        model = NoteRNN(config)
-        own = {
-            k[len(prefix) + 1 :]: v for k, v in self.tensors.items() if k.startswith(prefix + ".")
-        }
-        check_tensors(model, own, f"{self.directory / WEIGHTS} ({prefix}.*, {config})")
-        model.load_state_dict(own)
-        return model.eval()
+        return stored_note_rnn(self.directory, self.state, self.tensors, prefix)
 
 
 def save_checkpoint(

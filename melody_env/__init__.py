@@ -6,11 +6,19 @@ Importing it registers ``melody_env/MelodyComposition-v0`` (``gymnasium.make_vec
 
 from gymnasium.envs.registration import register, registry
 
+from melody_env.envs.env_config import EnvConfig
 from melody_env.envs.melody_composition import MelodyCompositionEnv
 from melody_env.envs.vector import MelodyCompositionVectorEnv
 from melody_env.music.keys import KEY_NAMES, Key
 
-__all__ = ["ENV_ID", "KEY_NAMES", "Key", "MelodyCompositionEnv", "MelodyCompositionVectorEnv"]
+__all__ = [
+    "ENV_ID",
+    "KEY_NAMES",
+    "EnvConfig",
+    "Key",
+    "MelodyCompositionEnv",
+    "MelodyCompositionVectorEnv",
+]
 __version__ = "0.1.0"
 
 ENV_ID = "melody_env/MelodyComposition-v0"

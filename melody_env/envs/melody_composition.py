@@ -11,73 +11,25 @@ import numpy as np
 import pretty_midi
 from gymnasium import spaces
 
-from melody_env.envs.observation import ObservationLayout
-from melody_env.envs.priming import (
-    KeySpec,
-    PrimerSpec,
-    check_key,
-    check_primer,
-    resolve_key,
-    resolve_primer,
+from melody_env.envs.env_config import (  # noqa: F401  (also re-exported from here)
+    DEFAULT_COMPOSITION_LENGTH,
+    DEFAULT_PRIMER_CONTEXT,
+    DEFAULT_STEPS_PER_BAR,
+    MAX_COMPOSITION_LENGTH,
+    MAX_SHAPE_ARGUMENT,
+    RENDER_MODES,
+    EnvConfig,
+    check_length,
+    check_qpm,
+    check_render_mode,
+    env_config_of,
+    load_reward_rnn,
 )
+from melody_env.envs.observation import ObservationLayout
+from melody_env.envs.priming import check_key, check_primer, resolve_key, resolve_primer
 from melody_env.envs.single_state import SingleCompositionState
-from melody_env.models.note_rnn import NoteRNN
 from melody_env.music.encoding import NOTE_OFF, NUM_CLASSES
 from melody_env.music.keys import Key
-from melody_env.rewards.composition import RewardFunction, RewardTerm
-
-DEFAULT_COMPOSITION_LENGTH = 32
-DEFAULT_STEPS_PER_BAR = 16
-DEFAULT_PRIMER_CONTEXT = 8
-
-
-def load_reward_rnn(reward_rnn: NoteRNN | str | os.PathLike | None) -> NoteRNN:
-    """A frozen Note RNN from an instance, a checkpoint path, or the shipped default (``None``)."""
-    if not isinstance(reward_rnn, (NoteRNN, str, os.PathLike, type(None))):
-        raise ValueError(
-            f"reward_rnn must be a NoteRNN, a .safetensors path or None, got {reward_rnn!r:.60}"
-        )
-    model = reward_rnn if isinstance(reward_rnn, NoteRNN) else NoteRNN.load(reward_rnn)
-    model.eval()
-    for parameter in model.parameters():
-        parameter.requires_grad_(False)
-    return model
-
-
-MAX_COMPOSITION_LENGTH = 10_000
-"""Longest composition: the autocorrelation rule's integer sums stay exact in ``int64`` (up to
-about 80,000 notes), and a one-hot observation is already ``38 * L`` floats."""
-
-
-MAX_SHAPE_ARGUMENT = 1024
-"""Largest ``steps_per_bar`` and ``primer_context``."""
-
-
-def check_qpm(qpm: float) -> float:
-    """``qpm`` if it is a tempo :func:`~melody_env.io.midi_writer.tokens_to_pretty_midi` takes."""
-    from melody_env.io.midi_writer import tokens_to_pretty_midi
-
-    tokens_to_pretty_midi([], qpm=qpm)
-    return qpm
-
-
-def check_length(composition_length: int, steps_per_bar: int, primer_context: int) -> None:
-    """Validate the episode shape arguments shared by the single and the vector env."""
-    for name, value, minimum in (
-        ("composition_length", composition_length, 1),
-        ("steps_per_bar", steps_per_bar, 1),
-        ("primer_context", primer_context, 0),
-    ):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-            raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    for name, value in (("steps_per_bar", steps_per_bar), ("primer_context", primer_context)):
-        if value > MAX_SHAPE_ARGUMENT:  # both size the observation: refuse before allocating
-            raise ValueError(f"{name} must be at most {MAX_SHAPE_ARGUMENT:,}, got {value!r}")
-    if composition_length > MAX_COMPOSITION_LENGTH:
-        raise ValueError(
-            f"composition_length must be at most {MAX_COMPOSITION_LENGTH:,}, got "
-            f"{composition_length!r}"
-        )
 
 
 def check_options(options: Any) -> dict[str, Any]:
@@ -89,12 +41,6 @@ def check_options(options: Any) -> dict[str, Any]:
             f"reset options must be a dict such as {{'key': 'G major'}} or None, got {options!r}"
         )
     return dict(options)
-
-
-def check_render_mode(render_mode: str | None, allowed: list[str]) -> None:
-    """Validate ``render_mode`` against an env's ``metadata["render_modes"]``."""
-    if render_mode is not None and render_mode not in allowed:
-        raise ValueError(f"unknown render_mode {render_mode!r}; choose one of {allowed} or None")
 
 
 class MelodyCompositionEnv(gym.Env):
@@ -161,6 +107,9 @@ class MelodyCompositionEnv(gym.Env):
 
     ## Arguments
 
+    The fields of :class:`~melody_env.envs.env_config.EnvConfig`, as keywords or as one
+    ``config=EnvConfig(...)`` (keywords then override its fields):
+
     - ``key``: ``"C major"`` (default) or any of the 24 major/minor keys, e.g. ``"F# minor"``;
       or ``"any"``: a key drawn uniformly from the 24 at each reset (from the env's seeded
       ``np_random``, before the primer), shown in the observation and ``info["key"]``. The
@@ -195,38 +144,24 @@ class MelodyCompositionEnv(gym.Env):
     (3.0, False)
     """
 
-    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+    metadata = {"render_modes": list(RENDER_MODES), "render_fps": 4}
 
-    def __init__(
-        self,
-        key: KeySpec = "C major",
-        primer: PrimerSpec = None,
-        composition_length: int = DEFAULT_COMPOSITION_LENGTH,
-        steps_per_bar: int = DEFAULT_STEPS_PER_BAR,
-        primer_context: int = DEFAULT_PRIMER_CONTEXT,
-        reward_mode: str = "music_theory_all",
-        reward_scaler: float = 2.0,
-        reward_terms: Mapping[str, RewardTerm] | None = None,
-        reward_weights: Mapping[str, float] | None = None,
-        reward_rnn: NoteRNN | str | os.PathLike | None = None,
-        render_mode: str | None = None,
-        qpm: float = 80.0,
-    ) -> None:
-        check_length(composition_length, steps_per_bar, primer_context)
-        check_render_mode(render_mode, self.metadata["render_modes"])
-        self.key = check_key(key)
-        self.primer = check_primer(primer)
-        self.render_mode = render_mode
-        self.qpm = check_qpm(qpm)
-        self.layout = ObservationLayout(composition_length, primer_context, steps_per_bar)
-        self.reward_function = RewardFunction(
-            reward_mode, reward_scaler, reward_terms, reward_weights
+    def __init__(self, config: EnvConfig | None = None, **env_arguments: Any) -> None:
+        config = env_config_of(config, env_arguments)
+        self.config = config
+        self.key = check_key(config.key)
+        self.primer = check_primer(config.primer)
+        self.render_mode = config.render_mode
+        self.qpm = config.qpm
+        self.layout = ObservationLayout(
+            config.composition_length, config.primer_context, config.steps_per_bar
         )
-        self.reward_rnn = load_reward_rnn(reward_rnn)
+        self.reward_function = config.reward_function()
+        self.reward_rnn = load_reward_rnn(config.reward_rnn)
         self.action_space = spaces.Discrete(NUM_CLASSES)
         self.observation_space = self.layout.space
         self._state = SingleCompositionState(
-            composition_length, self.reward_rnn, self.reward_function
+            config.composition_length, self.reward_rnn, self.reward_function
         )
         self._obs = np.zeros((1, self.layout.size), dtype=self.observation_space.dtype)
         self._obs_row = self._obs[0]

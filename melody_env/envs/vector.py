@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,20 +16,11 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from melody_env.envs.composition_state import CompositionState
-from melody_env.envs.melody_composition import (
-    DEFAULT_COMPOSITION_LENGTH,
-    DEFAULT_PRIMER_CONTEXT,
-    DEFAULT_STEPS_PER_BAR,
-    check_length,
-    check_options,
-    check_qpm,
-    check_render_mode,
-    load_reward_rnn,
-)
+from melody_env.envs.env_config import RENDER_MODES, EnvConfig, env_config_of, load_reward_rnn
+from melody_env.envs.melody_composition import check_options
 from melody_env.envs.observation import ObservationLayout
 from melody_env.envs.priming import (
     ANY_KEY,
-    KeySpec,
     PrimerSpec,
     check_key,
     check_primer,
@@ -37,10 +28,9 @@ from melody_env.envs.priming import (
     resolve_key,
     resolve_primer,
 )
-from melody_env.models.note_rnn import MAX_BATCH, NoteRNN
+from melody_env.models.note_rnn import MAX_BATCH
 from melody_env.music.encoding import NOTE_OFF, NUM_CLASSES
 from melody_env.music.keys import Key
-from melody_env.rewards.composition import RewardFunction, RewardTerm
 
 SeedSpec = int | Sequence[int | None] | None
 """``None`` (keep each env's generator), ``s`` (env ``i`` gets ``s + i``) or one seed per env."""
@@ -102,11 +92,10 @@ class MelodyCompositionVectorEnv(VectorEnv):
       Gymnasium's ``SyncVectorEnv(copy=True)``. ``False`` returns the env's own buffer, which
       the next ``step`` or ``reset`` overwrites: faster, for callers that copy what they keep
       (e.g. into a rollout buffer) before stepping again.
-    - The single env's arguments, shared by all envs: ``key`` (with ``"any"``, each env draws
-      its key from its own generator at each reset, autoresets included), ``primer``,
-      ``composition_length``, ``steps_per_bar``, ``primer_context``, ``reward_mode``,
-      ``reward_scaler``, ``reward_terms``, ``reward_weights``, ``reward_rnn``, ``render_mode``,
-      ``qpm``.
+    - The single env's arguments, shared by all envs: the fields of
+      :class:`~melody_env.envs.env_config.EnvConfig`, as keywords or as ``config=`` (keywords
+      override its fields). With ``key="any"``, each env draws its key from its own generator at
+      each reset, autoresets included.
 
     ``reset(seed=s)`` seeds env ``i`` with ``s + i``; ``seed=[s0, s1, ...]`` gives one seed per
     env (``None`` keeps that env's generator). ``reset(options=...)`` overrides for one episode
@@ -139,7 +128,7 @@ class MelodyCompositionVectorEnv(VectorEnv):
     """
 
     metadata = {
-        "render_modes": ["ansi", "rgb_array"],
+        "render_modes": list(RENDER_MODES),
         "render_fps": 4,
         "autoreset_mode": AutoresetMode.NEXT_STEP,
     }
@@ -147,19 +136,10 @@ class MelodyCompositionVectorEnv(VectorEnv):
     def __init__(
         self,
         num_envs: int = 1,
-        key: KeySpec = "C major",
-        primer: PrimerSpec = None,
-        composition_length: int = DEFAULT_COMPOSITION_LENGTH,
-        steps_per_bar: int = DEFAULT_STEPS_PER_BAR,
-        primer_context: int = DEFAULT_PRIMER_CONTEXT,
-        reward_mode: str = "music_theory_all",
-        reward_scaler: float = 2.0,
-        reward_terms: Mapping[str, RewardTerm] | None = None,
-        reward_weights: Mapping[str, float] | None = None,
-        reward_rnn: NoteRNN | str | os.PathLike | None = None,
-        render_mode: str | None = None,
-        qpm: float = 80.0,
+        config: EnvConfig | None = None,
+        *,
         copy: bool = True,
+        **env_arguments: Any,
     ) -> None:
         if (
             not isinstance(num_envs, (int, np.integer))
@@ -167,18 +147,18 @@ class MelodyCompositionVectorEnv(VectorEnv):
             or not 1 <= num_envs <= MAX_BATCH
         ):
             raise ValueError(f"num_envs must be an integer in [1, {MAX_BATCH:,}], got {num_envs!r}")
-        check_length(composition_length, steps_per_bar, primer_context)
-        check_render_mode(render_mode, self.metadata["render_modes"])
+        config = env_config_of(config, env_arguments)
+        self.config = config
         self.num_envs = int(num_envs)
-        self.key = check_key(key)
-        self.primer = check_primer(primer)
-        self.render_mode = render_mode
-        self.qpm = check_qpm(qpm)
-        self.layout = ObservationLayout(composition_length, primer_context, steps_per_bar)
-        self.reward_function = RewardFunction(
-            reward_mode, reward_scaler, reward_terms, reward_weights
+        self.key = check_key(config.key)
+        self.primer = check_primer(config.primer)
+        self.render_mode = config.render_mode
+        self.qpm = config.qpm
+        self.layout = ObservationLayout(
+            config.composition_length, config.primer_context, config.steps_per_bar
         )
-        self.reward_rnn = load_reward_rnn(reward_rnn)
+        self.reward_function = config.reward_function()
+        self.reward_rnn = load_reward_rnn(config.reward_rnn)
 
         self.single_action_space = spaces.Discrete(NUM_CLASSES)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
@@ -187,7 +167,7 @@ class MelodyCompositionVectorEnv(VectorEnv):
 
         self._state = CompositionState(
             self.num_envs,
-            composition_length,
+            config.composition_length,
             self.reward_rnn,
             self.reward_function,
             check_finite=True,

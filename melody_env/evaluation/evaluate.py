@@ -35,12 +35,7 @@ import numpy as np
 import torch
 
 from melody_env.envs.composition_state import CompositionState
-from melody_env.envs.melody_composition import (
-    DEFAULT_COMPOSITION_LENGTH,
-    DEFAULT_PRIMER_CONTEXT,
-    DEFAULT_STEPS_PER_BAR,
-    load_reward_rnn,
-)
+from melody_env.envs.env_config import EnvConfig, load_reward_rnn
 from melody_env.envs.observation import ObservationLayout
 from melody_env.envs.priming import PrimerSpec, check_primer, resolve_primer
 from melody_env.evaluation.metrics import (
@@ -61,12 +56,13 @@ from melody_env.evaluation.stats import Estimate, summarize
 from melody_env.models.note_rnn import NoteRNN
 from melody_env.music.encoding import NUM_CLASSES
 from melody_env.music.keys import Key
-from melody_env.rewards.composition import RewardFunction
 
 ENV_ID = "melody_env/MelodyComposition-v0"
 ENGINES = ("auto", "vector", "state")
-_REWARD_KWARGS = ("reward_mode", "reward_scaler", "reward_terms", "reward_weights")
-_SHAPE_KWARGS = ("composition_length", "steps_per_bar", "primer_context")
+EVALUATION_OWN_ARGUMENTS = ("key", "primer", "reward_rnn", "render_mode")
+"""The :class:`EnvConfig` fields :func:`evaluate` sets itself (the others are ``env_kwargs``)."""
+ENV_KWARGS = tuple(name for name in EnvConfig.field_names() if name not in EVALUATION_OWN_ARGUMENTS)
+"""The env arguments :func:`evaluate` takes in ``env_kwargs``."""
 
 
 @dataclass
@@ -186,14 +182,13 @@ def evaluate(
             f"policy {policy!r} has no predict(observation, state, episode_start, deterministic)"
         )
     env_kwargs = dict(env_kwargs or {})
-    unknown = set(env_kwargs) - set(_REWARD_KWARGS) - set(_SHAPE_KWARGS) - {"qpm"}
+    unknown = set(env_kwargs) - set(ENV_KWARGS)
     if unknown:
-        raise ValueError(
-            f"unknown env_kwargs {sorted(unknown)}; allowed: {_REWARD_KWARGS + _SHAPE_KWARGS}"
-        )
+        raise ValueError(f"unknown env_kwargs {sorted(unknown)}; allowed: {list(ENV_KWARGS)}")
     key = Key.from_name(key)
     primer = check_primer(primer)
     rnn = load_reward_rnn(reward_rnn)
+    env_config = EnvConfig(key=key, primer=primer, reward_rnn=rnn, **env_kwargs)
     fast = _samples_prior(policy, rnn)
     if engine == "auto":
         engine = "state" if fast or not vector_env_available() else "vector"
@@ -203,7 +198,7 @@ def evaluate(
     start = time.perf_counter()
 
     def compose(greedy: bool):
-        rollout = _Rollout(policy, rnn, key, primer, env_kwargs, greedy, fast, seed)
+        rollout = _Rollout(policy, rnn, key, primer, env_config, greedy, fast, seed)
         parts = []
         for batch_index, offset in enumerate(range(0, n, batch_size)):
             size = min(batch_size, n - offset)
@@ -331,26 +326,19 @@ def _check_actions(actions: Any, size: int) -> np.ndarray:
 class _Rollout:
     """Runs batches of compositions with one of the two engines."""
 
-    def __init__(self, policy, rnn, key, primer, env_kwargs, deterministic, fast, seed) -> None:
+    def __init__(self, policy, rnn, key, primer, env_config, deterministic, fast, seed) -> None:
         self.policy, self.rnn, self.key, self.primer = policy, rnn, key, primer
-        self.env_kwargs, self.deterministic, self.fast, self.seed = (
-            env_kwargs,
+        self.env_config, self.deterministic, self.fast, self.seed = (
+            env_config,
             deterministic,
             fast,
             seed,
         )
-        self.length = env_kwargs.get("composition_length", DEFAULT_COMPOSITION_LENGTH)
+        self.length = env_config.composition_length
         self.layout = ObservationLayout(
-            self.length,
-            env_kwargs.get("primer_context", DEFAULT_PRIMER_CONTEXT),
-            env_kwargs.get("steps_per_bar", DEFAULT_STEPS_PER_BAR),
+            self.length, env_config.primer_context, env_config.steps_per_bar
         )
-        self.reward_function = RewardFunction(
-            env_kwargs.get("reward_mode", "music_theory_all"),
-            env_kwargs.get("reward_scaler", 2.0),
-            env_kwargs.get("reward_terms"),
-            env_kwargs.get("reward_weights"),
-        )
+        self.reward_function = env_config.reward_function()
         primer_seed, action_seed = np.random.SeedSequence(seed).spawn(2)
         self.primer_rng = np.random.default_rng(primer_seed)
         self.action_rng = np.random.default_rng(action_seed)
@@ -417,10 +405,7 @@ class _Rollout:
             ENV_ID,
             num_envs=size,
             vectorization_mode="vector_entry_point",
-            key=self.key,
-            primer=self.primer,
-            reward_rnn=self.rnn,
-            **self.env_kwargs,
+            config=self.env_config,
         )
         try:
             obs, info = envs.reset(seed=self.seed * 1_000_003 + batch_index * batch_size)

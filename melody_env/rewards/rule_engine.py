@@ -159,7 +159,6 @@ def replay(sequence: np.ndarray, key_index: np.ndarray, length: int) -> np.ndarr
     return values
 
 
-@numba.njit(cache=True, nogil=True)
 def _advance(
     state,
     tokens_by_step,
@@ -295,3 +294,8 @@ def _advance(
         flags[1, b] = is_repeating
         leap_outcomes[b] = leap_outcome
     return values_out
+
+
+# Compiled here rather than under a ``@numba.njit`` decorator because mutmut, the mutation tester
+# (docs/mutation_testing.md), skips decorated functions; the mutation run sets NUMBA_DISABLE_JIT=1.
+_advance = numba.njit(cache=True, nogil=True)(_advance)

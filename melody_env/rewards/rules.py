@@ -16,16 +16,12 @@ Their sum is ``r_MT``. The paper's reward is ``log p(a | s) + r_MT / c`` with ``
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numba
 import numpy as np
 
 from melody_env.music import theory
 from melody_env.music.encoding import MAX_PITCH, MIN_PITCH, NO_EVENT, NUM_SPECIAL_EVENTS
-
-if TYPE_CHECKING:
-    from melody_env.rewards.context import RewardContext
+from melody_env.rewards.protocols import HasRuleValues
 
 OUT_OF_KEY_PENALTY = -1.0
 TONIC_REWARD = 3.0
@@ -80,13 +76,11 @@ _LEAP_REWARDS = np.array([LEAP_DOUBLED_PENALTY, 0.0, LEAP_RESOLVED_REWARD])  # b
 assert (theory.LEAP_DOUBLED, theory.LEAP_NONE, theory.LEAP_RESOLVED) == (-1, 0, 1)
 
 
-@numba.njit(cache=True)
 def key_reward(in_key: bool) -> float:
     """-1 for a note outside the key; hold and rest are in every key."""
     return 0.0 if in_key else OUT_OF_KEY_PENALTY
 
 
-@numba.njit(cache=True)
 def tonic_reward(step: int, length: int, token: int, is_tonic: bool) -> float:
     """+3 for opening on the tonic and ending on a held tonic.
 
@@ -108,13 +102,11 @@ def tonic_reward(step: int, length: int, token: int, is_tonic: bool) -> float:
     return TONIC_REWARD if earns else 0.0
 
 
-@numba.njit(cache=True)
 def repeated_notes_reward(is_repeating: bool) -> float:
     """-100 for excessive repetition (:func:`~melody_env.music.theory.is_excessive_repetition`)."""
     return REPEATING_PENALTY if is_repeating else 0.0
 
 
-@numba.njit(cache=True)
 def autocorrelation_reward(rho: np.ndarray) -> float:
     """-3 |rho_k| for each lag k in 1..3 where the melodic line's |rho_k| > 0.15.
 
@@ -144,34 +136,29 @@ _REPEATED_MOTIF_REWARDS = _motif_rewards(
 )
 
 
-@numba.njit(cache=True)
 def motif_reward(motif_notes: int) -> float:
     """+3 (+0.3 per distinct pitch beyond 3) when the last 8 tokens hold at least 3 pitches."""
-    return _MOTIF_REWARDS[motif_notes]
+    return float(_MOTIF_REWARDS[motif_notes])
 
 
-@numba.njit(cache=True)
 def repeated_motif_reward(repeats: bool, motif_notes: int) -> float:
     """+4 (+1 per distinct pitch beyond 3) when the last 8 tokens are a motif that was already
     played, token for token, entirely before them (``repeats``)."""
-    return _REPEATED_MOTIF_REWARDS[motif_notes] if repeats else 0.0
+    return float(_REPEATED_MOTIF_REWARDS[motif_notes]) if repeats else 0.0
 
 
-@numba.njit(cache=True)
 def preferred_intervals_reward(interval: int) -> float:
     """5 x the interval's base reward: steps, thirds and tonic-dominant fifths are preferred,
     sevenths and leaps beyond an octave punished, holding after the tonic or dominant rewarded.
     ``interval`` is :func:`~melody_env.music.theory.interval_class`'s code."""
-    return _INTERVAL_REWARDS[interval - theory.NO_PREVIOUS_NOTE]
+    return float(_INTERVAL_REWARDS[interval - theory.NO_PREVIOUS_NOTE])
 
 
-@numba.njit(cache=True)
 def leap_resolution_reward(leap_outcome: int) -> float:
     """+5 when a leap is resolved, -5 when a leap is followed by another in the same direction."""
-    return _LEAP_REWARDS[leap_outcome + 1]
+    return float(_LEAP_REWARDS[leap_outcome + 1])
 
 
-@numba.njit(cache=True)
 def unique_extremes_reward(is_last_step: bool, unique_high: bool, unique_low: bool) -> float:
     """At the last step, +3 if the highest pitch is played once and +3 if the lowest is."""
     if not is_last_step:
@@ -179,6 +166,21 @@ def unique_extremes_reward(is_last_step: bool, unique_high: bool, unique_low: bo
     return (UNIQUE_EXTREME_REWARD if unique_high else 0.0) + (
         UNIQUE_EXTREME_REWARD if unique_low else 0.0
     )
+
+
+# Compiled here rather than under ``@numba.njit`` decorators because mutmut, the mutation tester
+# (docs/mutation_testing.md), skips decorated functions. The mutation run sets
+# NUMBA_DISABLE_JIT=1, under which ``numba.njit`` returns each function as it is.
+_compile = numba.njit(cache=True)
+key_reward = _compile(key_reward)
+tonic_reward = _compile(tonic_reward)
+repeated_notes_reward = _compile(repeated_notes_reward)
+autocorrelation_reward = _compile(autocorrelation_reward)
+motif_reward = _compile(motif_reward)
+repeated_motif_reward = _compile(repeated_motif_reward)
+preferred_intervals_reward = _compile(preferred_intervals_reward)
+leap_resolution_reward = _compile(leap_resolution_reward)
+unique_extremes_reward = _compile(unique_extremes_reward)
 
 
 RULE_NAMES = (
@@ -197,7 +199,8 @@ RULE_NAMES = (
 
 class RuleTerm:
     """A rule as a reward term (``RewardContext -> float [B]``): the value the rule engine
-    computed for it at this step, ``ctx.rule_values[index]``."""
+    computed for it at this step, ``ctx.rule_values[index]`` (any context with ``rule_values``,
+    :class:`~melody_env.rewards.protocols.HasRuleValues`)."""
 
     __slots__ = ("index", "name")
 
@@ -205,7 +208,7 @@ class RuleTerm:
         self.index = index
         self.name = name
 
-    def __call__(self, ctx: RewardContext) -> np.ndarray:
+    def __call__(self, ctx: HasRuleValues) -> np.ndarray:
         return ctx.rule_values[self.index]
 
     def __reduce__(self):

@@ -2,7 +2,8 @@
 
 Each melody starts from a zero LSTM state and a primer token (uniformly random unless
 ``--primer-token`` is given); the primer is not part of the melody, as in the RL environment.
-The ``--length`` tokens after it are sampled from the model's softmax at ``--temperature``.
+The ``--length`` tokens after it are sampled from the model's softmax at ``--temperature``
+(:func:`melody_env.sampling.sample_tokens`, from a numpy generator seeded with ``--seed``).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def sample_melodies(
     import torch
 
     from melody_env.music.encoding import NUM_CLASSES, validate_tokens
+    from melody_env.sampling import sample_tokens
 
     for name, value, most in (("n", n, MAX_MELODIES), ("length", length, MAX_LENGTH)):
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
@@ -60,22 +62,20 @@ def sample_melodies(
         )
     if not isinstance(seed, int) or not 0 <= seed < 2**63:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    generator = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
     if primer_token is None:
-        tokens = torch.randint(0, NUM_CLASSES, (n,), generator=generator)
+        tokens = rng.integers(0, NUM_CLASSES, n)
     else:
         primer = int(validate_tokens([primer_token], "primer token")[0])
-        tokens = torch.full((n,), primer, dtype=torch.int64)
+        tokens = np.full(n, primer, dtype=np.int64)
     state = model.initial_state(n)
-    melody = torch.empty((n, length), dtype=torch.int64)
-    for step in range(length):
-        log_probs, state = model.step(tokens, state)
-        tokens = torch.multinomial(
-            torch.softmax(log_probs / temperature, -1), 1, generator=generator
-        )
-        tokens = tokens[:, 0]
-        melody[:, step] = tokens
-    return melody.numpy()
+    melody = np.empty((n, length), dtype=np.int64)
+    with torch.no_grad():
+        for step in range(length):
+            log_probs, state = model.step(torch.from_numpy(tokens), state)
+            tokens = sample_tokens(log_probs.numpy(), rng, temperature)
+            melody[:, step] = tokens
+    return melody
 
 
 def run_command(args: argparse.Namespace) -> int:

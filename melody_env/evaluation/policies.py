@@ -34,6 +34,7 @@ from melody_env.envs.melody_composition import DEFAULT_COMPOSITION_LENGTH, DEFAU
 from melody_env.envs.observation import ObservationLayout
 from melody_env.models.note_rnn import NoteRNN
 from melody_env.music.encoding import NUM_CLASSES
+from melody_env.sampling import sample_tokens
 from melody_env.wrappers import in_key_action_mask
 
 UNIFORM_LOG_PROB = -float(np.log(NUM_CLASSES))
@@ -47,18 +48,6 @@ def normalize_log_probs(scores: np.ndarray) -> np.ndarray:
     """
     top = scores.max(axis=1, keepdims=True)
     return scores - (top + np.log(np.exp(scores - top).sum(axis=1, keepdims=True)))
-
-
-def sample_tokens(log_probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One token per row of normalised ``log_probs [B, 38]`` (inverse-CDF sampling, float32).
-
-    >>> sample_tokens(np.log(np.eye(38)[[3, 7]] + 1e-12), np.random.default_rng(0))
-    array([3, 7])
-    """
-    cdf = np.cumsum(np.exp(np.asarray(log_probs, dtype=np.float32)), axis=1)
-    threshold = rng.random(len(cdf), dtype=np.float32) * cdf[:, -1]
-    chosen = np.argmax(cdf > threshold[:, None], axis=1)
-    return np.minimum(chosen, log_probs.shape[1] - 1).astype(np.int64)
 
 
 def _batch_size(observation: np.ndarray) -> tuple[int, bool]:
@@ -171,7 +160,7 @@ class NoteRNNPolicy:
         """Tokens sampled from the tempered prior (its argmax with ``deterministic``)."""
         if deterministic:
             return prior_log_probs.argmax(axis=1)
-        return sample_tokens(self.log_probs_from_prior(prior_log_probs), rng)
+        return sample_tokens(prior_log_probs, rng, self.temperature)
 
     # --- SB3 protocol.
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = False):

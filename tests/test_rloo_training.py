@@ -15,7 +15,7 @@ from agents.commands.train import add_parser
 from agents.rloo import checkpoint as ckpt
 from agents.rloo.config import RLOOConfig
 from agents.rloo.policy import RLOOPolicy
-from agents.rloo.rloo import train
+from agents.rloo.run import train
 from melody_env.evaluation.evaluate import evaluate
 from melody_env.evaluation.policies import load_policy
 from melody_env.models.note_rnn import NoteRNN, NoteRNNConfig
@@ -229,10 +229,10 @@ def test_a_signal_stops_after_the_iteration_with_a_checkpoint_and_resume_is_exac
 
     real = rloo.iteration_step
 
-    def interrupted(policy, optimizer, envs, config, iteration):
+    def interrupted(policy, optimizer, envs, config, iteration, *rest):
         if iteration == 0:
             os.kill(os.getpid(), signal.SIGINT)  # a real signal through the real handler
-        return real(policy, optimizer, envs, config, iteration)
+        return real(policy, optimizer, envs, config, iteration, *rest)
 
     monkeypatch.setattr(rloo, "iteration_step", interrupted)
     out = tmp_path / "run"

@@ -147,6 +147,6 @@ def build_config(args: argparse.Namespace) -> RLOOConfig:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Build the config and train; return the summary."""
-    from agents.rloo.rloo import train
+    from agents.rloo.run import train
 
     return train(build_config(args), args.out, resume=args.resume)

@@ -41,29 +41,16 @@ composition), ``loss/policy``, ``loss/total``, ``loss/grad_norm``, ``charts/lear
 
 from __future__ import annotations
 
-import json
-import os
-import shlex
-import signal
-import time
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
 
 from agents.rl_tuner.agent import read_primers
-from agents.rl_tuner.summary import write_summary
-from agents.rl_tuner.trainer import load_note_rnn
-from agents.rloo import checkpoint as ckpt
 from agents.rloo.config import RLOOConfig
 from agents.rloo.policy import RLOOPolicy, sample_tokens
-from agents.run_control import GracefulStop, RunLock, Stopped, check_output_folder
 from melody_env import ENV_ID
-from melody_env.atomic import atomic_write_text, remove_temporaries
-from melody_env.io.midi_writer import write_midi
 from melody_env.models.note_rnn import NoteRNN
 from melody_env.music.encoding import NUM_CLASSES
 
@@ -198,13 +185,33 @@ def advantages(scores: np.ndarray, kl: np.ndarray, config: RLOOConfig) -> np.nda
     return result
 
 
-def agent_scores(batch: Rollout, config: RLOOConfig) -> np.ndarray:
-    """``[n, L]``: the score the agent maximises, the env's ``s * r_MT``, or with
-    ``rule_weights`` ``s * sum_rule weight * rule`` (unlisted rules weigh 1)."""
+def agent_scores(
+    batch: Rollout, config: RLOOConfig, rule_scales: dict[str, float] | None = None
+) -> np.ndarray:
+    """``[n, L]``: the score the agent maximises: the env's reward, plus with ``rule_weights``
+    ``(weight - 1) * scale * rule`` for each listed rule, ``scale`` being the env's weight of
+    that rule (``rule_scales``; ``None``: ``reward_scaler`` for every rule, the env that
+    :func:`make_envs` builds). A rule the env switched off stays off. In the paper's env this is
+    ``s * sum_rule weight * rule`` (unlisted rules weigh 1).
+
+    >>> terms = {"key": np.array([[-1.0]])}
+    >>> batch = Rollout(*[None] * 3, np.array([[1.0]]), *[None] * 3, terms=terms)
+    >>> agent_scores(batch, RLOOConfig(rule_weights={"key": 3.0}))
+    array([[-3.]])
+    >>> agent_scores(batch, RLOOConfig(rule_weights={"key": 3.0}), rule_scales={"key": 0.0})
+    array([[1.]])
+    """
     if not config.rule_weights:
         return batch.scores
-    extra = sum((weight - 1.0) * batch.terms[name] for name, weight in config.rule_weights.items())
-    return batch.scores + config.reward_scaler * extra
+    by_scale: dict[float, list[tuple[str, float]]] = {}
+    for name, weight in config.rule_weights.items():
+        scale = config.reward_scaler if rule_scales is None else rule_scales.get(name, 0.0)
+        if scale != 0.0 and name in batch.terms:
+            by_scale.setdefault(scale, []).append((name, weight))
+    scores = batch.scores
+    for scale, rules in by_scale.items():  # one group in the paper's env: s * sum(...)
+        scores = scores + scale * sum((weight - 1.0) * batch.terms[name] for name, weight in rules)
+    return scores
 
 
 @dataclass
@@ -220,15 +227,19 @@ class LossStats:
 
 
 def rloo_loss(
-    policy: RLOOPolicy, batch: Rollout, config: RLOOConfig
+    policy: RLOOPolicy,
+    batch: Rollout,
+    config: RLOOConfig,
+    rule_scales: dict[str, float] | None = None,
 ) -> tuple[torch.Tensor, LossStats]:
-    """The loss of step 4 of the module docstring for one batch, and its statistics."""
+    """The loss of step 4 of the module docstring for one batch, and its statistics
+    (``rule_scales``: see :func:`agent_scores`)."""
     log_pi = policy.sequence_log_probs(batch.primers, batch.primer_lengths, batch.actions)
     prior = torch.from_numpy(batch.prior_log_probs)
     pi = log_pi.exp()
     kl = (pi * (log_pi - prior)).sum(dim=-1)  # [n, L], exact over the 38 tokens
     entropy = -(pi * log_pi).sum(dim=-1)
-    scores = agent_scores(batch, config)
+    scores = agent_scores(batch, config, rule_scales)
     advantage = torch.from_numpy(advantages(scores, kl.detach().double().numpy(), config))
     taken = log_pi.gather(-1, torch.from_numpy(batch.actions)[..., None])[..., 0]
     policy_loss = -(advantage.float() * taken).mean()
@@ -261,20 +272,32 @@ def make_optimizer(policy: RLOOPolicy, config: RLOOConfig) -> torch.optim.Adam:
     return torch.optim.Adam(groups)
 
 
+def train_batch(
+    policy: RLOOPolicy, envs: gym.vector.VectorEnv, config: RLOOConfig, iteration: int
+) -> Rollout:
+    """The compositions of training round ``iteration``: ``num_primers`` primers, ``k`` samples
+    each, written ``envs.num_envs`` at a time (a multiple of ``k`` dividing ``num_primers * k``:
+    whole groups per rollout), sampled from one generator in turn."""
+    seeds = round_seeds(config, "train", iteration, config.num_primers, config.samples_per_primer)
+    rng, width = round_rng(config, "train", iteration), envs.num_envs
+    parts = [rollout(policy, envs, seeds[i : i + width], rng) for i in range(0, len(seeds), width)]
+    return parts[0] if len(parts) == 1 else concatenate(parts)
+
+
 def iteration_step(
     policy: RLOOPolicy,
     optimizer: torch.optim.Optimizer,
     envs: gym.vector.VectorEnv,
     config: RLOOConfig,
     iteration: int,
+    rule_scales: dict[str, float] | None = None,
 ) -> tuple[Rollout, dict[str, float]]:
     """One iteration: rollout, advantages, loss, one clipped Adam step. Returns the batch and
-    the scalars to log."""
-    seeds = round_seeds(config, "train", iteration, config.num_primers, config.samples_per_primer)
-    batch = rollout(policy, envs, seeds, round_rng(config, "train", iteration))
+    the scalars to log (``rule_scales``: see :func:`agent_scores`)."""
+    batch = train_batch(policy, envs, config, iteration)
     optimizer.param_groups[0]["lr"] = learning_rate(config, iteration)
     with torch.enable_grad():
-        loss, stats = rloo_loss(policy, batch, config)
+        loss, stats = rloo_loss(policy, batch, config, rule_scales)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
@@ -299,6 +322,27 @@ def iteration_step(
     return batch, logged
 
 
+def concatenate(parts: list[Rollout], count: int | None = None) -> Rollout:
+    """The rows of ``parts`` in order, as one rollout (the first ``count`` if given)."""
+    arrays = (
+        np.concatenate([getattr(part, name) for part in parts])[:count]
+        for name in (
+            "primers",
+            "primer_lengths",
+            "actions",
+            "scores",
+            "music_theory",
+            "log_prob",
+            "prior_log_probs",
+        )
+    )
+    terms = {
+        name: np.concatenate([part.terms[name] for part in parts])[:count]
+        for name in parts[0].terms
+    }
+    return Rollout(*arrays, terms=terms)
+
+
 def compose(
     policy: RLOOPolicy,
     envs: gym.vector.VectorEnv,
@@ -313,24 +357,7 @@ def compose(
         seeds = round_seeds(config, purpose, index, envs.num_envs, 1)
         parts.append(rollout(policy, envs, seeds, round_rng(config, purpose, index), greedy))
         index += 1
-    return Rollout(
-        *(
-            np.concatenate([getattr(part, name) for part in parts])[:count]
-            for name in (
-                "primers",
-                "primer_lengths",
-                "actions",
-                "scores",
-                "music_theory",
-                "log_prob",
-                "prior_log_probs",
-            )
-        ),
-        terms={
-            name: np.concatenate([part.terms[name] for part in parts])[:count]
-            for name in parts[0].terms
-        },
-    )
+    return concatenate(parts, count)
 
 
 def generate(policy: RLOOPolicy, n: int, seed: int = 0, greedy: bool = False) -> np.ndarray:
@@ -350,191 +377,3 @@ def exact_kl(policy: RLOOPolicy, batch: Rollout) -> np.ndarray:
         log_pi = policy.sequence_log_probs(batch.primers, batch.primer_lengths, batch.actions)
         prior = torch.from_numpy(batch.prior_log_probs)
         return (log_pi.exp() * (log_pi - prior)).sum(dim=-1).double().numpy()
-
-
-# --- the run: setup or resume, the loop, checkpoints, summary ---------------------------------
-
-
-def train(
-    config: RLOOConfig,
-    run_dir: str | os.PathLike,
-    resume: bool = False,
-    log=print,
-    on_trained=None,
-) -> dict[str, Any]:
-    """Train (or resume) a run to ``config.iterations``; write checkpoints, samples, summary.
-
-    As the RL Tuner's runs: the run folder is locked for the whole run
-    (:class:`~agents.run_control.RunLock`), and SIGINT or SIGTERM finish the iteration, write a
-    checkpoint and raise :class:`~agents.run_control.Stopped` saying how to resume.
-
-    Args:
-        config: the run's config (on resume only its ``total_steps`` and ``progress_bar`` are
-            used; the rest comes from the checkpoint).
-        run_dir: the run folder (``checkpoints/``, ``tensorboard/``, ``samples/``,
-            ``summary.json``, ``summary.md``).
-        resume: continue from the run folder's latest checkpoint, exactly.
-        log: prints progress messages.
-        on_trained: called after the final checkpoint, before the summary's evaluation.
-
-    Returns:
-        The summary (also in ``summary.json``).
-
-    Raises:
-        FileExistsError: ``run_dir`` holds a run and ``resume`` is false.
-        FileNotFoundError: ``resume`` and no checkpoint in ``run_dir``.
-        ValueError: ``run_dir`` cannot hold a run.
-        agents.run_control.RunLocked: another live run holds ``run_dir``.
-        agents.run_control.Stopped: stopped by a signal after checkpointing.
-    """
-    run_dir = check_output_folder(run_dir)
-    with RunLock(run_dir, "train"):
-        return _train(config, run_dir, resume, log, on_trained)
-
-
-def _train(config: RLOOConfig, run_dir: Path, resume: bool, log, on_trained) -> dict[str, Any]:
-    loaded = None
-    if resume:
-        try:
-            loaded = ckpt.load_checkpoint(run_dir)
-        except FileNotFoundError as error:
-            raise FileNotFoundError(
-                f"cannot resume: {error}. Start a new run without --resume."
-            ) from error
-        config = replace(
-            loaded.config, total_steps=config.total_steps, progress_bar=config.progress_bar
-        )
-        for folder in (run_dir, run_dir / "samples"):
-            remove_temporaries(folder)  # what a kill during the summary left behind
-    elif (run_dir / ckpt.CHECKPOINTS / ckpt.LATEST).exists():
-        raise FileExistsError(
-            f"{run_dir} already holds a run; pass --resume to continue it or choose another --out"
-        )
-    torch.set_num_threads(config.torch_threads)
-    prior = loaded.network("prior") if loaded else load_note_rnn(config.reward_rnn)
-    policy = RLOOPolicy.from_config(config, prior)
-    optimizer = make_optimizer(policy, config)
-    progress = ckpt.Progress()
-    if loaded:
-        progress = ckpt.restore(loaded, policy, optimizer)
-        log(f"resumed from {loaded.directory} at step {progress.global_step:,}")
-    envs = make_envs(config, config.batch_compositions, policy.prior)
-    writer = _tensorboard(run_dir, progress.global_step)
-    bar = _progress_bar(config, progress)
-    last_saved = progress.global_step if loaded else None
-    started = time.perf_counter()
-    stop = GracefulStop().__enter__()  # Ctrl-C / SIGTERM: finish the iteration, save, stop
-    try:
-        while progress.iteration < config.iterations:
-            round_start = time.perf_counter()
-            batch, logged = iteration_step(policy, optimizer, envs, config, progress.iteration)
-            progress.iteration += 1
-            progress.global_step += batch.actions.size
-            seconds = time.perf_counter() - round_start
-            progress.train_seconds += seconds
-            logged["charts/SPS"] = batch.actions.size / max(seconds, 1e-9)
-            if writer is not None:
-                for name, value in logged.items():
-                    writer.add_scalar(name, value, progress.global_step)
-            if bar is not None:
-                bar.update(batch.actions.size)
-                bar.set_postfix(
-                    r_MT=f"{logged['objective/music_theory']:.2f}",
-                    kl=f"{logged['objective/kl_per_step']:.3f}",
-                )
-            every = config.checkpoint_every
-            if (
-                every
-                and progress.global_step // every
-                > (progress.global_step - batch.actions.size) // every
-            ):
-                ckpt.save_checkpoint(run_dir, config, policy, optimizer, progress)
-                last_saved = progress.global_step
-            if stop.requested:
-                if last_saved != progress.global_step:
-                    ckpt.save_checkpoint(run_dir, config, policy, optimizer, progress)
-                raise Stopped(
-                    stop.signal,
-                    f"stopped by {signal.Signals(stop.signal).name} at step "
-                    f"{progress.global_step:,} of {config.iterations * batch.actions.size:,}; "
-                    f"checkpoint saved; resume with: melody-rl train --resume --out "
-                    f"{shlex.quote(str(run_dir))}",
-                )
-    finally:
-        stop.__exit__()
-        if bar is not None:
-            bar.close()
-        envs.close()
-    if last_saved != progress.global_step:
-        ckpt.save_checkpoint(run_dir, config, policy, optimizer, progress)
-    if on_trained is not None:
-        on_trained()
-    summary = summarize_run(policy, config, progress, run_dir, started)
-    if writer is not None:
-        for name, value in summary.get("sampled", {}).items():
-            if isinstance(value, (int, float)) and np.isfinite(value):
-                writer.add_scalar(f"final/{name}", value, progress.global_step)
-        writer.close()
-    return summary
-
-
-def _tensorboard(run_dir: Path, step: int):
-    """A TensorBoard writer (``None`` when tensorboard is not installed)."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        return None
-    return SummaryWriter(str(run_dir / "tensorboard"), purge_step=step or None)
-
-
-def _progress_bar(config: RLOOConfig, progress: ckpt.Progress):
-    if not config.progress_bar:
-        return None
-    from tqdm import tqdm
-
-    total = config.iterations * config.batch_compositions * config.composition_length
-    return tqdm(total=total, initial=min(progress.global_step, total), unit="step", desc="rloo")
-
-
-def summarize_run(
-    policy: RLOOPolicy,
-    config: RLOOConfig,
-    progress: ckpt.Progress,
-    run_dir: Path,
-    started: float,
-) -> dict[str, Any]:
-    """The run's summary through the evaluation suite, as ``melody-rl train`` writes it for the
-    RL Tuner: ``summary_compositions`` compositions sampled (the policy's ``predict``) and
-    greedy, the untuned Note RNN on the same primers, Table 1 with the music rows and the exact
-    KL; ``summary.json``, ``summary.md``, ``report.json`` and MIDI samples. ``started``: the
-    ``time.perf_counter()`` of the run's start (for ``total_seconds``)."""
-    from agents.baselines.summary import summarize_policy
-
-    summary: dict[str, Any] = {
-        "config": {"algo": "rloo", "preset": "default", **config.to_dict()},
-        "global_step": progress.global_step,
-        "gradient_steps": progress.iteration,
-        "train_seconds": progress.train_seconds,
-    }
-    results = []
-    if config.summary_compositions:
-        env_kwargs = config.env_kwargs()
-        key = env_kwargs.pop("key")
-        columns, results = summarize_policy(
-            policy, "rloo", config.summary_compositions, config.seed, key, policy.prior, env_kwargs
-        )
-        for stats in columns.values():
-            for name, value in stats.items():
-                stats[name] = float("nan") if value is None else value
-            stats["starting_with_tonic"] = stats["starts_with_tonic"]  # the train CLI's name
-        summary.update(columns)
-        sampled = next(result for result in results if result.name.endswith("sampled"))
-        width = max(3, len(str(config.num_samples - 1)))
-        for index, tokens in enumerate(sampled.tokens[: config.num_samples]):
-            write_midi(run_dir / "samples" / f"sample_{index:0{width}d}.mid", tokens)
-    summary["total_seconds"] = time.perf_counter() - started  # training, checkpoints, summary
-    if results:
-        write_summary(run_dir, summary, results)
-    else:
-        atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
-    return summary

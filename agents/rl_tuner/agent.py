@@ -110,16 +110,24 @@ class RLTunerAgent:
         """Whether the policy needs the prior's log-probabilities (G-learning)."""
         return self.algo == "g"
 
-    def initial_state(self, n: int) -> AgentState:
-        """Zero recurrent state for ``n`` compositions."""
+    def initial_state(self, n: int, with_prior: bool | None = None) -> AgentState:
+        """Zero recurrent state for ``n`` compositions.
+
+        ``with_prior`` (default: G-learning) adds the prior's ``(h, c)``: :meth:`step` runs the
+        prior itself when it is not given the env's ``prior_log_probs`` (as in :meth:`predict`).
+        """
         state = self.q_network.initial_state(n)
-        if self.uses_prior:
+        if self.uses_prior if with_prior is None else with_prior:
             state = state + self.reward_rnn.initial_state(n)
         return tuple(tensor.detach().clone() for tensor in state)
 
     @torch.no_grad()
     def step(
-        self, obs: np.ndarray, state: AgentState, episode_start: np.ndarray
+        self,
+        obs: np.ndarray,
+        state: AgentState,
+        episode_start: np.ndarray,
+        prior_log_probs: np.ndarray | None = None,
     ) -> tuple[torch.Tensor, AgentState]:
         """Consume one observation per composition; return the policy's logits and the new state.
 
@@ -128,6 +136,10 @@ class RLTunerAgent:
             state: the state after the previous observation of each composition.
             episode_start: ``bool [n]``: compositions whose observation is the first of an
                 episode; their state is zeroed (a ``1 - episode_start`` mask) and primed.
+            prior_log_probs: ``float [n, 38]``: the env's ``info["prior_log_probs"]`` for
+                ``obs`` (G-learning's policy adds them). When training, the env gives them, so
+                the prior never runs twice; ``None`` (``predict``) runs the agent's own copy,
+                whose ``(h, c)`` then follow the Q-network's in ``state``.
 
         Returns:
             ``policy logits [n, 38]`` (see :func:`~agents.rl_tuner.targets.policy_scores`) and the
@@ -140,13 +152,14 @@ class RLTunerAgent:
             tokens = torch.from_numpy(obs[:, self.layout.slices["last_token"]].argmax(axis=1))
             if episode_start.any() and self.layout.primer_context > 1:
                 state = self._prime(obs, state, episode_start)
-            # All three networks read the tokens in the reference key and score its tokens.
+            # The networks read the tokens in the reference key and score its tokens.
             table = torch.from_numpy(READING_TABLES[read_keys(obs, self.layout)])
             read = table.gather(1, tokens[:, None])
             logits, q_state = self.q_network(read, state[:2])
             scores, new_state = logits[:, 0].gather(1, table), q_state
-            prior_log_probs = None
-            if self.uses_prior:
+            if self.uses_prior and prior_log_probs is not None:
+                prior_log_probs = torch.as_tensor(np.asarray(prior_log_probs), dtype=scores.dtype)
+            elif self.uses_prior:
                 prior_logits, prior_state = self.reward_rnn(read, state[2:])
                 prior_log_probs = torch.log_softmax(prior_logits[:, 0], dim=-1).gather(1, table)
                 new_state = q_state + prior_state
@@ -168,7 +181,7 @@ class RLTunerAgent:
             index = torch.from_numpy(rows[group])
             _, (h, c) = self.q_network(read)
             state[0][:, index], state[1][:, index] = h, c
-            if self.uses_prior:
+            if len(state) > 2:  # the prior's state too (it runs in ``step``)
                 _, (h, c) = self.reward_rnn(read)
                 state[2][:, index], state[3][:, index] = h, c
         return state

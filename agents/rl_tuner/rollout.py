@@ -152,16 +152,18 @@ class VectorComposer:
         self.terms: dict[str, np.ndarray] = {}
         self.steps = np.zeros(n, dtype=np.int64)
         self.obs: np.ndarray | None = None
-        self.state = agent.initial_state(n)
+        self.next_prior: np.ndarray | None = None  # info["prior_log_probs"] of ``obs``
+        self.state = agent.initial_state(n, with_prior=False)
         self.episode_start = np.ones(n, dtype=bool)
         self.autoreset = np.zeros(n, dtype=bool)
         self.round_done = True
 
     def reset(self, seeds: list[int]) -> None:
         """Start a round: reset every env with its seed."""
-        obs, _ = self.envs.reset(seed=seeds)
+        obs, info = self.envs.reset(seed=seeds)
         self.obs = obs
-        self.state = self.agent.initial_state(self.num_envs)
+        self.next_prior = np.asarray(info["prior_log_probs"], dtype=np.float32)
+        self.state = self.agent.initial_state(self.num_envs, with_prior=False)
         self.episode_start[:] = True
         self.autoreset[:] = False
         self.round_done = False
@@ -190,7 +192,10 @@ class VectorComposer:
         """
         if self.round_done:
             raise RuntimeError("the round is over; call reset(seeds) first")
-        logits, self.state = self.agent.step(self.obs, self.state, self.episode_start)
+        # G-learning's policy adds the prior's log-probs: the env's, so the prior runs once.
+        logits, self.state = self.agent.step(
+            self.obs, self.state, self.episode_start, self.next_prior
+        )
         actions = np.asarray(choose(logits.numpy()), dtype=np.int64)
         obs, rewards, terminated, truncated, info = self.envs.step(actions)
         live = ~self.autoreset
@@ -202,8 +207,10 @@ class VectorComposer:
         complete = terminated & live & (self.steps == self.length)
         if complete.any():
             finished = self._collect(complete)
-        # Rows that were in a reset step now hold the first observation of a new composition.
+        # Rows that were in a reset step now hold the first observation of a new composition
+        # (and their reset info's prior_log_probs).
         self.obs = obs
+        self.next_prior = np.asarray(info["prior_log_probs"], dtype=np.float32)
         self.episode_start = self.autoreset.copy()
         self._start(self.autoreset)
         self.autoreset = ended

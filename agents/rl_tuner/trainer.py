@@ -24,9 +24,11 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 
@@ -70,6 +72,49 @@ class Progress:
     """Wall-clock seconds spent acting and learning (evaluation excluded)."""
 
 
+class _RunFolder:
+    """Default of ``tensorboard_log``: the run folder's ``tensorboard/``."""
+
+
+class _NullWriter:
+    """A TensorBoard writer that writes nothing (no ``tensorboard_log``)."""
+
+    def add_scalar(self, *args, **kwargs) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _NoCallback:
+    def on_training_start(self, locals_, globals_) -> None:
+        pass
+
+    def on_rollout_start(self) -> None:
+        pass
+
+    def on_step(self) -> bool:
+        return True
+
+    def on_rollout_end(self) -> None:
+        pass
+
+    def on_training_end(self) -> None:
+        pass
+
+
+def env_reward_rnn(envs: gym.vector.VectorEnv) -> NoteRNN:
+    """The reward RNN of a vector env of melody envs: the native one's, or the first env's of a
+    ``SyncVectorEnv`` (all envs of one made by ``gymnasium.make_vec`` share it)."""
+    vector = envs.unwrapped
+    if hasattr(vector, "reward_rnn"):
+        return vector.reward_rnn
+    return vector.envs[0].unwrapped.reward_rnn
+
+
 def load_note_rnn(path: str | None) -> NoteRNN:
     """The pretrained Note RNN at ``path`` (the shipped one for ``None``), with a clear error."""
     try:
@@ -105,21 +150,38 @@ def checkpoint_state(
 
 
 class Trainer:
-    """One run: built fresh or from the run folder's latest checkpoint.
+    """One run: built fresh or from a checkpoint, on envs built from the config or given.
 
     Args:
-        config: the run's configuration (ignored on resume but for ``total_steps``).
-        run_dir: where checkpoints, TensorBoard logs, samples and the summary go.
+        config: the run's configuration (on ``resume``, only its ``total_steps`` and
+            ``progress_bar`` are used; the rest comes from the checkpoint).
+        run_dir: where checkpoints (every ``checkpoint_every`` steps), samples and the summary
+            go; ``None`` for none of them (the :class:`~agents.tuner.RLTuner` API, which saves on
+            request).
         resume: continue from ``run_dir``'s latest checkpoint.
         log: print progress messages (the tqdm bar follows ``config.progress_bar``).
+        envs: a vector env of melody envs to train on (its reward, key and reward RNN); ``None``
+            builds ``config.num_envs`` envs of ``config.env`` around the reward RNN of
+            ``config.reward_rnn``. Given envs also serve the periodic evaluation.
+        checkpoint: a checkpoint to start from (its networks, optimiser, replay, generators and
+            counters) with ``config`` as given (:meth:`agents.tuner.RLTuner.load`).
+        tensorboard_log: TensorBoard folder; by default ``run_dir/tensorboard`` (none without a
+            ``run_dir``).
     """
 
     def __init__(
-        self, config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False, log=print
+        self,
+        config: TrainConfig,
+        run_dir: str | os.PathLike | None = None,
+        resume: bool = False,
+        log=print,
+        envs: gym.vector.VectorEnv | None = None,
+        checkpoint: ckpt.Checkpoint | None = None,
+        tensorboard_log: str | os.PathLike | type[_RunFolder] | None = _RunFolder,
     ) -> None:
-        self.run_dir = Path(run_dir)
+        self.run_dir = None if run_dir is None else Path(run_dir)
         self.log = log
-        loaded = None
+        loaded = checkpoint
         if resume:
             try:
                 loaded = ckpt.load_checkpoint(self.run_dir)
@@ -127,19 +189,30 @@ class Trainer:
                 raise FileNotFoundError(
                     f"cannot resume: {error}. Start a new run without --resume."
                 ) from error
-            config = replace(loaded.config, total_steps=config.total_steps)
+            # The flags of the resuming command line: the budget and how progress is shown.
+            config = replace(
+                loaded.config, total_steps=config.total_steps, progress_bar=config.progress_bar
+            )
             # A kill while the summary or the samples were written leaves their temporary files.
             for folder in (self.run_dir, self.run_dir / "samples"):
                 remove_temporaries(folder)
-        elif (self.run_dir / ckpt.CHECKPOINTS / ckpt.LATEST).exists():
+        elif self.run_dir is not None and (self.run_dir / ckpt.CHECKPOINTS / ckpt.LATEST).exists():
             raise FileExistsError(
                 f"{self.run_dir} already holds a run; pass --resume to continue it or choose "
                 "another --out"
             )
+        if tensorboard_log is _RunFolder:
+            tensorboard_log = None if self.run_dir is None else self.run_dir / "tensorboard"
+        self.tensorboard_log = tensorboard_log
         self.config = config
         torch.set_num_threads(config.torch_threads)
         torch.manual_seed(config.seed)
-        note_rnn = loaded.note_rnn() if loaded else load_note_rnn(config.reward_rnn)
+        if loaded:
+            note_rnn = loaded.note_rnn()
+        elif envs is not None:
+            note_rnn = env_reward_rnn(envs)  # the Q-network starts as the env's own reward RNN
+        else:
+            note_rnn = load_note_rnn(config.reward_rnn)
         self.agent = RLTunerAgent(config, note_rnn)
         self.optimizer = torch.optim.Adam(
             self.agent.q_network.parameters(), lr=config.learning_rate
@@ -154,7 +227,12 @@ class Trainer:
         self.progress = Progress(next_checkpoint_step=config.checkpoint_every)
         if loaded:
             self._restore(loaded)
-        self.envs = make_vector_env(config, config.num_envs, self.agent.reward_rnn)
+        self.given_envs = envs is not None
+        self.envs = (
+            envs
+            if envs is not None
+            else make_vector_env(config, config.num_envs, self.agent.reward_rnn)
+        )
         self._eval_envs = None
 
     def _restore(self, loaded: ckpt.Checkpoint) -> None:
@@ -175,6 +253,8 @@ class Trainer:
 
     @property
     def eval_envs(self):
+        if self.given_envs:
+            return self.envs  # each evaluation resets them with its own seeds
         if self._eval_envs is None:
             self._eval_envs = make_vector_env(
                 self.config, self.config.eval_num_envs, self.agent.reward_rnn
@@ -183,19 +263,28 @@ class Trainer:
 
     # --- the loop
 
-    def train(self, on_trained: Callable[[], None] | None = None) -> dict[str, Any]:
-        """Train to ``total_steps``, then write the final checkpoint, samples and summary.
+    def learn(self, callback: Any = None, progress_bar: bool | None = None) -> None:
+        """Act and learn until ``config.total_steps`` transitions, in rounds of compositions.
+
+        Between rounds: the periodic evaluation (``eval_every``), and with a ``run_dir`` the
+        periodic checkpoint (``checkpoint_every``) and a graceful stop on SIGINT/SIGTERM (a
+        checkpoint, then :class:`~agents.run_control.Stopped`).
 
         Args:
-            on_trained: called once training and the final checkpoint are done, before the
-                summary's evaluation (e.g. to measure the trained state on its own).
+            callback: an object with the hooks ``on_training_start(locals, globals)``,
+                ``on_rollout_start()``, ``on_step() -> bool`` (after every vector step; ``False``
+                stops training at the end of the round), ``on_rollout_end()`` (after every
+                round) and ``on_training_end()``: see :func:`agents.tuner.as_callback`.
+            progress_bar: a tqdm bar (default: ``config.progress_bar``).
         """
         config, progress = self.config, self.progress
-        writer = self._writer()
-        bar = self._progress_bar()
-        started = time.perf_counter()
-        recent_returns: list[float] = []
-        stop = GracefulStop().__enter__()  # Ctrl-C / SIGTERM: finish the round, save, stop
+        callback = callback if callback is not None else _NoCallback()
+        writer = self.writer
+        bar = self._progress_bar(config.progress_bar if progress_bar is None else progress_bar)
+        stop = GracefulStop() if self.run_dir is not None else None
+        if stop is not None:
+            stop.__enter__()  # Ctrl-C / SIGTERM: finish the round, save, stop
+        callback.on_training_start(locals(), globals())
         try:
             while progress.global_step < config.total_steps:
                 if config.eval_every and progress.global_step >= progress.next_eval_step:
@@ -203,6 +292,8 @@ class Trainer:
                     progress.next_eval_step = progress.global_step + config.eval_every
                 round_start = time.perf_counter()
                 step_before = progress.global_step
+                callback.on_rollout_start()
+                self._on_step = callback.on_step
                 finished = self._play_round(writer)
                 progress.rounds += 1
                 progress.train_seconds += time.perf_counter() - round_start
@@ -216,24 +307,44 @@ class Trainer:
                         ret=f"{np.mean(recent_returns):.1f}",
                     )
                 if (
-                    config.checkpoint_every
+                    self.run_dir is not None
+                    and config.checkpoint_every
                     and progress.global_step >= progress.next_checkpoint_step
                 ):
                     progress.next_checkpoint_step = progress.global_step + config.checkpoint_every
                     self.save()
-                if stop.requested:
+                callback.on_rollout_end()
+                if stop is not None and stop.requested:
                     raise self._stop(stop.signal)
+                if self._stop_requested:
+                    break
         finally:
-            stop.__exit__()
+            self._stop_requested = False
+            self._on_step = None
+            if stop is not None:
+                stop.__exit__()
             if bar is not None:
                 bar.close()
+            writer.flush()
+        callback.on_training_end()
+
+    _on_step: Callable[[], bool] | None = None
+    _stop_requested: bool = False
+
+    def train(self, on_trained: Callable[[], None] | None = None) -> dict[str, Any]:
+        """Train to ``total_steps``, then write the final checkpoint, samples and summary.
+
+        Args:
+            on_trained: called once training and the final checkpoint are done, before the
+                summary's evaluation (e.g. to measure the trained state on its own).
+        """
+        started = time.perf_counter()
+        self.learn()
         if not self._saved_at_current_step():
             self.save()
         if on_trained is not None:
             on_trained()
-        summary = self._finish(writer, time.perf_counter() - started)
-        writer.close()
-        return summary
+        return self.finish(time.perf_counter() - started)
 
     @property
     def epsilon(self) -> float:
@@ -271,6 +382,8 @@ class Trainer:
         while not composer.round_done:
             recorded, finished = composer.step(choose)
             progress.global_step += recorded
+            if self._on_step is not None and self._on_step() is False:
+                self._stop_requested = True  # after this round: the replay holds whole ones
             if finished is not None:
                 finished_parts.append(finished)
             if progress.global_step >= config.learning_starts and len(self.replay):
@@ -309,14 +422,18 @@ class Trainer:
 
     # --- logging, evaluation, persistence
 
-    def _writer(self):
+    @cached_property
+    def writer(self):
+        """The TensorBoard writer of ``tensorboard_log`` (a no-op one without it)."""
+        if self.tensorboard_log is None:
+            return _NullWriter()
         from torch.utils.tensorboard import SummaryWriter
 
         purge = self.progress.global_step if self.progress.global_step else None
-        return SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=purge)
+        return SummaryWriter(str(self.tensorboard_log), purge_step=purge)
 
-    def _progress_bar(self):
-        if not self.config.progress_bar:
+    def _progress_bar(self, show: bool):
+        if not show:
             return None
         from tqdm import tqdm
 
@@ -388,17 +505,23 @@ class Trainer:
             f"--resume --out {shlex.quote(str(self.run_dir))}",
         )
 
-    def save(self) -> Path:
-        """Write a checkpoint of the current state (between rounds)."""
+    def save(self, run_dir: str | os.PathLike | None = None) -> Path:
+        """Write a checkpoint of the current state (between rounds) into ``run_dir`` (default:
+        the run's folder) and return its folder."""
         tensors, state = checkpoint_state(
             self.config, self.agent, self.optimizer, self.replay, self.rng, self.progress
         )
+        folder = self.run_dir if run_dir is None else Path(run_dir)
+        if folder is None:
+            raise ValueError("this run has no folder: pass one to save(path)")
         return ckpt.save_checkpoint(
-            self.run_dir, self.progress.global_step, tensors, state, self.replay.save
+            folder, self.progress.global_step, tensors, state, self.replay.save
         )
 
-    def _finish(self, writer, total_seconds: float) -> dict[str, Any]:
-        config, progress = self.config, self.progress
+    def finish(self, total_seconds: float) -> dict[str, Any]:
+        """The run's ``summary.json``/``summary.md`` and MIDI samples in ``run_dir`` (see
+        :func:`~agents.rl_tuner.summary.evaluation_summary`); returns the summary."""
+        config, progress, writer = self.config, self.progress, self.writer
         summary: dict[str, Any] = {
             "config": config.to_dict(),
             "global_step": progress.global_step,
@@ -422,6 +545,7 @@ class Trainer:
             write_summary(self.run_dir, summary, results)
         else:
             atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
+        writer.close()
         return summary
 
 

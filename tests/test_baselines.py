@@ -29,7 +29,8 @@ from agents.baselines.config import BaselineConfig
 from agents.baselines.masking import MaskedPolicy, VecInKeyActionMask
 from agents.baselines.train import train_baseline
 from agents.cli import main
-from agents.commands.baseline import parse_hyperparams
+from agents.commands.baseline import hyperparameter_overrides
+from agents.overrides import apply_overrides
 from agents.sb3_vec_env import MelodySB3VecEnv
 from melody_env.evaluation.policies import load_policy
 from melody_env.music.encoding import MIN_PITCH
@@ -108,12 +109,16 @@ def test_config_merges_overrides_and_validates():
         BaselineConfig(algo="sb3-sac")
     with pytest.raises(ValueError, match="total_steps"):
         BaselineConfig(total_steps=0)
-    assert parse_hyperparams(['policy_kwargs={"net_arch": [8]}', "n_steps=16"]) == {
+    items = hyperparameter_overrides(['policy_kwargs={"net_arch": [8]}', "n_steps=16"])
+    assert apply_overrides(config, items).hyperparams == {
+        "gamma": 0.9,
         "policy_kwargs": {"net_arch": [8]},
         "n_steps": 16,
     }
     with pytest.raises(ValueError, match="NAME=VALUE"):
-        parse_hyperparams(["gamma"])
+        apply_overrides(config, hyperparameter_overrides(["gamma"]))
+    with pytest.raises(ValueError, match=r"unknown BaselineConfig fields \['gama'\]"):
+        BaselineConfig.from_dict({"gama": 0.9})
 
 
 def test_defaults_survive_building_a_model(tiny_rnn):

@@ -8,10 +8,11 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from agents.baselines.algorithms import ALGORITHMS, get_algorithm
+from agents.overrides import config_from_dict
 
 
 @dataclass(frozen=True)
@@ -85,10 +86,6 @@ class BaselineConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BaselineConfig:
-        """Rebuild from :meth:`to_dict`, rejecting unknown fields."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown BaselineConfig fields {sorted(unknown)}")
-        return cls(**data)
+    def from_dict(cls, data: dict[str, Any], source: str = "") -> BaselineConfig:
+        """Rebuild from :meth:`to_dict` (:func:`agents.overrides.config_from_dict`)."""
+        return config_from_dict(cls, data, source=source)

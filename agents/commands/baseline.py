@@ -18,7 +18,6 @@ policy, sampled and greedy, beside the untuned Note RNN).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from agents.baselines.algorithms import ALGORITHMS
@@ -54,27 +53,20 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run_command)
 
 
-def parse_hyperparams(items: list[str]) -> dict:
-    """``["gamma=0.8", "policy_kwargs={\\"net_arch\\": [64]}"]`` -> a dict (values as JSON).
+def hyperparameter_overrides(items: list[str]) -> list[str]:
+    """``--set NAME=VALUE`` items as overrides of ``BaselineConfig.hyperparams``
+    (:func:`agents.overrides.apply_overrides` reads them).
 
-    >>> parse_hyperparams(["gamma=0.8", "policy=MlpPolicy"])
-    {'gamma': 0.8, 'policy': 'MlpPolicy'}
+    >>> hyperparameter_overrides(["gamma=0.8", "typo"])
+    ['hyperparams.gamma=0.8', 'typo']
     """
-    result = {}
-    for item in items:
-        name, separator, text = item.partition("=")
-        if not separator or not name.strip():
-            raise ValueError(f"--set expects NAME=VALUE, got {item!r}")
-        try:
-            result[name.strip()] = json.loads(text)
-        except ValueError:
-            result[name.strip()] = text
-    return result
+    return [f"hyperparams.{item.strip()}" if "=" in item else item for item in items]
 
 
 def run_command(args: argparse.Namespace) -> int:
     from agents.baselines.config import BaselineConfig
     from agents.baselines.train import train_baseline
+    from agents.overrides import apply_overrides
 
     try:
         config = BaselineConfig(
@@ -84,10 +76,10 @@ def run_command(args: argparse.Namespace) -> int:
             num_envs=args.num_envs,
             key=args.key,
             reward_rnn=args.reward_rnn,
-            hyperparams=parse_hyperparams(args.set),
             eval_compositions=args.eval_n,
             progress_bar=args.progress,
         )
+        config = apply_overrides(config, hyperparameter_overrides(args.set))
         train_baseline(config, args.out)
     except (FileNotFoundError, FileExistsError, ValueError, TypeError) as error:
         print(f"melody-rl baseline: error: {error}", file=sys.stderr)

@@ -208,7 +208,7 @@ class EnvConfig:
         unknown = sorted(set(data) - set(cls.field_names()))
         if unknown:
             raise ValueError(
-                f"unknown EnvConfig field(s) {unknown}; allowed: {list(cls.field_names())}"
+                f"unknown EnvConfig fields {unknown}; known: {sorted(cls.field_names())}"
             )
         return cls(**data)
 

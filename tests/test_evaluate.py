@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
-
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -219,7 +216,9 @@ def test_parse_and_load_checkpoints(tiny_rnn_path, tmp_path):
     assert parse_checkpoint("note-rnn") == ("note-rnn", "")
     assert parse_checkpoint(f"note-rnn:{tiny_rnn_path}") == ("note-rnn", tiny_rnn_path)
     assert parse_checkpoint("sb3-qrdqn:a.zip") == ("sb3-qrdqn", "a.zip")
-    assert parse_checkpoint("runs/seed0") == ("agent", "runs/seed0")
+    with pytest.raises(ValueError, match=r"cannot tell what kind of policy 'runs/seed0' is"):
+        parse_checkpoint("runs/seed0")  # the env package knows no agent
+    assert parse_checkpoint("runs/seed0", {"mine": RandomPolicy}, "mine") == ("mine", "runs/seed0")
     assert isinstance(load_policy("random"), RandomPolicy)
     assert isinstance(load_policy(tiny_rnn_path), NoteRNNPolicy)
     assert policy_name(tiny_rnn_path) == "tiny" and policy_name("random") == "random"
@@ -232,16 +231,15 @@ def test_parse_and_load_checkpoints(tiny_rnn_path, tmp_path):
         load_policy(str(tmp_path / "not_sb3.zip"))
 
 
-def test_agent_loader_hook(monkeypatch, tmp_path):
-    fake = types.ModuleType("fake_agent_module")
-    fake.load_agent = lambda path: RandomPolicy(seed=int(str(path).endswith("x")))
-    monkeypatch.setitem(sys.modules, "fake_agent_module", fake)
-    monkeypatch.setattr(policies_module, "AGENT_MODULES", ("no_such_module", "fake_agent_module"))
+def test_loaders_are_passed_in(tmp_path):
+    """A package of agents adds its kinds by passing loaders (melody_env imports no agent)."""
+    loaders = {**policies_module.LOADERS, "mine": lambda path: RandomPolicy(seed=1)}
     (tmp_path / "run").mkdir()
-    assert isinstance(load_policy(f"agent:{tmp_path / 'run'}"), RandomPolicy)
-    monkeypatch.setattr(policies_module, "AGENT_MODULES", ("no_such_module",))
-    with pytest.raises(ImportError, match="no agent loader"):
-        load_policy(str(tmp_path / "run"))
+    assert isinstance(load_policy(f"mine:{tmp_path / 'run'}", loaders), RandomPolicy)
+    assert isinstance(load_policy(str(tmp_path / "run"), loaders, "mine"), RandomPolicy)
+    assert policy_name(str(tmp_path / "run"), loaders, "mine") == "run"
+    with pytest.raises(TypeError, match="has no predict"):
+        load_policy(f"mine:{tmp_path / 'run'}", {"mine": lambda path: object()})
 
 
 def test_seeded_global_rngs_restore_the_caller_state():

@@ -12,12 +12,12 @@ from safetensors.torch import load_file
 
 from agents.cli import main
 from agents.commands.train import add_parser
+from agents.policies import load_policy
 from agents.rloo import checkpoint as ckpt
 from agents.rloo.config import RLOOConfig
 from agents.rloo.policy import RLOOPolicy
 from agents.rloo.run import train
 from melody_env.evaluation.evaluate import evaluate
-from melody_env.evaluation.policies import load_policy
 from melody_env.models.note_rnn import NoteRNN, NoteRNNConfig
 
 

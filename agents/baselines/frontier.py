@@ -61,7 +61,7 @@ class FrontierAlgo:
         family: ``"train"`` (``melody-rl train``) or ``"sb3"``.
         train_args: extra ``melody-rl train`` arguments (e.g. skip its own summary).
         key_field: the ``--set`` field of the key of the compositions.
-        policy: the :func:`~melody_env.evaluation.policies.load_policy` spec of the trained
+        policy: the :func:`~agents.policies.load_policy` spec of the trained
             policy, ``{run}`` standing for the run folder.
         more_is_less_pull: a larger value pulls less toward the prior (for the labels).
         default: the knob's value when the algorithm is trained with its own defaults (the
@@ -213,7 +213,7 @@ def run_point(point: Point, out: str | os.PathLike) -> dict[str, Any]:
 
 def _train(algo: FrontierAlgo, point: Point, run_dir: Path) -> tuple[Any, dict[str, Any]]:
     """Train ``point``; return its policy and the env arguments to evaluate it under."""
-    from melody_env.evaluation.policies import load_policy
+    from agents.policies import load_policy
 
     scaler = algo.knob.split(".")[-1] == "reward_scaler"
     env_kwargs = {"reward_scaler": point.value} if scaler else {}

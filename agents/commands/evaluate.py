@@ -96,9 +96,10 @@ def add_parser(subparsers) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from melody_env.envs.melody_composition import load_reward_rnn
+    from agents.policies import load_policy, policy_name
+    from melody_env.envs.env_config import load_reward_rnn
     from melody_env.evaluation.export import AudioUnavailableError, check_audio
-    from melody_env.evaluation.policies import NoteRNNPolicy, load_policy, policy_name
+    from melody_env.evaluation.policies import NoteRNNPolicy
 
     if args.n < 1 or args.samples < 0:
         print("melody-rl evaluate: error: --n must be >= 1 and --samples >= 0", file=sys.stderr)

@@ -15,15 +15,17 @@ Both also have a fast path for :func:`~melody_env.evaluation.evaluate`: they sam
 
 :func:`load_policy` turns a ``--checkpoint`` argument into a policy: ``random``, ``note-rnn``,
 ``note-rnn:PATH.safetensors``, ``sb3-dqn:PATH.zip`` (and ``sb3-ppo``, ``sb3-a2c``, ``sb3-qrdqn``,
-``sb3-recurrentppo``, ``sb3-maskableppo``), ``agent:PATH``, or a bare path recognised by its
-suffix (``.safetensors`` a Note RNN, ``.zip`` an SB3 model, anything else our agent).
+``sb3-recurrentppo``, ``sb3-maskableppo``), or a bare path recognised by its suffix
+(``.safetensors`` a Note RNN, ``.zip`` an SB3 model). The env package knows no agent: a package
+of agents adds its own kinds by passing ``loaders`` (and a ``default_kind`` for bare paths), as
+:mod:`agents.policies` does for the RL Tuner and RLOO checkpoints.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -276,11 +278,6 @@ SB3_ALGORITHMS = {
 }
 """``--checkpoint`` prefix -> (module, class) of a Stable-Baselines3 algorithm."""
 
-AGENT_MODULES = ("agents.rl_tuner.checkpoint", "agents.rl_tuner", "agents.dqn", "agents")
-AGENT_LOADERS = ("load_agent", "load_policy", "load")
-"""Where :func:`load_agent_policy` looks for our agent's loader: the first of these functions
-found in the first of these modules that imports. Update here when the agent's API settles."""
-
 
 def load_sb3(path: str | os.PathLike, algorithm: str | None = None) -> Any:
     """A Stable-Baselines3 (or sb3-contrib) model from its ``.zip``, on the CPU; a
@@ -358,71 +355,70 @@ def detect_sb3_algorithm(path: str | os.PathLike, strict: bool = True) -> str | 
     )
 
 
-def load_agent_policy(path: str | os.PathLike) -> Any:
-    """Our agent from a checkpoint, through the loader hook of :data:`AGENT_MODULES`."""
-    for module_name in AGENT_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        for function_name in AGENT_LOADERS:
-            loader = getattr(module, function_name, None)
-            if callable(loader):
-                policy = loader(path)
-                if not hasattr(policy, "predict"):
-                    raise TypeError(f"{module_name}.{function_name}({path!r}) has no predict()")
-                return policy
-    raise ImportError(
-        f"no agent loader found for {path}: none of {AGENT_MODULES} defines one of "
-        f"{AGENT_LOADERS}. Use a prefix for other formats: note-rnn:, sb3-dqn:, ..."
-    )
-
-
 LOADERS: dict[str, Callable[[str], Any]] = {
     "random": lambda path: RandomPolicy(),
     "note-rnn": lambda path: NoteRNNPolicy(path or None),
-    "agent": load_agent_policy,
     **{prefix: (lambda path, prefix=prefix: load_sb3(path, prefix)) for prefix in SB3_ALGORITHMS},
 }
 """``--checkpoint`` prefix -> function of the path (may be empty) returning a policy."""
 
 
-def parse_checkpoint(spec: str) -> tuple[str, str]:
+Loaders = Mapping[str, Callable[[str], Any]]
+"""``--checkpoint`` prefix -> function of the path (may be empty) returning a policy."""
+
+
+def parse_checkpoint(
+    spec: str, loaders: Loaders = LOADERS, default_kind: str | None = None
+) -> tuple[str, str]:
     """``"sb3-dqn:runs/a.zip"`` -> ``("sb3-dqn", "runs/a.zip")``; a bare path gets its kind from
-    its suffix.
+    its suffix, else ``default_kind``.
+
+    Args:
+        spec: ``KIND:PATH``, ``KIND`` (``random``, ``note-rnn``) or a bare path.
+        loaders: the kinds known (default: this module's :data:`LOADERS`).
+        default_kind: the kind of a bare path without a known suffix; ``None``: refuse it.
 
     >>> parse_checkpoint("random"), parse_checkpoint("model.safetensors")
     (('random', ''), ('note-rnn', 'model.safetensors'))
-    >>> parse_checkpoint("sb3-ppo:a.zip"), parse_checkpoint("run/agent.pt")
-    (('sb3-ppo', 'a.zip'), ('agent', 'run/agent.pt'))
+    >>> parse_checkpoint("sb3-ppo:a.zip"), parse_checkpoint("run/x", {"mine": print}, "mine")
+    (('sb3-ppo', 'a.zip'), ('mine', 'run/x'))
     """
     prefix, separator, rest = spec.partition(":")
-    if separator and prefix.lower() in LOADERS:
+    if separator and prefix.lower() in loaders:
         return prefix.lower(), rest
-    if spec.lower() in LOADERS:
+    if spec.lower() in loaders:
         return spec.lower(), ""
     suffix = Path(spec).suffix.lower()
     if suffix == ".safetensors":
         return "note-rnn", spec
     if suffix == ".zip":
         return detect_sb3_algorithm(spec) if Path(spec).is_file() else "sb3-dqn", spec
-    return "agent", spec
+    if default_kind is None:
+        raise ValueError(
+            f"cannot tell what kind of policy {spec!r} is; name it KIND:PATH with KIND one of "
+            f"{sorted(loaders)}"
+        )
+    return default_kind, spec
 
 
-def load_policy(spec: str) -> Any:
-    """A policy with ``predict`` from a ``--checkpoint`` argument (see the module docstring)."""
-    kind, path = parse_checkpoint(spec)
+def load_policy(spec: str, loaders: Loaders = LOADERS, default_kind: str | None = None) -> Any:
+    """A policy with ``predict`` from a ``--checkpoint`` argument (see the module docstring);
+    ``loaders`` and ``default_kind`` as :func:`parse_checkpoint`'s."""
+    kind, path = parse_checkpoint(spec, loaders, default_kind)
     if path and not Path(path).exists():
         raise FileNotFoundError(f"checkpoint not found: {path} (from {spec!r})")
     if kind not in ("random", "note-rnn") and not path:
         raise ValueError(f"{spec!r} needs a path, e.g. {kind}:runs/model")
-    return LOADERS[kind](path)
+    policy = loaders[kind](path)
+    if not hasattr(policy, "predict"):
+        raise TypeError(f"the {kind!r} loader gave {policy!r:.80}, which has no predict()")
+    return policy
 
 
-def policy_name(spec: str) -> str:
+def policy_name(spec: str, loaders: Loaders = LOADERS, default_kind: str | None = None) -> str:
     """A short column name for a ``--checkpoint`` argument: ``random``, ``note_rnn``, or the
     checkpoint file's stem."""
-    kind, path = parse_checkpoint(spec)
+    kind, path = parse_checkpoint(spec, loaders, default_kind)
     if not path:
         return kind.replace("-", "_")
     stem = Path(path).stem if Path(path).suffix else Path(path).name

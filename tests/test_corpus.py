@@ -221,3 +221,11 @@ def test_evaluation_copies_of_training_melodies_are_removed():
 def test_held_out_must_be_loaded():
     with pytest.raises(ValueError, match="held-out collection 'airdsAirs'"):
         make_splits({"miscFolk": fake_collection("miscFolk", 5)}, held_out="airdsAirs")
+
+
+def test_tritone_tune_moves_down_as_the_shipped_corpus_did():
+    """F# major is a tritone from C: the corpus moved such tunes down 6 semitones (F#4 -> C4),
+    not up, and :meth:`Key.semitones_to` keeps that convention."""
+    tune = abc("F2 A2 c2 A2 | B2 G2 E2 G2 | F2 A2 c2 f2 | F8 |]", key="F#")
+    assert tokens_from_abc(tune, transpose=False)[0] == 66 - 46  # F#4
+    assert tokens_from_abc(tune)[0] == 60 - 46  # C4

@@ -8,7 +8,7 @@ import pretty_midi
 import pytest
 
 from melody_env.io import midi_reader
-from melody_env.io.midi_reader import estimate_key, read_primer, tokens_from_notes, transposition
+from melody_env.io.midi_reader import estimate_key, read_primer, tokens_from_notes
 from melody_env.io.midi_writer import write_midi
 from melody_env.music.keys import Key
 
@@ -84,7 +84,7 @@ def test_estimate_key_on_scales():
 
 @pytest.mark.parametrize(("source", "shift"), [(0, 0), (2, -2), (5, -5), (6, -6), (7, 5), (11, 1)])
 def test_transposition_takes_smallest_interval(source, shift):
-    assert transposition(Key(source, "major"), Key(0, "major")) == shift
+    assert Key(source, "major").semitones_to(Key(0, "major")) == shift
 
 
 # --- read_primer ------------------------------------------------------------------------------

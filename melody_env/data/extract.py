@@ -6,7 +6,9 @@ The steps, in order:
    through the bar; keep the first part (and, inside it, the first voice) of multi-voice tunes.
 2. Find the key with ``analyze('key')`` (Krumhansl-Schmuckler) rather than the ``K:`` line, which
    in the Essen collection gives only the signature; transpose by the nearest interval (-6..+5
-   semitones) that moves a major tonic to C or a minor tonic to A.
+   semitones, a tritone down) that moves a major tonic to C or a minor tonic to A
+   (:func:`~melody_env.music.transposition.reference_shift`, through
+   :meth:`Key.semitones_to <melody_env.music.keys.Key.semitones_to>`).
 3. Quantise to sixteenths: a note's onset and end are ``round(4 * offset)`` (half up). Tied notes
    merge into one; grace notes are dropped; a chord plays its top note; a note whose rounded onset
    collides with an earlier note's (a fast tuplet) is dropped.
@@ -30,10 +32,10 @@ from fractions import Fraction
 import numpy as np
 
 from melody_env.music.encoding import NO_EVENT, NOTE_OFF, fold_pitch, pitch_to_token
+from melody_env.music.keys import Key
+from melody_env.music.transposition import reference_shift
 
 STEPS_PER_QUARTER = 4
-MAJOR_TARGET = 0  # C
-MINOR_TARGET = 9  # A
 
 
 def require_music21():
@@ -60,17 +62,6 @@ class Event:
 def quantise(offset: float | Fraction) -> int:
     """Sixteenth step nearest to a quarter-length ``offset`` (halves round up)."""
     return math.floor(Fraction(offset) * STEPS_PER_QUARTER + Fraction(1, 2))
-
-
-def transposition(tonic_pitch_class: int, mode: str) -> int:
-    """Semitones (-6..+5) that move a major tonic to C or a minor tonic to A.
-
-    >>> transposition(2, "minor"), transposition(7, "major"), transposition(5, "major")
-    (-5, 5, -5)
-    """
-    target = MINOR_TARGET if mode == "minor" else MAJOR_TARGET
-    shift = (target - tonic_pitch_class) % 12
-    return shift - 12 if shift > 5 else shift
 
 
 def _monophonic_line(score):
@@ -140,7 +131,7 @@ def tokens_from_score(score, transpose: bool = True) -> np.ndarray:
     events = note_events(score)
     if not events:
         return np.zeros(0, dtype=np.uint8)
-    shift = transposition(*score_key(score)) if transpose else 0
+    shift = reference_shift(Key(*score_key(score))) if transpose else 0
     return encode_events(events, shift)
 
 

@@ -58,6 +58,7 @@ from melody_env.music.encoding import (
     validate_tokens,
 )
 from melody_env.music.keys import Key
+from melody_env.music.transposition import reference_shift
 
 Melodies = np.ndarray | Sequence[np.ndarray]
 """``int [n, L]`` compositions, or a sequence of 1-D token arrays."""
@@ -76,9 +77,6 @@ INTERVAL_BINS = 25
 """Interval histogram bins: 0..23 semitones, then 24 and larger."""
 DURATION_BINS = 16
 """Duration histogram bins: 1..15 sixteenths, then 16 and longer."""
-CORPUS_TONICS = {"major": 0, "minor": 9}
-"""Pitch class the corpus is transposed to per mode: C major, A minor
-(:class:`~melody_env.data.corpus.ExtractionSettings`)."""
 
 
 def _longest_unpenalised_hold(limit: int = 64) -> int:
@@ -272,11 +270,11 @@ def music_columns(melodies: Melodies) -> dict[str, np.ndarray]:
 
 
 def key_shift(key: Key | str | None) -> int:
-    """Semitones that move ``key``'s tonic to the corpus's (C for major, A for minor)."""
+    """Semitones, 0..11, that move ``key``'s pitch classes to the corpus's (C for major, A for
+    minor): :func:`~melody_env.music.transposition.reference_shift` modulo 12."""
     if key is None:
         return 0
-    key = Key.from_name(key)
-    return (CORPUS_TONICS[key.mode] - key.tonic) % 12
+    return reference_shift(key) % 12
 
 
 def pitch_class_histogram(melodies: Melodies, key: Key | str | None = None) -> np.ndarray:

@@ -14,8 +14,9 @@ A primer is the melody the agent continues. :func:`read_primer` turns any MIDI f
 4. **Transpose.** The piece's key is the file's first key signature if it has one, else the
    Krumhansl-Schmuckler estimate from the pitch-class histogram of all its pitched notes, each
    weighted by its length in sixteenths
-   (:func:`estimate_key`). The melody moves by the smallest interval (-6..+5 semitones) that
-   takes that tonic to the target key's tonic. Only the tonic moves: the mode is kept, so an
+   (:func:`estimate_key`). The melody moves by the smallest interval (-6..+5 semitones, a
+   tritone down: :meth:`Key.semitones_to <melody_env.music.keys.Key.semitones_to>`) that takes
+   that tonic to the target key's tonic. Only the tonic moves: the mode is kept, so an
    A minor piece read into ``"C major"`` becomes C minor, not its relative C major / A minor.
 5. **Fold and encode.** Octaves fold into MIDI 48..83
    (:func:`~melody_env.music.encoding.fold_pitch`); leading silence is dropped; the notes become
@@ -170,17 +171,6 @@ def estimate_key(
     return Key(best % 12, "major" if best < 12 else "minor")
 
 
-def transposition(source: Key, target: Key) -> int:
-    """Semitones in [-6, 5] that move ``source``'s tonic to ``target``'s tonic (modes ignored).
-
-    >>> transposition(Key.from_name("D major"), Key.from_name("C major"))
-    -2
-    >>> transposition(Key.from_name("F# major"), Key.from_name("C major"))
-    -6
-    """
-    return (target.tonic - source.tonic + 6) % 12 - 6
-
-
 def read_primer(
     path: str | os.PathLike, key: Key | str = "C major", max_steps: int | None = None
 ) -> np.ndarray:
@@ -241,7 +231,7 @@ def read_primer(
             PolyphonicPrimerWarning,
             stacklevel=2,
         )
-    shift = transposition(_piece_key(midi, pitched, to_steps), target)
+    shift = _piece_key(midi, pitched, to_steps).semitones_to(target)
     notes = np.stack([fold_pitch(pitches + shift), starts - offset, ends - offset], axis=1)
     tokens = tokens_from_notes(notes.tolist())
     if max_steps is not None and len(tokens) > max_steps:

@@ -108,6 +108,22 @@ class Key:
         """Pitch class of the fifth degree."""
         return (self.tonic + 7) % 12
 
+    def semitones_to(self, other: Key | str) -> int:
+        """Semitones, -6..+5, that move this key's tonic onto ``other``'s (modes ignored).
+
+        The smallest interval, and for a tritone the one down (-6): the convention the shipped
+        corpus was transposed with (each tune's key to C major or A minor), which the Note RNN was
+        trained on. The one key transposition of the package: the corpus extraction, the MIDI
+        primer reader and the envs' reading of the 24 keys all use it.
+
+        >>> [Key.from_name(name).semitones_to("C major") for name in ("D major", "G major")]
+        [-2, 5]
+        >>> Key.from_name("F# major").semitones_to("C major"), Key().semitones_to("F# major")
+        (-6, -6)
+        """
+        target = other if isinstance(other, Key) else Key.from_name(other)
+        return (target.tonic - self.tonic + 6) % 12 - 6
+
     def contains(self, pitches: np.ndarray) -> np.ndarray:
         """True for each MIDI pitch whose pitch class is in the key."""
         return self.scale_mask[np.asarray(pitches) % 12]

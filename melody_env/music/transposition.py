@@ -9,8 +9,9 @@ which read the tokens as they are).
 
 **Shift.** A key's shift is the interval, -6..+5 semitones, that moves its tonic to C (major)
 or A (minor): the interval the corpus extraction applied to a tune in that key
-(:func:`reference_shift`, equal to :func:`melody_env.data.extract.transposition`), the
-smallest one, so a melody keeps its register as closely as possible.
+(:func:`reference_shift`, :meth:`Key.semitones_to <melody_env.music.keys.Key.semitones_to>` the
+reference key, as the extraction computes it), the smallest one, so a melody keeps its register
+as closely as possible.
 
 **The reading: transposition on a ring of three octaves.** Note token ``a`` of MIDI pitch ``p``
 is read as the note of pitch ``48 + (p + shift - 48) mod 36``; hold (0) and rest (1) as
@@ -78,8 +79,12 @@ def reference_shift(key: Key | str) -> int:
     [0, 5, -6, 5]
     """
     key = Key.from_name(key)
-    shift = (REFERENCE_TONICS[key.mode] - key.tonic) % 12
-    return shift - 12 if shift > 5 else shift
+    return key.semitones_to(reference_key(key.mode))
+
+
+def reference_key(mode: str) -> Key:
+    """The key of the corpus for ``mode``: C major or A minor."""
+    return Key(REFERENCE_TONICS[mode], mode)
 
 
 def reading_table(shift: int) -> np.ndarray:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from melody_env.envs.key_reading import KeyReading
+from melody_env.envs.priming import stack_primers
 from melody_env.models.note_rnn import NoteRNN
 from melody_env.music.keys import Key
 from melody_env.rewards import rule_engine
@@ -218,13 +219,3 @@ def check_finite_rewards(breakdown: RewardBreakdown, step: int) -> None:
     raise FloatingPointError(
         f"non-finite reward {total[env]} in env {env} at step {step + 1}: {terms}"
     )
-
-
-def stack_primers(primers: list[np.ndarray] | np.ndarray) -> np.ndarray | None:
-    """The primers as one ``int64 [B, T]`` array if they all have ``T`` tokens, else ``None``."""
-    if isinstance(primers, np.ndarray) and primers.ndim == 2:
-        return primers.astype(np.int64, copy=False)
-    length = len(primers[0])
-    if all(len(primer) == length for primer in primers):
-        return np.array(primers, dtype=np.int64)
-    return None

@@ -93,3 +93,17 @@ def resolve_primer(primer: PrimerSpec, key: Key, np_random: np.random.Generator)
         version = (info.st_mtime_ns, info.st_ctime_ns, info.st_size, info.st_ino)
         return _midi_primer(str(path.resolve()), key, version)
     return np.asarray(primer, dtype=np.int64)
+
+
+def stack_primers(primers: list[np.ndarray] | np.ndarray) -> np.ndarray | None:
+    """The primers as one ``int64 [B, T]`` array if they all have ``T`` tokens, else ``None``.
+
+    >>> stack_primers([np.array([3, 4]), np.array([5, 6])]).tolist(), stack_primers([[1], [2, 3]])
+    ([[3, 4], [5, 6]], None)
+    """
+    if isinstance(primers, np.ndarray) and primers.ndim == 2:
+        return primers.astype(np.int64, copy=False)
+    length = len(primers[0])
+    if all(len(primer) == length for primer in primers):
+        return np.array(primers, dtype=np.int64)
+    return None

@@ -27,6 +27,7 @@ from melody_env.envs.priming import (
     random_primer_token,
     resolve_key,
     resolve_primer,
+    stack_primers,
 )
 from melody_env.models.note_rnn import MAX_BATCH
 from melody_env.music.encoding import NOTE_OFF, NUM_CLASSES
@@ -277,14 +278,14 @@ class MelodyCompositionVectorEnv(VectorEnv):
             keys = key_specs
         if all(spec is None for spec in primer_specs):  # the default: a random token each
             draws = [random_primer_token(self._env_rng(index)) for index in range(self.num_envs)]
-            stacked = np.array(draws, dtype=np.int64)[:, None]
+            batch = np.array(draws, dtype=np.int64)[:, None]
         else:
             primers = [
                 resolve_primer(spec, key, self._env_rng(index))
                 for index, (spec, key) in enumerate(zip(primer_specs, keys, strict=True))
             ]
-            stacked = _stack_primers(primers)  # int64 [N, T], or an object array of arrays
-        batch = list(stacked) if stacked.dtype == object else stacked
+            stacked = stack_primers(primers)  # int64 [N, T], or None for unequal lengths
+            batch = primers if stacked is None else stacked
         self._state.reset(batch, keys)
         self.layout.write_reset(self._obs, batch, keys)
         self._episode_keys = keys
@@ -298,7 +299,7 @@ class MelodyCompositionVectorEnv(VectorEnv):
             "_prior_log_probs": mask,
             "key": key_names,
             "_key": mask,
-            "primer": stacked.copy(),
+            "primer": _primer_info(batch),
             "_primer": mask,
         }
         return self._observations(), info
@@ -429,12 +430,12 @@ def _is_primer_list(value: Any) -> bool:
     )
 
 
-def _stack_primers(primers: list[np.ndarray]) -> np.ndarray:
-    """``int64 [N, T]`` when all primers are ``T`` long, else an object array of arrays."""
-    length = len(primers[0])
-    if all(len(primer) == length for primer in primers):
-        return np.array(primers, dtype=np.int64)
-    stacked = np.empty(len(primers), dtype=object)
+def _primer_info(primers: np.ndarray | list[np.ndarray]) -> np.ndarray:
+    """``info["primer"]``: an ``int64 [N, T]`` copy, or an object array of ``N`` token arrays
+    when the lengths differ."""
+    if isinstance(primers, np.ndarray):
+        return primers.copy()
+    info = np.empty(len(primers), dtype=object)
     for index, primer in enumerate(primers):
-        stacked[index] = np.array(primer, dtype=np.int64)
-    return stacked
+        info[index] = np.array(primer, dtype=np.int64)
+    return info

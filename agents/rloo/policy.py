@@ -31,18 +31,7 @@ from melody_env.models.note_rnn import LSTMState, NoteRNN
 from melody_env.music.encoding import NUM_CLASSES
 from melody_env.music.keys import Key
 from melody_env.music.transposition import READING_TABLES
-
-
-def sample_tokens(log_probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One token per row of normalised ``log_probs [n, 38]``, by inverse CDF (one uniform per
-    row, so ``rng`` advances the same way whatever the distribution).
-
-    >>> sample_tokens(np.log(np.eye(38)[[3, 7]] + 1e-12), np.random.default_rng(0))
-    array([3, 7])
-    """
-    cdf = np.cumsum(np.exp(np.asarray(log_probs, dtype=np.float64)), axis=1)
-    uniform = rng.random((len(cdf), 1)) * cdf[:, -1:]
-    return np.minimum((cdf < uniform).sum(axis=1), log_probs.shape[1] - 1).astype(np.int64)
+from melody_env.sampling import sample_tokens  # the one sampler; its log-probs are tempered
 
 
 class RLOOPolicy:

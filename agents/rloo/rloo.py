@@ -49,10 +49,11 @@ import torch
 
 from agents.rl_tuner.agent import read_primers
 from agents.rloo.config import RLOOConfig
-from agents.rloo.policy import RLOOPolicy, sample_tokens
+from agents.rloo.policy import RLOOPolicy
 from melody_env import ENV_ID
 from melody_env.models.note_rnn import NoteRNN
 from melody_env.music.encoding import NUM_CLASSES
+from melody_env.sampling import sample_tokens
 
 PURPOSES = {"train": 0, "summary": 1, "generate": 2}
 """Independent streams of primers and samples, so evaluating never changes training."""

@@ -386,3 +386,19 @@ def test_copy_false_returns_the_same_observations_in_one_reused_buffer(rnn):
         np.testing.assert_array_equal(shared_terminated, terminated)
         kept, kept_values = obs, obs.copy()
     assert reusing.observation_space.contains(buffer)
+
+
+def test_reset_info_lists_primers_of_different_lengths(rnn):
+    envs = MelodyCompositionVectorEnv(3, reward_rnn=rnn)
+    _, info = envs.reset(seed=0, options={"primer": [[14], [14, 0, 16], [2, 3]]})
+    assert info["primer"].dtype == object and [p.tolist() for p in info["primer"]] == [
+        [14],
+        [14, 0, 16],
+        [2, 3],
+    ]
+    info["primer"][1][0] = 5  # the info is the caller's copy
+    assert (
+        envs.reset(seed=0, options={"primer": [[14], [14, 0, 16], [2, 3]]})[1]["primer"][1][0] == 14
+    )
+    _, info = envs.reset(seed=0, options={"primer": [[14, 0], [15, 0], [16, 1]]})
+    assert info["primer"].dtype == np.int64 and info["primer"].shape == (3, 2)

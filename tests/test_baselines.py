@@ -6,6 +6,7 @@ plumbing (files, summaries, masks, tables, plots), not what the algorithms learn
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import gymnasium as gym
@@ -287,3 +288,18 @@ def test_results_table_from_records():
 def test_benchmark_cli_rejects_unknown_algorithm(tmp_path, capsys):
     assert main(["benchmark", "--algos", "q,sb3-sac", "--out", str(tmp_path), "--steps", "10"]) == 2
     assert "unknown algorithms ['sb3-sac']" in capsys.readouterr().err
+
+
+def test_benchmark_runs_the_rl_tuner_with_the_paper_preset(tmp_path, tiny_rnn_path):
+    """``--preset paper`` (what ``agents/rl_tuner/benchmark.py`` offered): the run trains with
+    the paper's hyperparameters at the benchmark's budget, one composition at a time."""
+    from agents.baselines.runs import RunSpec, run
+
+    spec = RunSpec("q", 0, 96, num_envs=1, eval_compositions=8, reward_rnn=tiny_rnn_path)
+    record = run(dataclasses.replace(spec, preset="paper"), tmp_path)
+    assert record["global_step"] == 96 and record["statistics"]["compositions"] == 8
+    stored = json.loads((tmp_path / "q_seed0" / "summary.json").read_text())["config"]
+    assert stored["preset"] == "paper" and stored["gamma"] == 0.5 and stored["num_envs"] == 1
+    assert stored["exploration_steps"] == 48 and stored["learning_starts"] == 24
+    with pytest.raises(ValueError, match="unknown preset 'slow'"):
+        BenchmarkConfig(preset="slow")

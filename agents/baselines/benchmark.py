@@ -105,6 +105,10 @@ class BenchmarkConfig:
     """Key of training and evaluation."""
     reward_rnn: str | None = None
     """Note RNN checkpoint (``None``: shipped)."""
+    preset: str = "fast"
+    """The RL Tuner runs' preset: ``fast`` or ``paper`` (its hyperparameters; the budget, the
+    compositions at once and the key are the benchmark's: ``--num-envs 1`` for the paper's one
+    composition at a time)."""
     command: str = field(default="", compare=False)
     """The command line, recorded beside the table."""
     note: str = field(default="", compare=False)
@@ -121,6 +125,10 @@ class BenchmarkConfig:
             )
         if not self.seeds:
             raise ValueError("give at least one seed")
+        from agents.rl_tuner.config import PRESETS
+
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
         for name in ("total_steps", "jobs", "num_envs", "eval_compositions"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -137,6 +145,7 @@ class BenchmarkConfig:
                 self.deterministic,
                 self.key,
                 self.reward_rnn,
+                self.preset,
             )
             for algo in self.algos
             for seed in self.seeds

@@ -6,9 +6,9 @@ same primers, for every algorithm of a seed), and ``bench.json`` records the sta
 env steps really taken, the training wall time and the env steps per second. A run folder that
 already holds ``bench.json`` is not run again, so a killed benchmark continues where it stopped.
 
-RL Tuner runs (``q``, ``psi``, ``g``, ``pure_rl``) use the agent's ``fast`` preset with its
-epsilon schedule scaled to the budget (half of it, as the preset's 100k of 200k), no periodic
-evaluation and no summary (the benchmark evaluates). SB3 runs use
+RL Tuner runs (``q``, ``psi``, ``g``, ``pure_rl``) use the agent's ``fast`` preset (or
+``paper``) with its epsilon schedule scaled to the budget (half of it, as the presets' 100k of
+200k and 500k of 1M), no periodic evaluation and no summary (the benchmark evaluates). SB3 runs use
 :mod:`agents.baselines.algorithms`' defaults.
 """
 
@@ -50,6 +50,8 @@ class RunSpec:
     """Key of training and evaluation."""
     reward_rnn: str | None = None
     """Note RNN checkpoint (``None``: shipped)."""
+    preset: str = "fast"
+    """The RL Tuner runs' preset (``fast`` or ``paper``; SB3 runs ignore it)."""
 
     @property
     def name(self) -> str:
@@ -100,14 +102,15 @@ def _train_rl_tuner(spec: RunSpec, run_dir: Path) -> tuple[Any, dict[str, Any]]:
 
     summary_path = run_dir / "summary.json"
     if not summary_path.is_file():
+        preset = make_config(spec.preset, spec.algo)
         config = make_config(
-            "fast",
+            spec.preset,
             spec.algo,
             seed=spec.seed,
             total_steps=spec.total_steps,
             num_envs=spec.num_envs,
             exploration_steps=max(1, spec.total_steps // 2),
-            learning_starts=min(2048, spec.total_steps // 4),
+            learning_starts=min(preset.learning_starts, spec.total_steps // 4),
             env={"key": spec.key},
             reward_rnn=spec.reward_rnn,
             eval_every=0,

@@ -6,11 +6,13 @@ The full benchmark (several CPU hours on 2 cores)::
         --algos q,psi,g,pure_rl,sb3-dqn,sb3-ppo,sb3-a2c,sb3-qrdqn,sb3-recurrentppo \\
         --seeds 0,1,2 --steps 200000 --out runs/bench --jobs 2
 
-Each run trains in its own process (``RUN = OUT/ALGO_seedS``; a finished run is not run again,
-so the same command continues a killed benchmark), then composes ``--eval-n`` compositions
-scored by the evaluation suite, as do the untuned Note RNN and a random policy. ``OUT`` gets
-``results.md`` / ``results.json`` (mean ± std over seeds of the Table-1 statistics, r_MT, log p,
-the env reward, the training wall time and env steps per second) and ``learning_curves.png``.
+The RL Tuner's four algorithms (``q``, ``psi``, ``g``, ``pure_rl``) train with its ``fast``
+preset, or ``--preset paper``. Each run trains in its own process (``RUN = OUT/ALGO_seedS``; a
+finished run is not run again, so the same command continues a killed benchmark), then
+composes ``--eval-n`` compositions scored by the evaluation suite, as do the untuned Note RNN
+and a random policy. ``OUT`` gets ``results.md`` / ``results.json`` (mean ± std over seeds of
+the Table-1 statistics, r_MT, log p, the env reward, the training wall time and env steps per
+second) and ``learning_curves.png``.
 ``--results benchmarks/RESULTS.md`` also writes the table into that file's "RL algorithms"
 section.
 """
@@ -20,16 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(name.strip() for name in text.split(",") if name.strip())
-
-
-def _seeds(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(seed) for seed in _names(text))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"--seeds expects integers, got {text!r}") from error
+from agents.commands.arguments import comma_names, comma_seeds
 
 
 def add_parser(subparsers) -> None:
@@ -42,9 +35,9 @@ def add_parser(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--algos", type=_names, default=DEFAULT_ALGOS, help="comma-separated (default: all 9)"
+        "--algos", type=comma_names, default=DEFAULT_ALGOS, help="comma-separated (default: all 9)"
     )
-    parser.add_argument("--seeds", type=_seeds, default=(0, 1, 2), help="e.g. 0,1,2")
+    parser.add_argument("--seeds", type=comma_seeds, default=(0, 1, 2), help="e.g. 0,1,2")
     parser.add_argument("--steps", type=int, default=200_000, help="env steps per run")
     parser.add_argument("--out", required=True, help="output folder, e.g. runs/bench")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel")
@@ -52,6 +45,11 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--eval-n", type=int, default=1000, help="compositions per evaluation")
     parser.add_argument("--greedy", action="store_true", help="evaluate greedy actions")
     parser.add_argument("--key", default="C major")
+    parser.add_argument(
+        "--preset",
+        default="fast",
+        help="the RL Tuner runs' preset: fast (default) or paper (with --num-envs 1: the paper's)",
+    )
     parser.add_argument(
         "--reward-rnn", default=None, help="Note RNN .safetensors (default: shipped)"
     )
@@ -82,6 +80,7 @@ def run_command(args: argparse.Namespace) -> int:
             deterministic=args.greedy,
             key=args.key,
             reward_rnn=args.reward_rnn,
+            preset=args.preset,
             command=command_line(),
             note=args.note,
         )

@@ -25,22 +25,13 @@ import argparse
 import sys
 from pathlib import Path
 
-
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(name.strip() for name in text.split(",") if name.strip())
-
-
-def _seeds(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(seed) for seed in _names(text))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"--seeds expects integers, got {text!r}") from error
+from agents.commands.arguments import comma_names, comma_seeds
 
 
 def _values(text: str) -> tuple[str, tuple[float, ...]]:
     algo, separator, numbers = text.partition("=")
     try:
-        values = tuple(float(v) for v in _names(numbers))
+        values = tuple(float(v) for v in comma_names(numbers))
     except ValueError:
         values = ()
     if not separator or not algo.strip() or not values:
@@ -59,7 +50,7 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument(
         "--algos",
-        type=_names,
+        type=comma_names,
         default=DEFAULT_ALGOS,
         help=f"comma-separated (default: {','.join(DEFAULT_ALGOS)})",
     )
@@ -71,7 +62,7 @@ def add_parser(subparsers) -> None:
         metavar="ALGO=V1,V2,...",
         help="values of ALGO's knob (repeatable; default: the algorithm's own)",
     )
-    parser.add_argument("--seeds", type=_seeds, default=(0, 1, 2), help="e.g. 0,1,2")
+    parser.add_argument("--seeds", type=comma_seeds, default=(0, 1, 2), help="e.g. 0,1,2")
     parser.add_argument(
         "--steps",
         type=int,

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from agents.overrides import config_from_dict
 from agents.rloo import rloo
 from agents.rloo.config import RLOOConfig
 from agents.rloo.policy import RLOOPolicy
@@ -96,7 +97,7 @@ def test_config_refuses_bad_values():
     with pytest.raises(ValueError, match="kl_coef must be >= 0"):
         RLOOConfig(kl_coef=-0.1)
     with pytest.raises(ValueError, match="unknown RLOOConfig fields"):
-        RLOOConfig.from_dict({"kl": 1.0})
+        config_from_dict(RLOOConfig, {"kl": 1.0})
     config = RLOOConfig(total_steps=100, num_primers=2, samples_per_primer=2, composition_length=8)
     assert config.iterations == 4  # 100 transitions in batches of 2 * 2 * 8 = 32, rounded up
 

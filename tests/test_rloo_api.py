@@ -187,7 +187,7 @@ def test_the_agents_rule_weights_scale_the_envs_weights():
 def test_refusals_are_one_line():
     cases = [
         (lambda: RLOO(tiny_vec(6), seed=0), "6 envs are not a multiple of samples_per_primer=4"),
-        (lambda: RLOO(tiny_vec(8), seed=0, learning_rat=1e-3), "unknown RLOO hyperparameter"),
+        (lambda: RLOO(tiny_vec(8), seed=0, learning_rat=1e-3), r"fields \['learning_rat'\]"),
         (lambda: RLOO(tiny_vec(8), seed=0, kl_coef=-1.0), "kl_coef must be >= 0"),
         (lambda: RLOO(tiny_vec(8), seed=0, key="G major"), "differs from the env's 'C major'"),
         (lambda: RLOO(tiny_vec(8, key="any"), seed=0), "key='any' is not an RLOO env"),

@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 
 from agents.cli import main
 from agents.commands.train import add_parser
+from agents.overrides import config_from_dict
 from agents.policies import load_policy
 from agents.rloo import checkpoint as ckpt
 from agents.rloo.config import RLOOConfig
@@ -77,7 +78,7 @@ def test_resume_continues_bit_for_bit(rnn_path, tmp_path):
     assert whole["sampled"] == resumed["sampled"] and resumed["gradient_steps"] == 4
     state = json.loads((ckpt.find_checkpoint(tmp_path / "split") / ckpt.STATE).read_text())
     assert state["format"] == ckpt.FORMAT and state["progress"]["iteration"] == 4
-    assert RLOOConfig.from_dict(state["config"]) == tiny(rnn_path)
+    assert config_from_dict(RLOOConfig, state["config"]) == tiny(rnn_path)
 
 
 @pytest.mark.parametrize(
@@ -188,7 +189,7 @@ def test_cli_train_resume_generate(rnn_path, tmp_path, capsys):
     assert main([*args, "--num-envs", "4"]) == 2
     assert "--num-envs is not an RLOO setting" in capsys.readouterr().err
     assert main([*args, "--set", "kl=1"]) == 2
-    assert "unknown RLOO config field 'kl'" in capsys.readouterr().err
+    assert "unknown config field 'kl' in --set 'kl=1'" in capsys.readouterr().err
     assert main([*args[:4], str(tmp_path / "x"), "--set", "samples_per_primer=1"]) == 2
     assert "samples_per_primer must be an integer >= 2" in capsys.readouterr().err
     assert main(["train", "--out", str(out), "--resume", "--set", "kl_coef=2"]) == 2

@@ -57,6 +57,7 @@ __all__ = [
     "restore",
     "save_checkpoint",
 ]
+from agents.overrides import config_from_dict
 from agents.rloo.config import RLOOConfig
 from melody_env.models.note_rnn import NoteRNN
 
@@ -147,7 +148,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     directory = find_checkpoint(path)
     state, tensors = read_state_and_weights(directory, FORMAT, STATE_KEYS, "RLOO")
     try:
-        config = RLOOConfig.from_dict(state["config"])
+        config = config_from_dict(RLOOConfig, state["config"])
     except (TypeError, ValueError) as error:
         raise ValueError(f"{directory / STATE} holds an invalid config: {error}") from error
     return Checkpoint(directory, config, state, tensors)

@@ -3,7 +3,8 @@
 
 ``--steps`` sets ``total_steps``, ``--seed``, ``--checkpoint-every`` (transitions),
 ``--reward-rnn`` and ``--key`` (one key; not ``any``) their fields, ``--set FIELD=VALUE`` any
-field (VALUE read as JSON, else as a string). ``--preset``, ``--num-envs`` and ``--eval-every``
+field (:func:`agents.overrides.apply_overrides`: VALUE read as JSON, else as a string, typed by
+the field; the flags win over ``--set``). ``--preset``, ``--num-envs`` and ``--eval-every``
 are the Q agent's and are refused with the RLOO setting to use instead (``--eval-every 0``
 passes: RLOO never evaluates periodically). A resumed run keeps its config; only ``--steps`` and
 ``--no-progress`` may change.
@@ -12,10 +13,10 @@ passes: RLOO never evaluates periodically). A resumed run keeps its config; only
 from __future__ import annotations
 
 import argparse
-import json
-from dataclasses import fields, replace
+from dataclasses import replace
 from typing import Any
 
+from agents.overrides import apply_overrides
 from agents.rloo.config import RLOOConfig
 
 _NOT_RLOO = {
@@ -45,26 +46,10 @@ def is_rloo_run(args: argparse.Namespace) -> bool:
     return getattr(args, "preset", None) is None
 
 
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``["kl_coef=0.5", "credit=composition"]`` -> ``{"kl_coef": 0.5, "credit": "composition"}``.
-
-    Raises:
-        ValueError: an item without ``=`` or an unknown field (naming the known ones).
-    """
-    known = {f.name for f in fields(RLOOConfig)}
-    overrides: dict[str, Any] = {}
-    for item in items:
-        name, sep, text = item.partition("=")
-        name = name.strip().replace("-", "_")
-        if not sep:
-            raise ValueError(f"--set expects FIELD=VALUE, got {item!r}")
-        if name not in known:
-            raise ValueError(f"unknown RLOO config field {name!r}; known: {sorted(known)}")
-        try:
-            overrides[name] = json.loads(text)
-        except ValueError:
-            overrides[name] = text
-    return overrides
+def _no_progress(args: argparse.Namespace) -> bool:
+    """Whether the command line turns the progress bar off (``--no-progress``, read as either
+    ``args.progress is False`` or ``args.no_progress``)."""
+    return bool(getattr(args, "no_progress", False)) or getattr(args, "progress", None) is False
 
 
 def key_name(args: argparse.Namespace) -> str | None:
@@ -128,21 +113,17 @@ def build_config(args: argparse.Namespace) -> RLOOConfig:
         changes: dict[str, Any] = {}
         if args.steps is not None:
             changes["total_steps"] = args.steps
-        if args.no_progress:
+        if _no_progress(args):
             changes["progress_bar"] = False
         return replace(config, **changes)
-    overrides = parse_overrides(args.set)
-    for flag, name in _FLAGS.items():
-        if getattr(args, flag) is not None:
-            overrides[name] = getattr(args, flag)
+    config = apply_overrides(RLOOConfig(), args.set or [])
+    flags = {name: getattr(args, flag) for flag, name in _FLAGS.items()}
+    flags = {name: value for name, value in flags.items() if value is not None}
     if key_name(args) is not None:
-        overrides["key"] = key_name(args)
-    if args.no_progress:
-        overrides["progress_bar"] = False
-    try:
-        return RLOOConfig(**overrides)
-    except TypeError as error:  # e.g. a JSON list where a number belongs
-        raise ValueError(f"invalid RLOO config: {error}") from error
+        flags["key"] = key_name(args)
+    if _no_progress(args):
+        flags["progress_bar"] = False
+    return replace(config, **flags)  # the flags win over --set
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 CREDITS = ("reward_to_go", "composition")
@@ -205,12 +205,3 @@ class RLOOConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RLOOConfig:
-        """Rebuild a config from :meth:`to_dict` output, rejecting unknown fields."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown RLOOConfig fields {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**data)

@@ -47,13 +47,14 @@ import math
 import os
 import time
 import warnings
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
 
+from agents.overrides import config_from_dict
 from agents.rl_tuner.networks import freeze
 from agents.rl_tuner.trainer import load_note_rnn
 from agents.rloo import checkpoint as ckpt
@@ -428,15 +429,10 @@ class RLOO:
 
 
 def _config(values: dict[str, Any]) -> RLOOConfig:
-    """An :class:`RLOOConfig` from keyword values, with one-line errors."""
-    known = {field.name for field in fields(RLOOConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(
-            f"unknown RLOO hyperparameter {unknown[0]!r}; known: {', '.join(sorted(known))}"
-        )
+    """An :class:`RLOOConfig` from keyword values, with one-line errors (unknown names listed
+    with the known ones)."""
     try:
-        return RLOOConfig(**values)
+        return config_from_dict(RLOOConfig, values)
     except TypeError as error:  # e.g. a list where a number belongs
         raise ValueError(f"invalid RLOO hyperparameters: {error}") from error
 

@@ -310,7 +310,7 @@ class RewardFunction:
     def _checked(name: str, value, batch_size: int) -> np.ndarray:
         returned = value
         try:
-            if isinstance(value, (str, bytes)):
+            if value is None or isinstance(value, (str, bytes)):  # numpy makes None a NaN
                 raise TypeError
             value = np.array(value, dtype=np.float64)  # a copy: the breakdown owns its arrays
         except (TypeError, ValueError, OverflowError):

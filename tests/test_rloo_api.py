@@ -194,6 +194,7 @@ def test_refusals_are_one_line():
         (lambda: RLOO(gym.make(ENV_ID, key="any", reward_rnn=tiny_rnn()), seed=0), "key='any'"),
         (lambda: RLOO(gym.make("CartPole-v1"), seed=0), "needs a MelodyCompositionEnv"),
         (lambda: RLOO(42, seed=0), "env must be an env id"),
+        (lambda: RLOO("CartPole-v1", seed=0), "'CartPole-v1' does not make a melody env"),
     ]
     rnn = tiny_rnn()
     mixed = gym.vector.SyncVectorEnv(

@@ -440,12 +440,15 @@ def _config(values: dict[str, Any]) -> RLOOConfig:
 def _make_envs(env_id: str, config: RLOOConfig, reward_rnn: NoteRNN) -> gym.vector.VectorEnv:
     """The native vector env of ``env_id`` the config describes, one iteration wide."""
     kwargs = config.env_kwargs() | {"reward_rnn": reward_rnn}
-    return gym.make_vec(
-        env_id,
-        num_envs=config.batch_compositions,
-        vectorization_mode="vector_entry_point",
-        **kwargs,
-    )
+    try:
+        return gym.make_vec(
+            env_id,
+            num_envs=config.batch_compositions,
+            vectorization_mode="vector_entry_point",
+            **kwargs,
+        )
+    except TypeError as error:  # another env's constructor, given the melody env's arguments
+        raise ValueError(f"env id {env_id!r} does not make a melody env: {error}") from error
 
 
 def _as_vector_env(env, config: RLOOConfig) -> tuple[gym.vector.VectorEnv, EnvFacts]:

@@ -6,18 +6,20 @@ Objective (see :class:`~agents.rloo.config.RLOOConfig`), per composition of ``L`
 
 with ``s`` = ``reward_scaler`` (2 = the paper's ``c = 0.5``), ``beta`` = ``kl_coef``, ``pi`` the
 policy (a trainable copy of the Note RNN, initialised from it) and ``p`` the frozen Note RNN. The
-env runs in ``reward_mode="music_theory_only"`` and returns ``s * r_MT``, the paper's nine rules;
-the KL over all 38 tokens is computed exactly from ``info["prior_log_probs"]``, the Note RNN's
-next-step log-probs that the native vector env returns, so no second prior runs here. (The
-paper's reward ``s * r_MT + log p(a)`` plus the policy's entropy is this objective with
-``beta = 1``.)
+env ``melody-rl train`` builds runs in ``reward_mode="music_theory_only"`` and returns
+``s * r_MT``, the paper's nine rules; on a user's env (:class:`agents.rloo.model.RLOO`) the score
+is whatever that env returns (its terms and weights). The KL over all 38 tokens is computed
+exactly from ``info["prior_log_probs"]``, the env's reward-RNN log-probs at the next step, so no
+second prior runs here. (The paper's reward ``s * r_MT + log p(a)`` plus the policy's entropy is
+this objective with ``beta = 1``.)
 
 One iteration:
 
 1. **Rollout.** ``num_primers`` random one-token primers, each written ``k =
-   samples_per_primer`` times: the vector env of ``num_primers * k`` envs is reset with each
-   primer's seed repeated ``k`` times, so rows ``g*k .. g*k+k-1`` share primer ``g``. The policy
-   samples every token (one batched LSTM step per env step, no gradients).
+   samples_per_primer`` times: the vector env (``num_primers * k`` envs, or a user's ``N``, a
+   multiple of ``k``, in ``num_primers * k / N`` rollouts) is reset with each primer's seed
+   repeated ``k`` times, so rows ``g*k .. g*k+k-1`` share primer ``g``. The policy samples every
+   token (one batched LSTM step per env step, no gradients).
 2. **Returns.** With ``credit="reward_to_go"`` a token's return is ``sum_{t' >= t} s*r_MT_t' -
    beta * sum_{t' > t} KL_t'`` (the later KLs only with ``kl_in_reward``); with
    ``credit="composition"`` every token gets the whole composition's return.

@@ -34,10 +34,10 @@ import numpy as np
 
 from agents.rl_tuner import checkpoint as ckpt
 from agents.rl_tuner.config import ALGORITHMS as DQN_ALGORITHMS
-from agents.rl_tuner.config import EnvConfig, TrainConfig, make_config
+from agents.rl_tuner.config import TrainConfig, make_config, reward_mode_of
 from agents.rl_tuner.trainer import Trainer
+from melody_env.envs.env_config import EnvConfig
 from melody_env.envs.melody_composition import MelodyCompositionEnv
-from melody_env.envs.priming import ANY_KEY
 from melody_env.envs.vector import MelodyCompositionVectorEnv
 
 ALGORITHMS = (*DQN_ALGORITHMS, "rloo")
@@ -56,12 +56,6 @@ summarises nothing by itself, as SB3's does."""
 
 ENV_FIELDS = ("env", "num_envs", "reward_rnn")
 """Config fields the env decides: set them on the env, not as hyperparameters."""
-
-
-def reward_mode_of(algorithm: str) -> str:
-    """The reward mode the paper pairs with ``algorithm``: ``s * r_MT + log p`` for ``q`` and
-    ``psi``, ``s * r_MT`` for ``g`` (its prior is in the backup) and ``pure_rl``."""
-    return "music_theory_only" if algorithm in ("g", "pure_rl") else "music_theory_all"
 
 
 def _melody_env(env: Any) -> MelodyCompositionEnv | MelodyCompositionVectorEnv | None:
@@ -111,17 +105,13 @@ def as_vector_env(env: Any, algorithm: str, num_envs: int = 64) -> gym.vector.Ve
 
 
 def env_config_of(envs: gym.vector.VectorEnv) -> EnvConfig:
-    """The :class:`~agents.rl_tuner.config.EnvConfig` describing ``envs`` (stored in
-    checkpoints; ``RLTuner.load(path)`` without an env rebuilds the envs from it)."""
-    melody = _melody_env(envs)
-    layout = melody.layout
-    return EnvConfig(
-        composition_length=layout.composition_length,
-        steps_per_bar=layout.steps_per_bar,
-        primer_context=layout.primer_context,
-        key=ANY_KEY if melody.key == ANY_KEY else melody.key.name,
-        reward_scaler=float(melody.reward_function.reward_scaler),
-    )
+    """The :class:`melody_env.EnvConfig` of ``envs`` as a checkpoint stores it: without the
+    reward RNN (the checkpoint holds the prior's weights) and without extra reward terms
+    (callables; pass the env again to :meth:`RLTuner.load` to keep them)."""
+    config = _melody_env(envs).config
+    extra = set(config.reward_terms or {})
+    weights = {k: v for k, v in (config.reward_weights or {}).items() if k not in extra}
+    return config.replace(reward_rnn=None, reward_terms=None, reward_weights=weights or None)
 
 
 def _silent(*_args: Any) -> None:
@@ -193,6 +183,42 @@ class RLTuner:
         )
         self._start(config, envs, None, tensorboard_log, verbose)
 
+    @classmethod
+    def from_config(
+        cls,
+        config: TrainConfig,
+        run_dir: str | os.PathLike | None = None,
+        *,
+        resume: bool = False,
+        verbose: int = 1,
+    ) -> RLTuner:
+        """The model a :class:`~agents.rl_tuner.config.TrainConfig` describes, on
+        ``config.num_envs`` envs built from ``config.env`` and the Note RNN of
+        ``config.reward_rnn`` (what ``melody-rl train`` runs).
+
+        With a ``run_dir``, :meth:`learn` checkpoints there every ``checkpoint_every`` steps and
+        stops gracefully on SIGINT/SIGTERM (a checkpoint, then
+        :class:`~agents.run_control.Stopped`); TensorBoard goes to ``run_dir/tensorboard``;
+        ``resume`` continues the folder's latest checkpoint (``config``'s ``total_steps`` and
+        ``progress_bar`` replace the stored ones).
+        """
+        from agents.rl_tuner.trainer import _RunFolder
+
+        model = cls.__new__(cls, config.algo)
+        tensorboard_log = _RunFolder if run_dir is not None else None
+        model._start(config, None, None, tensorboard_log, verbose, run_dir, resume)
+        return model
+
+    def finish_run(self, total_seconds: float = 0.0) -> dict[str, Any]:
+        """Close a run of :meth:`from_config`: its final checkpoint (unless one is at this
+        step), the summary of ``summary_compositions`` compositions through the evaluation
+        suite (``summary.json``, ``summary.md``) and ``num_samples`` MIDI samples in
+        ``run_dir/samples``. Returns the summary."""
+        trainer = self._trainer
+        if not trainer._saved_at_current_step():
+            trainer.save()
+        return trainer.finish(total_seconds)
+
     def _start(
         self,
         config: TrainConfig,
@@ -201,12 +227,14 @@ class RLTuner:
         tensorboard_log: str | os.PathLike | None,
         verbose: int,
         run_dir: str | os.PathLike | None = None,
+        resume: bool = False,
     ) -> None:
         self.verbose = verbose
         self.tensorboard_log = tensorboard_log
         self._trainer = Trainer(
             config,
             run_dir,
+            resume=resume,
             log=print if verbose else _silent,
             envs=envs,
             checkpoint=checkpoint,
@@ -346,6 +374,36 @@ class RLTuner:
         model = cls.__new__(cls, config.algo)
         model._start(config, envs, loaded, tensorboard_log, verbose)
         return model
+
+
+def train_run(
+    config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False, verbose: int = 1
+) -> dict[str, Any]:
+    """``melody-rl train`` for the RL Tuner: train (or resume) the run of ``config`` in
+    ``run_dir`` to ``config.total_steps``, then write its checkpoint, summary and samples.
+
+    The run folder is locked for the whole run (:class:`~agents.run_control.RunLock`: a second
+    run into it is refused). SIGINT and SIGTERM stop it gracefully: the current round finishes,
+    a checkpoint is written and :class:`~agents.run_control.Stopped` is raised.
+
+    Raises:
+        ValueError: ``run_dir`` cannot hold a run (empty, a file, not writable).
+        FileExistsError: ``run_dir`` holds a run and ``resume`` is false.
+        FileNotFoundError: ``resume`` and no checkpoint in ``run_dir``.
+        agents.run_control.RunLocked: another live run holds ``run_dir``.
+        agents.run_control.Stopped: stopped by a signal after checkpointing.
+    """
+    import time
+
+    from agents.run_control import RunLock, check_output_folder
+
+    run_dir = check_output_folder(run_dir)
+    with RunLock(run_dir, "train"):
+        started = time.perf_counter()
+        model = RLTuner.from_config(config, run_dir, resume=resume, verbose=verbose)
+        remaining = max(config.total_steps - model.num_timesteps, 0)
+        model.learn(remaining, progress_bar=model.config.progress_bar, reset_num_timesteps=False)
+        return model.finish_run(time.perf_counter() - started)
 
 
 class _Logger:

@@ -8,6 +8,7 @@ import pretty_midi
 import pytest
 
 from agents.cli import main
+from agents.rl_tuner.checkpoint import load_checkpoint
 from melody_env.models.note_rnn import NoteRNN, NoteRNNConfig
 
 TINY = [
@@ -42,12 +43,18 @@ def test_train_writes_checkpoint_samples_and_summary(run_dir):
     assert (run_dir / "checkpoints" / "latest.json").is_file()
 
 
-def test_resume_extends_a_finished_run(run_dir, capsys):
+def test_resume_extends_a_finished_run_and_follows_the_progress_flag(run_dir, capsys):
+    """``--no-progress`` on a resume is honoured (the checkpoint's config once replaced it)."""
     assert (
         main(["train", "--out", str(run_dir), "--resume", "--steps", "320", "--no-progress"]) == 0
     )
     assert json.loads((run_dir / "summary.json").read_text())["global_step"] == 320
-    assert "resumed from" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "resumed from" in captured.out and "%|" not in captured.err
+    assert main(["train", "--out", str(run_dir), "--resume", "--steps", "352", "--progress"]) == 0
+    assert "%|" in capsys.readouterr().err  # the tqdm bar
+    config = load_checkpoint(run_dir).config
+    assert config.progress_bar is True and config.total_steps == 352
 
 
 def test_generate_writes_transposed_midi(run_dir, tmp_path, capsys):

@@ -37,13 +37,13 @@ def play_round(agent, primer=None, explore_seed=0):
 
         from melody_env import ENV_ID
 
-        kwargs = agent.config.env.env_kwargs(agent.config.reward_mode)
         envs = gym.make_vec(
             ENV_ID,
             num_envs=agent.config.num_envs,
             vectorization_mode="sync",
+            config=agent.config.env,
             reward_rnn=agent.reward_rnn,
-            **(kwargs | {"primer": primer}),
+            primer=primer,
         )
     composer = VectorComposer(envs, agent, LENGTH)
     composer.reset(round_seeds(0, "train", 0, agent.config.num_envs))

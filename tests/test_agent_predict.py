@@ -20,8 +20,7 @@ def agent(request):
 
 
 def make_env(agent, primer=None):
-    kwargs = agent.config.env.env_kwargs(agent.config.reward_mode)
-    return gym.make(ENV_ID, reward_rnn=agent.reward_rnn, primer=primer, **kwargs)
+    return gym.make(ENV_ID, config=agent.config.env, reward_rnn=agent.reward_rnn, primer=primer)
 
 
 def test_single_observation_gives_a_scalar_action_and_batched_state(agent):

@@ -138,9 +138,8 @@ def test_resume_errors_name_the_problem(note_rnn_path, tmp_path):
 def test_the_step_after_a_termination_is_a_reset_step_and_is_not_recorded(note_rnn_path):
     config = tiny_agent_config(note_rnn_path, num_envs=3, env={"composition_length": 4})
     agent = RLTunerAgent(config, NoteRNN.load(note_rnn_path))
-    kwargs = config.env.env_kwargs(config.reward_mode)
     envs = gym.make_vec(
-        ENV_ID, num_envs=3, vectorization_mode="sync", reward_rnn=agent.reward_rnn, **kwargs
+        ENV_ID, 3, vectorization_mode="sync", config=config.env, reward_rnn=agent.reward_rnn
     )
     composer = VectorComposer(envs, agent, 4)
     composer.reset([0, 1, 2])

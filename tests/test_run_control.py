@@ -122,16 +122,16 @@ def test_output_folder_checks(tmp_path, out, message):
     [
         (
             ["train", "--algo", "q", "--set", "gamma=abc"],
-            "gamma must be a finite number, got 'abc'",
+            "--set 'gamma=abc': expected float, got 'abc'",
         ),
-        (["train", "--algo", "q", "--set", "seed=1.5"], "seed must be an integer"),
+        (["train", "--algo", "q", "--set", "seed=1.5"], "--set 'seed=1.5': expected int"),
         (
             ["train", "--algo", "q", "--set", "env.composition_length=0"],
             "composition_length must be an integer",
         ),
         (
             ["train", "--algo", "q", "--set", "env.primer_context=1000000"],
-            "primer_context must be an integer",
+            "primer_context must be at most 1,024",
         ),
         (
             ["train", "--algo", "q", "--set", "num_envs=3000000"],

@@ -248,3 +248,28 @@ def test_load_refuses_an_env_of_another_length(tiny_rnn, tmp_path):
     with pytest.raises(FileNotFoundError):
         RLTuner.load(tmp_path / "nothing")
     assert ckpt.find_checkpoint(tmp_path / "run").name == "step_000000000"
+
+
+@pytest.mark.parametrize(("algo", "mode"), [("g", "music_theory_only"), ("q", "music_theory_all")])
+def test_configs_of_older_checkpoints_load(algo, mode):
+    """Checkpoints written before melody_env.EnvConfig stored five env fields, and the reward
+    mode followed the algorithm."""
+    from agents.rl_tuner.config import TrainConfig, make_config
+
+    data = make_config("fast", algo).to_dict()
+    data["env"] = {
+        "composition_length": 16,
+        "steps_per_bar": 16,
+        "primer_context": 8,
+        "key": "G major",
+        "reward_scaler": 2.0,
+    }
+    config = TrainConfig.from_dict(data)
+    assert (config.env.reward_mode, config.env.key, config.env.composition_length) == (
+        mode,
+        "G major",
+        16,
+    )
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="unknown TrainConfig fields"):
+        TrainConfig.from_dict({**data, "colour": 1})

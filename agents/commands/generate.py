@@ -116,7 +116,7 @@ def run_command(args: argparse.Namespace) -> int:
         if args.key is not None and is_rloo:
             transpose(np.zeros(1, dtype=np.int64), key, Key.from_name(args.key).name)
         elif args.key is not None:
-            env = replace(config.env, key=composing_key(key, args.key))
+            env = config.env.replace(key=composing_key(key, args.key))
             config = replace(config, env=env)
     except (FileNotFoundError, ValueError) as error:
         print(f"melody-rl generate: error: {error}", file=sys.stderr)

@@ -24,15 +24,18 @@ drawn from the 24 for each composition (seeded; the agent reads it from the obse
 
 The run folder gets ``checkpoints/``, ``tensorboard/``, ``samples/*.mid``, ``summary.json`` and
 ``summary.md``. Any field of :class:`agents.rl_tuner.config.TrainConfig` can be set with
-``--set FIELD=VALUE`` (e.g. ``--set learning_rate=3e-3 --set exploration=boltzmann``).
+``--set FIELD=VALUE`` (e.g. ``--set learning_rate=3e-3 --set exploration=boltzmann``), the env's
+with ``--set env.FIELD=VALUE`` (e.g. ``--set env.reward_weights.tonic=0``).
+
+The RL Tuner's runs go through :class:`agents.RLTuner` (:func:`agents.tuner.train_run`), RLOO's
+through :class:`agents.rloo.RLOO`: this command only builds the config.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from dataclasses import fields
+from dataclasses import replace
 
 from agents.rl_tuner.config import ALGORITHMS, PRESETS
 
@@ -93,7 +96,12 @@ def add_parser(subparsers) -> None:
         default=None,
         help="key of the compositions, e.g. 'F# minor', or 'any' (default: C major)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="progress bar with ETA (--no-progress for plain logs)",
+    )
     parser.set_defaults(func=run_command)
 
 
@@ -111,37 +119,9 @@ def key_option(key: str | None) -> str | None:
     return ANY_KEY if checked == ANY_KEY else checked.name
 
 
-def parse_overrides(items: list[str]) -> dict:
-    """``["lr=1e-3", "exploration=boltzmann"]`` -> ``{"lr": 0.001, "exploration": "boltzmann"}``."""
-    from agents.rl_tuner.config import EnvConfig, TrainConfig
-
-    known = {f.name for f in fields(TrainConfig)} - {"env"}
-    env_known = {f.name for f in fields(EnvConfig)}
-    overrides: dict = {}
-    for item in items:
-        name, sep, text = item.partition("=")
-        name = name.strip().replace("-", "_")
-        if not sep:
-            raise ValueError(f"--set expects FIELD=VALUE, got {item!r}")
-        try:
-            value = json.loads(text)
-        except ValueError:
-            value = text
-        if name.startswith("env."):
-            if name[4:] not in env_known:
-                raise ValueError(f"unknown env field {name[4:]!r}; known: {sorted(env_known)}")
-            overrides.setdefault("env", {})[name[4:]] = value
-        elif name in known:
-            overrides[name] = value
-        else:
-            raise ValueError(
-                f"unknown config field {name!r}; known: {sorted(known)} and env.{sorted(env_known)}"
-            )
-    return overrides
-
-
 def build_config(args: argparse.Namespace):
     """The run's config from the preset, the flags and ``--set`` overrides."""
+    from agents.overrides import apply_overrides
     from agents.rl_tuner import checkpoint as ckpt
     from agents.rl_tuner.config import make_config
 
@@ -168,12 +148,10 @@ def build_config(args: argparse.Namespace):
                 f"--key {key} differs from the resumed run's {config.env.key!r}; a resumed run "
                 "keeps its config (only --steps may change)"
             )
-        if args.steps is not None:
-            config = config.__class__(**{**vars(config), "total_steps": args.steps})
-        if args.no_progress:
-            config = config.__class__(**{**vars(config), "progress_bar": False})
-        return config
-    overrides = parse_overrides(args.set)
+        # Only the budget and the progress display follow the resuming command line.
+        steps = config.total_steps if args.steps is None else args.steps
+        return replace(config, total_steps=steps, progress_bar=args.progress)
+    overrides = {"progress_bar": args.progress}
     for name, value in (
         ("total_steps", args.steps),
         ("seed", args.seed),
@@ -186,15 +164,15 @@ def build_config(args: argparse.Namespace):
             overrides[name] = value
     key = key_option(getattr(args, "key", None))
     if key is not None:
-        overrides.setdefault("env", {})["key"] = key
-    if args.no_progress:
-        overrides["progress_bar"] = False
-    return make_config(args.preset or "fast", args.algo or "q", **overrides)
+        overrides["env"] = {"key": key}
+    config = make_config(args.preset or "fast", args.algo or "q", **overrides)
+    return apply_overrides(config, args.set)
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from agents.rl_tuner.trainer import train
+    from agents.tuner import train_run
 
+    args.no_progress = not args.progress  # the name agents.rloo.command reads
     try:
         from agents.rloo.command import is_rloo_run
 
@@ -203,8 +181,7 @@ def run_command(args: argparse.Namespace) -> int:
 
             summary = run(args)
         else:
-            config = build_config(args)
-            summary = train(config, args.out, resume=args.resume)
+            summary = train_run(build_config(args), args.out, resume=args.resume)
     except (FileNotFoundError, FileExistsError, ValueError) as error:
         print(f"melody-rl train: error: {error}", file=sys.stderr)
         return 2

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
+
+from melody_env.envs.env_config import EnvConfig
 
 ALGORITHMS = ("q", "psi", "g", "pure_rl")
 """``q``: Q-learning on ``s * r_MT + log p``; ``psi``: Psi-learning (soft/log-sum-exp backup) on
@@ -38,9 +40,6 @@ UPPER_BOUNDS = {
     "num_samples": 100_000,
     "torch_threads": 1024,
     "replay_capacity": 100_000_000,
-    "composition_length": 10_000,
-    "steps_per_bar": 1024,
-    "primer_context": 1024,
 }
 """Largest value of each size: checked before anything is allocated from it (a replay of
 10^8 transitions already takes gigabytes)."""
@@ -60,40 +59,14 @@ def check_real(name: str, value: Any) -> float:
     return float(value)
 
 
-@dataclass(frozen=True)
-class EnvConfig:
-    """The composition task the agent trains on (arguments of the melody env)."""
+def reward_mode_of(algo: str) -> str:
+    """The env's reward mode for ``algo``: G-learning and RL-only see music theory alone (the
+    original forced it too); ``q`` and ``psi`` add ``log p`` of the reward RNN.
 
-    composition_length: int = 32
-    """Sixteenth steps per composition (32 = two bars, as the paper)."""
-    steps_per_bar: int = 16
-    """Sixteenths per bar (only the observation's beat slice depends on it)."""
-    primer_context: int = 8
-    """Primer tokens visible in the observation; the agent primes its LSTM from them."""
-    key: str = "C major"
-    """Key of every training composition (the paper: C major only)."""
-    reward_scaler: float = 2.0
-    """``1 / c``: weight of r_MT in the reward (the paper's ``c = 0.5``)."""
-
-    def __post_init__(self) -> None:
-        check_integer("composition_length", self.composition_length, 1)
-        check_integer("steps_per_bar", self.steps_per_bar, 1)
-        check_integer("primer_context", self.primer_context, 0)
-        if check_real("reward_scaler", self.reward_scaler) < 0:
-            raise ValueError(f"reward_scaler must be >= 0, got {self.reward_scaler!r}")
-        if not isinstance(self.key, str):
-            raise ValueError(f"key must be a key name such as 'G major', got {self.key!r}")
-
-    def env_kwargs(self, reward_mode: str) -> dict[str, Any]:
-        """Keyword arguments of ``gymnasium.make(ENV_ID, ...)`` (without the reward RNN)."""
-        return {
-            "composition_length": self.composition_length,
-            "steps_per_bar": self.steps_per_bar,
-            "primer_context": self.primer_context,
-            "key": self.key,
-            "reward_mode": reward_mode,
-            "reward_scaler": self.reward_scaler,
-        }
+    >>> reward_mode_of("g"), reward_mode_of("q")
+    ('music_theory_only', 'music_theory_all')
+    """
+    return "music_theory_only" if algo in ("g", "pure_rl") else "music_theory_all"
 
 
 @dataclass(frozen=True)
@@ -112,7 +85,8 @@ class TrainConfig:
     num_envs: int = 64
     """Compositions composed at once through ``gymnasium.make_vec`` (the paper: 1)."""
     env: EnvConfig = field(default_factory=EnvConfig)
-    """The task."""
+    """The task: the env's arguments (:class:`melody_env.EnvConfig`; its ``reward_mode`` is
+    :func:`reward_mode_of` the algorithm in the presets)."""
     reward_rnn: str | None = None
     """Note RNN checkpoint for the three networks and the env's reward; ``None`` = shipped."""
 
@@ -257,9 +231,8 @@ class TrainConfig:
 
     @property
     def reward_mode(self) -> str:
-        """The env's reward mode: G-learning and RL-only see music theory alone (the original
-        forced it too); ``q`` and ``psi`` add ``log p`` of the reward RNN."""
-        return "music_theory_only" if self.algo in ("g", "pure_rl") else "music_theory_all"
+        """The env's reward mode (the presets': :func:`reward_mode_of` the algorithm)."""
+        return self.env.reward_mode
 
     @property
     def replay_compositions(self) -> int:
@@ -267,25 +240,26 @@ class TrainConfig:
         return self.replay_capacity // self.env.composition_length
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON-ready fields (the env's by :meth:`melody_env.EnvConfig.to_dict`)."""
+        data = asdict(replace(self, env=EnvConfig()))
+        data["env"] = self.env.to_dict()
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Rebuild a config from :meth:`to_dict` output, rejecting unknown fields."""
-        data = dict(data)
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(
-                f"unknown TrainConfig fields {sorted(unknown)}; known: {sorted(known)}"
-            )
-        env = data.pop("env", {})
-        if not isinstance(env, dict):
-            raise ValueError(f"env must be a JSON object of EnvConfig fields, got {env!r:.80}")
-        env_known = {f.name for f in fields(EnvConfig)}
-        if set(env) - env_known:
-            raise ValueError(f"unknown EnvConfig fields {sorted(set(env) - env_known)}")
-        return cls(env=EnvConfig(**env), **data)
+        """Rebuild a config from :meth:`to_dict` output (:func:`agents.overrides.config_from_dict`:
+        unknown fields are refused).
+
+        Configs stored before the env's reward mode was part of ``env`` (it followed the
+        algorithm) get the algorithm's.
+        """
+        from agents.overrides import config_from_dict
+
+        env = data.get("env", {}) if isinstance(data, dict) else {}
+        if isinstance(env, dict) and "reward_mode" not in env:
+            algo = data.get("algo", cls.algo)
+            data = {**data, "env": {**env, "reward_mode": reward_mode_of(algo)}}
+        return config_from_dict(cls, data)
 
 
 def paper_config(algo: str = "q") -> TrainConfig:
@@ -296,6 +270,7 @@ def paper_config(algo: str = "q") -> TrainConfig:
     return TrainConfig(
         algo=algo,
         preset="paper",
+        env=EnvConfig(reward_mode=reward_mode_of(algo)),
         total_steps=1_000_000,
         num_envs=1,
         gamma=0.5,
@@ -334,7 +309,7 @@ def fast_config(algo: str = "q") -> TrainConfig:
     +1.5 each, and loses the motif reward of steps 7-12, 0.5^7 away; measured: 26-67% of notes
     in motif over 8 runs, against 77% with 0.9). ``--set gamma=0.5`` restores the paper's objective.
     """
-    return TrainConfig(algo=algo, preset="fast")
+    return TrainConfig(algo=algo, preset="fast", env=EnvConfig(reward_mode=reward_mode_of(algo)))
 
 
 _PRESET_BUILDERS = {"fast": fast_config, "paper": paper_config}
@@ -353,7 +328,7 @@ def make_config(preset: str = "fast", algo: str = "q", **overrides: Any) -> Trai
     config = _PRESET_BUILDERS[preset](algo)
     env_overrides = overrides.pop("env", None)
     if isinstance(env_overrides, dict):
-        overrides["env"] = dataclasses.replace(config.env, **env_overrides)
+        overrides["env"] = config.env.replace(**env_overrides)
     elif env_overrides is not None:
         overrides["env"] = env_overrides
     known = {f.name for f in fields(TrainConfig)}

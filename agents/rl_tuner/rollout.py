@@ -47,10 +47,10 @@ def make_vector_env(
     The natively batched vector env when it is registered (``vector_entry_point``), otherwise
     Gymnasium's ``SyncVectorEnv`` (same info keys). Both autoreset on the next step.
     """
-    kwargs = config.env.env_kwargs(config.reward_mode) | {"reward_rnn": reward_rnn}
+    env_config = config.env.replace(reward_rnn=reward_rnn)
     spec = gym.spec(ENV_ID)
     mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
-    return gym.make_vec(ENV_ID, num_envs=num_envs, vectorization_mode=mode, **kwargs)
+    return gym.make_vec(ENV_ID, num_envs=num_envs, vectorization_mode=mode, config=env_config)
 
 
 @dataclass

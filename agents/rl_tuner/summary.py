@@ -144,10 +144,11 @@ def evaluation_summary(
         ``starts_with_tonic``) and the results for :func:`write_summary`.
     """
     from agents.baselines.summary import summarize_policy
+    from melody_env.evaluation.evaluate import ENV_KWARGS
 
-    env_kwargs = config.env.env_kwargs(config.reward_mode)
-    key = env_kwargs.pop("key")
-    if key.strip().lower() == "any":
+    env_kwargs = {name: getattr(config.env, name) for name in ENV_KWARGS}
+    key = config.env.key
+    if key == "any":
         key = "C major"
     columns, results = summarize_policy(
         agent,

@@ -46,7 +46,7 @@ from agents.rl_tuner.rollout import (
     round_seeds,
 )
 from agents.rl_tuner.summary import composition_stats, evaluation_summary, write_summary
-from agents.run_control import GracefulStop, RunLock, Stopped, check_output_folder
+from agents.run_control import GracefulStop, Stopped
 from melody_env.atomic import atomic_write_text, remove_temporaries
 from melody_env.io.midi_writer import write_midi
 from melody_env.models.note_rnn import NoteRNN
@@ -552,17 +552,8 @@ class Trainer:
 def train(
     config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False, log=print
 ) -> dict[str, Any]:
-    """Train (or resume) a run; return its summary. See :class:`Trainer`.
+    """Train (or resume) a run in ``run_dir``; return its summary: :func:`agents.tuner.train_run`
+    (``log`` other than ``print`` silences the messages)."""
+    from agents.tuner import train_run
 
-    The run folder is locked for the whole run (:class:`~agents.run_control.RunLock`: a second
-    run into it is refused). SIGINT and SIGTERM stop it gracefully: the current round finishes,
-    a checkpoint is written and :class:`~agents.run_control.Stopped` is raised.
-
-    Raises:
-        ValueError: ``run_dir`` cannot hold a run (empty, a file, not writable).
-        agents.run_control.RunLocked: another live run holds ``run_dir``.
-        agents.run_control.Stopped: stopped by a signal after checkpointing.
-    """
-    run_dir = check_output_folder(run_dir)
-    with RunLock(run_dir, "train"):
-        return Trainer(config, run_dir, resume=resume, log=log).train()
+    return train_run(config, run_dir, resume=resume, verbose=int(log is print))

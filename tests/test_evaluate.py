@@ -274,3 +274,25 @@ def test_sb3_contrib_recurrent_ppo_keeps_its_lstm_state(tiny_rnn, tmp_path):
     loaded = load_policy(str(tmp_path / "rppo.zip"))
     again = evaluate(loaded, n=8, reward_rnn=tiny_rnn, n_bootstrap=0, deterministic=True)
     np.testing.assert_array_equal(again.tokens, result.tokens)
+
+
+@pytest.mark.parametrize(("engine", "greedy_diversity"), [("state", False), ("vector", True)])
+def test_progress_reports_the_fraction_of_the_rollouts(tiny_rnn, engine, greedy_diversity):
+    fractions = []
+    evaluate(
+        OwnNoteRNN(tiny_rnn, seed=0),
+        n=6,
+        batch_size=4,
+        reward_rnn=tiny_rnn,
+        n_bootstrap=0,
+        music=False,
+        engine=engine,
+        greedy_diversity=greedy_diversity,
+        env_kwargs={"composition_length": 4},
+        progress=fractions.append,
+    )
+    passes = 2 if greedy_diversity else 1
+    # Batches of 4 and 2 compositions, 4 steps each, per pass: 24 composition-steps a pass.
+    steps = [4] * 4 + [2] * 4
+    expected = np.cumsum(steps * passes) / (24 * passes)
+    np.testing.assert_allclose(fractions, expected)

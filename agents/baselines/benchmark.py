@@ -19,7 +19,6 @@ file (:func:`update_results_section`), leaving the file's other sections as they
 
 from __future__ import annotations
 
-import concurrent.futures as futures
 import json
 import multiprocessing
 import os
@@ -28,13 +27,13 @@ import shlex
 import signal
 import sys
 import time
-import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from agents.baselines.parallel import execute
 from agents.baselines.runs import RL_TUNER_ALGOS, RunSpec, run
 from agents.run_control import GracefulStop, Stopped
 from melody_env.atomic import atomic_write_text
@@ -152,48 +151,12 @@ class BenchmarkConfig:
         ]
 
 
-def _run_logged(spec: RunSpec, out: str) -> dict[str, Any]:
-    """Worker: one run, its exception turned into a record with the traceback."""
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    started = time.perf_counter()
-    try:
-        return run(spec, out)
-    except Stopped as stopped:  # a signal: the run saved its checkpoint; the benchmark stops
-        return {"spec": asdict(spec), "stopped": stopped.signum, "message": stopped.message}
-    except Exception:  # reported in the table, the other runs go on
-        return {"spec": asdict(spec), "error": traceback.format_exc()}
-    finally:
-        print(f"  {spec.name} done in {time.perf_counter() - started:.0f} s", flush=True)
-
-
 def _pass_on_sigterm(signum: int) -> None:
     """A SIGTERM sent to the benchmark alone reaches its worker processes too (a SIGINT from the
     terminal reaches the whole process group already)."""
     if signum == signal.SIGTERM:
         for child in multiprocessing.active_children():
             os.kill(child.pid, signum)
-
-
-def _execute(specs: list[RunSpec], out: str, jobs: int, stop: GracefulStop):
-    """Yield ``(spec, record)`` as runs finish: in this process for ``jobs == 1``, else in
-    ``jobs`` fresh processes (one per run, so memory is given back after each). After a signal
-    (``stop``, or a run that stopped) no further run starts."""
-    if jobs == 1:
-        for spec in specs:
-            record = _run_logged(spec, out)
-            yield spec, record
-            if stop.requested or "stopped" in record:
-                return
-        return
-    context = multiprocessing.get_context("spawn")
-    with futures.ProcessPoolExecutor(jobs, mp_context=context, max_tasks_per_child=1) as pool:
-        pending = {pool.submit(_run_logged, spec, out): spec for spec in specs}
-        for future in futures.as_completed(pending):
-            record = future.result()
-            yield pending[future], record
-            if stop.requested or "stopped" in record:
-                pool.shutdown(wait=True, cancel_futures=True)
-                return
 
 
 def evaluate_references(config: BenchmarkConfig) -> dict[str, list[dict[str, Any]]]:
@@ -213,8 +176,15 @@ def evaluate_references(config: BenchmarkConfig) -> dict[str, list[dict[str, Any
     return references
 
 
-def run_benchmark(config: BenchmarkConfig, out: str | os.PathLike, log=print) -> dict[str, Any]:
-    """Run every (algorithm, seed), then tabulate and plot; return ``results.json``'s content."""
+def run_benchmark(
+    config: BenchmarkConfig, out: str | os.PathLike, log=print, progress: bool = False
+) -> dict[str, Any]:
+    """Run every (algorithm, seed), then tabulate and plot; return ``results.json``'s content.
+
+    With ``progress``, a bar of the finished runs with an ETA (on stderr) replaces the runs'
+    own "done" lines."""
+    from agents.progress import log_function, progress_bar
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -224,11 +194,17 @@ def run_benchmark(config: BenchmarkConfig, out: str | os.PathLike, log=print) ->
     log(f"{len(specs)} runs of {config.total_steps:,} env steps, {config.jobs} at a time")
     records: dict[str, list[dict[str, Any]]] = {algo: [] for algo in config.algos}
     stopped = None
-    with GracefulStop(on_signal=_pass_on_sigterm) as stop:
-        for spec, record in _execute(specs, str(out), config.jobs, stop):
+    bar = progress_bar(len(specs), "benchmark", "run", enabled=progress)
+    with bar, GracefulStop(on_signal=_pass_on_sigterm) as stop:
+        say = log_function(bar) if progress else log
+        runs = execute(run, "spec", specs, str(out), config.jobs, stop, quiet=progress)
+        for spec, record in runs:
             records[spec.algo].append(record)
+            bar.update(1)
             if "error" in record:
-                log(f"{spec.name} FAILED:\n{record['error']}")
+                say(f"{spec.name} FAILED:\n{record['error']}")
+            elif progress and "statistics" in record:
+                say(f"  {spec.name} done ({record.get('wall_seconds', 0.0):.0f} s)")
             stopped = stopped or record.get("stopped") or stop.signal
     if stopped:
         finished = sum("statistics" in r for runs in records.values() for r in runs)

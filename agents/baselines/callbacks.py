@@ -109,3 +109,37 @@ class MelodyMetricsCallback(BaseCallback):
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+class ProgressBarCallback(BaseCallback):
+    """A tqdm bar of the training env steps with an ETA (:func:`agents.progress.progress_bar`),
+    needing neither SB3's ``rich`` extra nor a terminal.
+
+    Args:
+        description: the bar's label.
+    """
+
+    def __init__(self, description: str = "train") -> None:
+        super().__init__()
+        self.description = description
+        self._bar = None
+        self._counted = 0
+
+    def _on_training_start(self) -> None:
+        from agents.progress import progress_bar
+
+        total = self.locals["total_timesteps"] - self.model.num_timesteps
+        self._counted = self.model.num_timesteps
+        self._bar = progress_bar(total, self.description, "step")
+
+    def _on_step(self) -> bool:
+        # On-policy rollouts may end past the budget: the bar stops at its total.
+        done = min(self.model.num_timesteps - self._counted, self._bar.total - self._bar.n)
+        if done > 0:
+            self._bar.update(done)
+            self._counted += done
+        return True
+
+    def _on_training_end(self) -> None:
+        if self._bar is not None:
+            self._bar.close()

@@ -45,7 +45,8 @@ class BaselineConfig:
     torch_threads: int = 1
     """Torch intra-op threads."""
     progress_bar: bool = False
-    """Show SB3's progress bar (needs ``tqdm`` and ``rich``)."""
+    """Show a progress bar of the training steps with an ETA (tqdm, on stderr;
+    ``melody-rl baseline`` shows it unless ``--no-progress``)."""
 
     def __post_init__(self) -> None:
         get_algorithm(self.algo)

@@ -39,7 +39,6 @@ import csv
 import json
 import os
 import time
-import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -264,33 +263,6 @@ def _train(algo: FrontierAlgo, point: Point, run_dir: Path) -> tuple[Any, dict[s
     return load_policy(algo.policy.format(run=run_dir)), env_kwargs
 
 
-def _run_logged(point: Point, out: str) -> dict[str, Any]:
-    """Worker: one point; an exception becomes a record with the traceback."""
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    started = time.perf_counter()
-    try:
-        return run_point(point, out)
-    except Exception:  # reported in the table; the other points go on
-        return {"point": asdict(point), "error": traceback.format_exc()}
-    finally:
-        print(f"  {point.name} done in {time.perf_counter() - started:.0f} s", flush=True)
-
-
-def _execute(points: list[Point], out: str, jobs: int):
-    """Yield records as points finish (fresh spawned processes when ``jobs > 1``)."""
-    if jobs == 1:
-        for point in points:
-            yield _run_logged(point, out)
-        return
-    import concurrent.futures as futures
-    import multiprocessing
-
-    context = multiprocessing.get_context("spawn")
-    with futures.ProcessPoolExecutor(jobs, mp_context=context, max_tasks_per_child=1) as pool:
-        for future in futures.as_completed([pool.submit(_run_logged, p, out) for p in points]):
-            yield future.result()
-
-
 def reference_records(config: FrontierConfig) -> list[dict[str, Any]]:
     """The untuned Note RNN per seed (KL 0: the origin of the frontier)."""
     from agents.baselines.summary import evaluate_policy, statistics
@@ -316,14 +288,22 @@ def finished_records(out: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def run_frontier(
-    config: FrontierConfig, out: str | os.PathLike, log=print, report_only: bool = False
+    config: FrontierConfig,
+    out: str | os.PathLike,
+    log=print,
+    report_only: bool = False,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Run every point, then write the JSON, CSV, table and plot; return the JSON's content.
 
     With ``report_only`` nothing is trained: the outputs cover every point already finished in
-    ``out`` (e.g. the union of several smaller sweeps), whatever ``config`` names.
+    ``out`` (e.g. the union of several smaller sweeps), whatever ``config`` names. With
+    ``progress``, a bar of the finished points with an ETA (on stderr).
     """
     from agents.baselines.frontier_report import write_outputs
+    from agents.baselines.parallel import execute
+    from agents.progress import log_function, progress_bar
+    from agents.run_control import Stopped
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -337,10 +317,18 @@ def run_frontier(
     else:
         log(f"{len(points)} points of {budget_text(config.total_steps)}, {config.jobs} at a time")
         records = []
-        for record in _execute(points, str(out), config.jobs):
-            records.append(record)
-            if "error" in record:
-                log(f"{record['point']} FAILED:\n{record['error']}")
+        with progress_bar(len(points), "frontier", "point", enabled=progress) as bar:
+            say = log_function(bar) if progress else log
+            runs = execute(run_point, "point", points, str(out), config.jobs, quiet=progress)
+            for point, record in runs:
+                if "stopped" in record:  # a signal: the point's run saved its checkpoint
+                    raise Stopped(record["stopped"], record["message"])
+                records.append(record)
+                bar.update(1)
+                if "error" in record:
+                    say(f"{record['point']} FAILED:\n{record['error']}")
+                elif progress:
+                    say(f"  {point.name} done")
     records.sort(key=lambda r: (r["point"]["algo"], r["point"]["value"], r["point"]["seed"]))
     results = {
         "config": asdict(config),

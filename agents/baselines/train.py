@@ -28,7 +28,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
 from agents.baselines.algorithms import get_algorithm
-from agents.baselines.callbacks import MelodyMetricsCallback
+from agents.baselines.callbacks import MelodyMetricsCallback, ProgressBarCallback
 from agents.baselines.config import BaselineConfig
 from agents.baselines.masking import MaskedPolicy, VecInKeyActionMask
 from agents.baselines.summary import summarize_policy, write_summary
@@ -119,12 +119,10 @@ def _train_baseline(config: BaselineConfig, run_dir: Path, stop: GracefulStop, l
     envs = make_training_env(config, reward_rnn)
     model = build_model(config, envs, str(run_dir / "tensorboard"))
     train_start = time.perf_counter()
-    model.learn(
-        total_timesteps=config.total_steps,
-        callback=[MelodyMetricsCallback(run_dir), StopOnSignal(stop)],
-        tb_log_name=config.algo,
-        progress_bar=config.progress_bar,
-    )
+    callbacks = [MelodyMetricsCallback(run_dir), StopOnSignal(stop)]
+    if config.progress_bar:
+        callbacks.append(ProgressBarCallback(f"{config.algo} seed {config.seed}"))
+    model.learn(total_timesteps=config.total_steps, callback=callbacks, tb_log_name=config.algo)
     train_seconds = time.perf_counter() - train_start
     with atomic_path(run_dir / MODEL_FILE) as tmp, open(tmp, "wb") as handle:
         model.save(handle)  # SB3 writes a zip into the file object; the rename makes it whole

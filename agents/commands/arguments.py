@@ -29,8 +29,9 @@ def comma_seeds(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"--seeds expects integers, got {text!r}") from error
 
 
-def add_progress_argument(parser: argparse.ArgumentParser) -> None:
-    """``--progress`` / ``--no-progress`` (default on), the same on every command."""
+def add_progress_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--progress`` / ``--no-progress`` (default on), the same on every command (``parser`` may
+    be an argument group)."""
     parser.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=True, help=PROGRESS_HELP
     )

@@ -21,6 +21,7 @@ import argparse
 import sys
 
 from agents.baselines.algorithms import ALGORITHMS
+from agents.commands.arguments import add_progress_argument
 
 
 def add_parser(subparsers) -> None:
@@ -49,7 +50,7 @@ def add_parser(subparsers) -> None:
         metavar="NAME=VALUE",
         help="override a hyperparameter of the algorithm (VALUE as JSON, else a string)",
     )
-    parser.add_argument("--progress", action="store_true", help="SB3's progress bar")
+    add_progress_argument(parser)
     parser.set_defaults(func=run_command)
 
 

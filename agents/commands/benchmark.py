@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from agents.commands.arguments import comma_names, comma_seeds
+from agents.commands.arguments import add_progress_argument, comma_names, comma_seeds
 
 
 def add_parser(subparsers) -> None:
@@ -57,6 +57,7 @@ def add_parser(subparsers) -> None:
         "--results", default=None, help="also write the table into this file's section"
     )
     parser.add_argument("--note", default="", help="a sentence to print beside the table")
+    add_progress_argument(parser)
     parser.set_defaults(func=run_command)
 
 
@@ -84,7 +85,7 @@ def run_command(args: argparse.Namespace) -> int:
             command=command_line(),
             note=args.note,
         )
-        results = run_benchmark(config, args.out)
+        results = run_benchmark(config, args.out, progress=args.progress)
     except (FileNotFoundError, ValueError) as error:
         print(f"melody-rl benchmark: error: {error}", file=sys.stderr)
         return 2

@@ -31,6 +31,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from agents.commands.arguments import add_progress_argument
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -92,6 +94,7 @@ def add_parser(subparsers) -> None:
         "--musicxml", action="store_true", help="also write MusicXML (needs music21)"
     )
     parser.add_argument("--title", default=None, help="report title")
+    add_progress_argument(parser)
     parser.set_defaults(func=run_command)
 
 
@@ -138,29 +141,37 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"melody-rl evaluate: error: {error}", file=sys.stderr)
         return 2
     warn_other_keys(models, keys)
-    if len(keys) == 1:
-        evaluate_in_key(args, models, reward_rnn, keys[0], Path(args.out))
-        return 0
-    by_key = {}
-    for key in keys:
-        by_key[key] = evaluate_in_key(
-            args, models, reward_rnn, key, Path(args.out) / key.replace(" ", "_")
-        )
+    from agents.progress import progress_bar
+
+    total = args.n * len(models) * len(keys)
+    with progress_bar(total, "evaluate", "composition", enabled=args.progress) as bar:
+        if len(keys) == 1:
+            evaluate_in_key(args, models, reward_rnn, keys[0], Path(args.out), bar)
+            return 0
+        by_key = {}
+        for key in keys:
+            by_key[key] = evaluate_in_key(
+                args, models, reward_rnn, key, Path(args.out) / key.replace(" ", "_"), bar
+            )
     print(write_key_tables(by_key, Path(args.out), args.bootstrap, args.seed))
     return 0
 
 
-def evaluate_in_key(args: argparse.Namespace, models, reward_rnn, key: str, out: Path) -> list:
+def evaluate_in_key(
+    args: argparse.Namespace, models, reward_rnn, key: str, out: Path, bar=None
+) -> list:
     """Evaluate ``models`` in ``key``; write the report, figures and MIDI into ``out``; return
-    the results."""
+    the results. ``bar``: the progress bar to advance by ``args.n`` per model."""
     import numpy as np
 
+    from agents.progress import fraction_updater, log_function
     from melody_env.atomic import atomic_path
     from melody_env.evaluation import evaluate
     from melody_env.evaluation.export import export_samples
     from melody_env.evaluation.plots import piano_roll_grid, reward_term_histograms, training_curves
     from melody_env.evaluation.report import write_report
 
+    log = log_function(bar)
     results = []
     for name, policy in models:
         result = evaluate(
@@ -176,10 +187,11 @@ def evaluate_in_key(args: argparse.Namespace, models, reward_rnn, key: str, out:
             n_bootstrap=args.bootstrap,
             name=name,
             greedy_diversity=True,
+            progress=None if bar is None else fraction_updater(bar, args.n),
         )
         results.append(result)
         engine = result.config["engine"]
-        print(f"{name}: {result.n} compositions in {result.seconds:.1f} s ({engine} engine)")
+        log(f"{name}: {result.n} compositions in {result.seconds:.1f} s ({engine} engine)")
         model_dir = out / name
         model_dir.mkdir(parents=True, exist_ok=True)
         with atomic_path(model_dir / "compositions.npy") as tmp, open(tmp, "wb") as handle:
@@ -199,8 +211,8 @@ def evaluate_in_key(args: argparse.Namespace, models, reward_rnn, key: str, out:
             training_curves(args.run_dir, out / "training_curves.png")
         except (FileNotFoundError, ValueError) as error:
             print(f"warning: no training curves: {error}", file=sys.stderr)
-    print(markdown_path.read_text())
-    print(f"wrote {markdown_path}, {json_path} and figures/MIDI under {out}")
+    log(markdown_path.read_text())
+    log(f"wrote {markdown_path}, {json_path} and figures/MIDI under {out}")
     return results
 
 

@@ -25,7 +25,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from agents.commands.arguments import comma_names, comma_seeds
+from agents.commands.arguments import add_progress_argument, comma_names, comma_seeds
 
 
 def _values(text: str) -> tuple[str, tuple[float, ...]]:
@@ -78,6 +78,7 @@ def add_parser(subparsers) -> None:
         action="store_true",
         help="train nothing: write the outputs from every point already finished in --out",
     )
+    add_progress_argument(parser)
     parser.set_defaults(func=run_command)
 
 
@@ -94,7 +95,9 @@ def run_command(args: argparse.Namespace) -> int:
             key=args.key,
             values=dict(args.values),
         )
-        results = run_frontier(config, args.out, report_only=args.report_only)
+        results = run_frontier(
+            config, args.out, report_only=args.report_only, progress=args.progress
+        )
     except (FileNotFoundError, ValueError) as error:
         print(f"melody-rl frontier: error: {error}", file=sys.stderr)
         return 2

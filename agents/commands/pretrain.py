@@ -19,6 +19,7 @@ import argparse
 import shlex
 from pathlib import Path
 
+from agents.commands.arguments import add_progress_argument
 from melody_env.data.corpus import COLLECTIONS
 
 
@@ -79,7 +80,7 @@ def add_parser(subparsers) -> None:
     )
     run.add_argument("--out", default="runs/pretrain", help="run folder")
     run.add_argument("--no-tensorboard", action="store_true", help="do not log to TensorBoard")
-    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_argument(run)
     run.add_argument(
         "--ship",
         action="store_true",
@@ -210,7 +211,7 @@ def run_command(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     command = canonical_command(config, ship=args.ship)
-    report = run_pretraining(config, command=command, progress=not args.no_progress)
+    report = run_pretraining(config, command=command, progress=args.progress)
     print((Path(config.out) / "report.md").read_text())
     if args.ship:
         print(f"shipped {ship(config.out)}")

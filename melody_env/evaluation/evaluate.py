@@ -26,7 +26,7 @@ import contextlib
 import os
 import random
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,6 +134,7 @@ def evaluate(
     name: str | None = None,
     music: bool = True,
     greedy_diversity: bool = False,
+    progress: Callable[[float], None] | None = None,
 ) -> EvaluationResult:
     """Sample ``n`` compositions from ``policy`` and compute the paper's statistics and more.
 
@@ -159,6 +160,9 @@ def evaluate(
         greedy_diversity: also compose ``n`` compositions with greedy actions (same seed, same
             primers) and report their diversity as ``greedy_*`` (with ``deterministic=True``
             the main pass is greedy and is reused).
+        progress: called after each step of the rollouts with the fraction of them done,
+            ``(0, 1]`` (composition-steps over all batches and passes); e.g. to drive a
+            progress bar. The scoring after the rollouts is not counted.
 
     Returns:
         An :class:`EvaluationResult`.
@@ -196,9 +200,17 @@ def evaluate(
         raise RuntimeError(f"engine='vector' but {ENV_ID} has no vector_entry_point registered")
 
     start = time.perf_counter()
+    passes = 2 if greedy_diversity and not deterministic else 1
+    total_units, done_units = passes * n * env_config.composition_length, 0
+
+    def advance(units: int) -> None:
+        nonlocal done_units
+        done_units += units
+        if progress is not None:
+            progress(done_units / total_units)
 
     def compose(greedy: bool):
-        rollout = _Rollout(policy, rnn, key, primer, env_config, greedy, fast, seed)
+        rollout = _Rollout(policy, rnn, key, primer, env_config, greedy, fast, seed, advance)
         parts = []
         for batch_index, offset in enumerate(range(0, n, batch_size)):
             size = min(batch_size, n - offset)
@@ -326,8 +338,11 @@ def _check_actions(actions: Any, size: int) -> np.ndarray:
 class _Rollout:
     """Runs batches of compositions with one of the two engines."""
 
-    def __init__(self, policy, rnn, key, primer, env_config, deterministic, fast, seed) -> None:
+    def __init__(
+        self, policy, rnn, key, primer, env_config, deterministic, fast, seed, advance
+    ) -> None:
         self.policy, self.rnn, self.key, self.primer = policy, rnn, key, primer
+        self.advance = advance  # called with the compositions of each step taken
         self.env_config, self.deterministic, self.fast, self.seed = (
             env_config,
             deterministic,
@@ -394,6 +409,7 @@ class _Rollout:
                 state.advance(actions)
                 if obs is not None:
                     self.layout.write_step(obs, step, actions)
+                self.advance(size)
         tokens = state.tokens.copy()
         table = dict(recorder.columns)
         table.update(composition_columns(tokens))
@@ -427,6 +443,7 @@ class _Rollout:
                     total += rewards
                     log_prob += info["log_prob"]
                     prior = np.asarray(info["prior_log_probs"])
+                    self.advance(size)
         finally:
             envs.close()
         table = score_compositions(tokens, self.key, primers, None, self.reward_function)

@@ -219,3 +219,24 @@ def env_config_of(config: EnvConfig | None, arguments: Mapping[str, Any]) -> Env
     if config is not None and not isinstance(config, EnvConfig):
         raise ValueError(f"config must be an EnvConfig or None, got {config!r:.80}")
     return (config or EnvConfig()).replace(**arguments)
+
+
+def set_up_env(env: Any, config: EnvConfig | None, arguments: Mapping[str, Any]) -> EnvConfig:
+    """Give ``env`` (the single or the vector env) the attributes both build from their
+    arguments: ``config``, ``key`` (a :class:`Key` or ``"any"``), ``primer`` (checked),
+    ``render_mode``, ``qpm``, ``layout`` (the observation), ``reward_function`` and the frozen
+    ``reward_rnn``; return the config."""
+    from melody_env.envs.observation import ObservationLayout
+
+    config = env_config_of(config, arguments)
+    env.config = config
+    env.key = check_key(config.key)
+    env.primer = check_primer(config.primer)
+    env.render_mode = config.render_mode
+    env.qpm = config.qpm
+    env.layout = ObservationLayout(
+        config.composition_length, config.primer_context, config.steps_per_bar
+    )
+    env.reward_function = config.reward_function()
+    env.reward_rnn = load_reward_rnn(config.reward_rnn)
+    return config

@@ -24,8 +24,8 @@ from melody_env.envs.env_config import (  # noqa: F401  (also re-exported from h
     check_render_mode,
     env_config_of,
     load_reward_rnn,
+    set_up_env,
 )
-from melody_env.envs.observation import ObservationLayout
 from melody_env.envs.priming import check_key, check_primer, resolve_key, resolve_primer
 from melody_env.envs.single_state import SingleCompositionState
 from melody_env.music.encoding import NOTE_OFF, NUM_CLASSES
@@ -147,17 +147,7 @@ class MelodyCompositionEnv(gym.Env):
     metadata = {"render_modes": list(RENDER_MODES), "render_fps": 4}
 
     def __init__(self, config: EnvConfig | None = None, **env_arguments: Any) -> None:
-        config = env_config_of(config, env_arguments)
-        self.config = config
-        self.key = check_key(config.key)
-        self.primer = check_primer(config.primer)
-        self.render_mode = config.render_mode
-        self.qpm = config.qpm
-        self.layout = ObservationLayout(
-            config.composition_length, config.primer_context, config.steps_per_bar
-        )
-        self.reward_function = config.reward_function()
-        self.reward_rnn = load_reward_rnn(config.reward_rnn)
+        config = set_up_env(self, config, env_arguments)
         self.action_space = spaces.Discrete(NUM_CLASSES)
         self.observation_space = self.layout.space
         self._state = SingleCompositionState(

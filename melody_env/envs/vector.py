@@ -16,9 +16,8 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from melody_env.envs.composition_state import CompositionState
-from melody_env.envs.env_config import RENDER_MODES, EnvConfig, env_config_of, load_reward_rnn
+from melody_env.envs.env_config import RENDER_MODES, EnvConfig, set_up_env
 from melody_env.envs.melody_composition import check_options
-from melody_env.envs.observation import ObservationLayout
 from melody_env.envs.priming import (
     ANY_KEY,
     PrimerSpec,
@@ -148,18 +147,8 @@ class MelodyCompositionVectorEnv(VectorEnv):
             or not 1 <= num_envs <= MAX_BATCH
         ):
             raise ValueError(f"num_envs must be an integer in [1, {MAX_BATCH:,}], got {num_envs!r}")
-        config = env_config_of(config, env_arguments)
-        self.config = config
         self.num_envs = int(num_envs)
-        self.key = check_key(config.key)
-        self.primer = check_primer(config.primer)
-        self.render_mode = config.render_mode
-        self.qpm = config.qpm
-        self.layout = ObservationLayout(
-            config.composition_length, config.primer_context, config.steps_per_bar
-        )
-        self.reward_function = config.reward_function()
-        self.reward_rnn = load_reward_rnn(config.reward_rnn)
+        config = set_up_env(self, config, env_arguments)
 
         self.single_action_space = spaces.Discrete(NUM_CLASSES)
         self.action_space = batch_space(self.single_action_space, self.num_envs)

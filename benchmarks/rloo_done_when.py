@@ -52,8 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
     args = parser.parse_args(argv)
 
+    from agents.policies import load_policy
     from melody_env.evaluation import evaluate
-    from melody_env.evaluation.policies import NoteRNNPolicy, load_policy
+    from melody_env.evaluation.policies import NoteRNNPolicy
 
     note_rnn = evaluate(NoteRNNPolicy(), n=args.n, seed=0, n_bootstrap=0).summary
     rows: dict[int, dict[str, float]] = {}

@@ -44,16 +44,20 @@ def add_parser(subparsers) -> None:
 
 
 def transpose(tokens: np.ndarray, source: str, target: str) -> np.ndarray:
-    """Move note tokens from key ``source`` to key ``target`` (same mode) by the smallest shift.
+    """Move note tokens from key ``source`` to key ``target`` (same mode) by
+    :meth:`Key.semitones_to <melody_env.music.keys.Key.semitones_to>` (-6..+5, the corpus's
+    convention), folding notes by octaves into the encodable range.
 
     >>> transpose(np.array([14, 0, 18, 1]), "C major", "D major").tolist()
     [16, 0, 20, 1]
+    >>> transpose(np.array([14]), "C major", "F# major").tolist()  # a tritone: down
+    [8]
 
     Raises:
         ValueError: the keys differ in mode.
     """
-    from melody_env.music.encoding import fold_pitch, is_note, pitch_to_token, token_to_pitch
     from melody_env.music.keys import Key
+    from melody_env.music.transposition import transpose_tokens
 
     source_key, target_key = Key.from_name(source), Key.from_name(target)
     if source_key.mode != target_key.mode:
@@ -61,11 +65,7 @@ def transpose(tokens: np.ndarray, source: str, target: str) -> np.ndarray:
             f"cannot transpose the agent's {source_key.name} to {target_key.name}: --key must be "
             f"a {source_key.mode} key (the agent was trained in {source_key.name})"
         )
-    shift = (target_key.tonic - source_key.tonic) % 12
-    shift = shift - 12 if shift > 6 else shift
-    notes = is_note(tokens)
-    moved = pitch_to_token(fold_pitch(np.where(notes, token_to_pitch(tokens), 60) + shift))
-    return np.where(notes, moved, tokens)
+    return transpose_tokens(tokens, source_key.semitones_to(target_key))
 
 
 def composing_key(trained: str, requested: str) -> str:
@@ -97,10 +97,10 @@ def composing_key(trained: str, requested: str) -> str:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from agents.rl_tuner.checkpoint import load_agent
     from agents.rl_tuner.rollout import compose, make_vector_env
-    from agents.rloo.policy import RLOOPolicy
+    from agents.rloo import RLOO
     from agents.rloo.rloo import generate
+    from agents.tuner import RLTuner
     from melody_env.io.midi_writer import write_midi
     from melody_env.music.keys import KEY_NAMES, Key
 
@@ -109,10 +109,10 @@ def run_command(args: argparse.Namespace) -> int:
             raise ValueError(f"--n must be a positive integer, got {args.n}")
         if args.seed < 0:
             raise ValueError(f"--seed must be a non-negative integer, got {args.seed}")
-        agent = load_agent(args.checkpoint)
-        is_rloo = isinstance(agent, RLOOPolicy)
-        key = agent.config.key if is_rloo else agent.config.env.key
-        config = None if is_rloo else agent.config
+        model = RLTuner.load(args.checkpoint)  # the RL Tuner's or RLOO's, by the format
+        is_rloo = isinstance(model, RLOO)
+        key = model.config.key if is_rloo else model.config.env.key
+        config = None if is_rloo else model.config
         if args.key is not None and is_rloo:
             transpose(np.zeros(1, dtype=np.int64), key, Key.from_name(args.key).name)
         elif args.key is not None:
@@ -123,17 +123,18 @@ def run_command(args: argparse.Namespace) -> int:
         return 2
     names = None  # each melody's key, when the agent composed in several
     if is_rloo:
-        melodies = generate(agent, args.n, args.seed, greedy=args.greedy)
+        melodies = generate(model.policy, args.n, args.seed, greedy=args.greedy)
         if args.key is not None:
             melodies = transpose(melodies, key, args.key)
     else:
+        agent = model.agent
         envs = make_vector_env(config, min(args.n, 64), agent.reward_rnn)
         compositions = compose(
             agent, envs, args.n, args.seed, purpose="generate", greedy=args.greedy
         )
         envs.close()
         melodies = compositions.actions
-        if config.env.key.lower() == "any":
+        if config.env.key == "any":
             names = [KEY_NAMES[compositions.key_of(row)] for row in range(len(melodies))]
     out = Path(args.out)
     width = max(3, len(str(args.n - 1)))

@@ -38,6 +38,7 @@ from melody_env.envs.observation import ObservationLayout
 from melody_env.models.note_rnn import NoteRNN, check_tensors, single_threaded
 from melody_env.music.encoding import NUM_CLASSES
 from melody_env.music.transposition import READING_TABLES
+from melody_env.sampling import sample_tokens
 
 AgentState = tuple[torch.Tensor, ...]
 """``(h, c)`` of the Q-network, followed for G-learning by ``(h, c)`` of the prior; each
@@ -74,16 +75,6 @@ def read_primers(obs: np.ndarray, layout: ObservationLayout) -> tuple[np.ndarray
         tokens[filled] = slots[filled].argmax(axis=2)
         lengths[filled] = counts[filled]
     return tokens, lengths
-
-
-def sample_from_logits(logits: np.ndarray, rng: np.random.Generator, temperature: float = 1.0):
-    """One index per row from ``softmax(logits / temperature)``, by inverse CDF (one uniform per
-    row from ``rng``, so the generator advances the same way whatever the logits)."""
-    scaled = np.asarray(logits, dtype=np.float64) / temperature
-    scaled -= scaled.max(axis=1, keepdims=True)
-    cdf = np.cumsum(np.exp(scaled), axis=1)
-    uniform = rng.random((len(cdf), 1)) * cdf[:, -1:]
-    return np.minimum((cdf < uniform).sum(axis=1), logits.shape[1] - 1).astype(np.int64)
 
 
 class RLTunerAgent:
@@ -214,7 +205,7 @@ class RLTunerAgent:
         if deterministic:
             actions = logits.argmax(axis=1).astype(np.int64)
         else:
-            actions = sample_from_logits(logits, self.predict_rng, self.config.temperature)
+            actions = sample_tokens(logits, self.predict_rng, self.config.temperature)
         new_state = tuple(tensor.numpy().copy() for tensor in tensors)
         return (actions[0] if single else actions), new_state
 
@@ -229,8 +220,8 @@ class RLTunerAgent:
 
         That is ``log_softmax(logits / temperature)`` of the policy logits (Q or Psi: the
         network's outputs; G: ``G + log p``), at the config's temperature, as
-        :func:`sample_from_logits` draws. Nothing is sampled and no state is returned: call
-        :meth:`predict` with the same ``state`` to act.
+        :func:`~melody_env.sampling.sample_tokens` draws. Nothing is sampled and no state is
+        returned: call :meth:`predict` with the same ``state`` to act.
         """
         scores, _ = self.step(*self._inputs(observation, state, episode_start))
         scaled = scores.to(torch.float64) / self.config.temperature

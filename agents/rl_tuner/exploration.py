@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.rl_tuner.agent import sample_from_logits
+from melody_env.sampling import sample_tokens
 
 
 def linear_epsilon(step: int, start: float, end: float, duration: int) -> float:
@@ -37,7 +37,7 @@ def select_actions(
     """
     n, num_actions = logits.shape
     if mode == "boltzmann":
-        return sample_from_logits(logits, rng, temperature)
+        return sample_tokens(logits, rng, temperature)
     if mode != "egreedy":
         raise ValueError(f"unknown exploration mode {mode!r}; choose egreedy or boltzmann")
     explore = rng.random(n) < epsilon

@@ -23,11 +23,12 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
-from agents.rl_tuner.agent import RLTunerAgent, read_keys, read_primers, sample_from_logits
+from agents.rl_tuner.agent import RLTunerAgent, read_keys, read_primers
 from agents.rl_tuner.config import TrainConfig
 from melody_env import ENV_ID
 from melody_env.models.note_rnn import NoteRNN
 from melody_env.music.encoding import NUM_CLASSES
+from melody_env.sampling import sample_tokens
 
 ROUND_PURPOSES = {"train": 0, "eval": 1, "summary": 2, "generate": 3}
 """Streams of round seeds, so evaluation never changes the training compositions."""
@@ -270,7 +271,7 @@ def compose(
     def choose(logits: np.ndarray) -> np.ndarray:
         if greedy:
             return logits.argmax(axis=1)
-        return sample_from_logits(logits, rng, temperature)
+        return sample_tokens(logits, rng, temperature)
 
     parts, total, round_index = [], 0, 0
     while total < count:

@@ -273,3 +273,23 @@ def test_configs_of_older_checkpoints_load(algo, mode):
     assert TrainConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError, match="unknown TrainConfig fields"):
         TrainConfig.from_dict({**data, "colour": 1})
+
+
+def test_rloo_through_rltuner(tiny_rnn, tmp_path):
+    """``RLTuner("rloo", env)`` is :class:`agents.rloo.RLOO` (same shape), and ``RLTuner.load``
+    tells its checkpoints from the RL Tuner's."""
+    from agents.rloo import RLOO
+
+    env = tiny_vec(tiny_rnn, num_envs=8)
+    model = RLTuner("rloo", env, seed=0, num_primers=2).learn(64)
+    assert isinstance(model, RLOO) and model.num_timesteps == 64
+    model.save(tmp_path / "rloo")
+    loaded = RLTuner.load(tmp_path / "rloo", env=env)
+    assert isinstance(loaded, RLOO)
+    obs, _ = env.reset(seed=0)
+    starts = np.ones(8, dtype=bool)
+    a, _ = model.predict(obs, None, starts, deterministic=True)
+    b, _ = loaded.predict(obs, None, starts, deterministic=True)
+    assert np.array_equal(a, b)
+    RLTuner("q", env, seed=0).save(tmp_path / "q")
+    assert isinstance(RLTuner.load(tmp_path / "q"), RLTuner)

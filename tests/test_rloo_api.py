@@ -190,8 +190,6 @@ def test_refusals_are_one_line():
         (lambda: RLOO(tiny_vec(8), seed=0, learning_rat=1e-3), r"fields \['learning_rat'\]"),
         (lambda: RLOO(tiny_vec(8), seed=0, kl_coef=-1.0), "kl_coef must be >= 0"),
         (lambda: RLOO(tiny_vec(8), seed=0, key="G major"), "differs from the env's 'C major'"),
-        (lambda: RLOO(tiny_vec(8, key="any"), seed=0), "key='any' is not an RLOO env"),
-        (lambda: RLOO(gym.make(ENV_ID, key="any", reward_rnn=tiny_rnn()), seed=0), "key='any'"),
         (lambda: RLOO(gym.make("CartPole-v1"), seed=0), "needs a MelodyCompositionEnv"),
         (lambda: RLOO(42, seed=0), "env must be an env id"),
         (lambda: RLOO("CartPole-v1", seed=0), "'CartPole-v1' does not make a melody env"),
@@ -229,3 +227,64 @@ def test_tensorboard_log_gets_the_objective(tmp_path):
     tags = events.Tags()["scalars"]
     assert {"objective/kl", "objective/scores", "loss/total", "charts/SPS"} <= set(tags)
     assert [event.step for event in events.Scalars("objective/kl")] == [64, 128]
+
+
+def test_key_any_groups_share_a_key_and_the_untuned_policy_is_the_envs_prior():
+    """With the shipped Note RNN: every row reads its own key (C major, A minor or another),
+    the k rows of a primer share the key their env drew, and the untuned policy is the env's
+    prior in each (KL 0), which a policy reading one key for all would not be."""
+    envs = gym.make_vec(ENV_ID, num_envs=16, key="any", composition_length=16)
+    seen: list = []
+    model = RLOO(envs, seed=0, num_primers=4).learn(1, callback=record(seen))
+    batch = seen[0]["batch"]
+    keys = batch.key_index.reshape(4, 4)
+    assert (keys == keys[:, :1]).all() and len(set(keys[:, 0])) > 1
+    assert abs(seen[0]["logged"]["objective/kl"]) < 1e-4
+    assert model.config.key == "any" and model.policy.position_logits.shape == (2, 16, 38)
+
+
+def test_key_any_predict_replays_the_rollout_and_sequence_log_probs_match():
+    """Trained (random) per-mode position logits: predict from observations replays a greedy
+    rollout, and the whole-sequence log-probs (the loss's) equal the stepwise ones."""
+    from agents.rloo import rloo
+
+    envs = tiny_vec(8, key="any")
+    policy = RLOO(envs, seed=0, num_primers=2).policy
+    with torch.no_grad():
+        policy.position_logits.normal_(0.0, 2.0, generator=torch.Generator().manual_seed(0))
+    seeds = [11, 11, 12, 12, 13, 13, 14, 14]
+    greedy = rloo.rollout(policy, envs, seeds, np.random.default_rng(0), greedy=True)
+    assert len(set(greedy.key_index)) > 1
+    with torch.no_grad():
+        whole = policy.sequence_log_probs(
+            greedy.primers, greedy.primer_lengths, greedy.actions, greedy.key_index
+        )
+    obs, _ = envs.reset(seed=seeds)
+    state, starts = None, np.ones(8, bool)
+    for t in range(8):
+        np.testing.assert_allclose(
+            policy.action_log_probs(obs, state, starts), whole[:, t].numpy(), atol=1e-4
+        )
+        actions, state = policy.predict(obs, state, starts, deterministic=True)
+        assert actions.tolist() == greedy.actions[:, t].tolist()
+        starts = np.zeros(8, bool)
+        obs, *_ = envs.step(actions)
+    with pytest.raises(ValueError, match="needs each composition's key"):
+        policy.prime(greedy.primers, greedy.primer_lengths)
+
+
+def test_key_any_position_logits_are_per_mode_over_the_reference_tokens():
+    """A minor-mode logit for reference token 2 at step 0 makes every minor-key composition
+    start on the token its key reads as 2, and no major-key one."""
+    from agents.rloo import rloo
+    from melody_env.music.transposition import READING_TABLES
+
+    envs = tiny_vec(16, key="any")
+    policy = RLOO(envs, seed=0, num_primers=4).policy
+    with torch.no_grad():
+        policy.position_logits[1, 0, 2] = 100.0
+    greedy = rloo.rollout(policy, envs, list(range(16)), np.random.default_rng(0), greedy=True)
+    reference = READING_TABLES[greedy.key_index, greedy.actions[:, 0]]
+    minor = greedy.key_index >= 12
+    assert minor.any() and (~minor).any()
+    assert (reference[minor] == 2).all() and (reference[~minor] != 2).all()

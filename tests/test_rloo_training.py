@@ -194,8 +194,22 @@ def test_cli_train_resume_generate(rnn_path, tmp_path, capsys):
     assert "samples_per_primer must be an integer >= 2" in capsys.readouterr().err
     assert main(["train", "--out", str(out), "--resume", "--set", "kl_coef=2"]) == 2
     assert "cannot change a resumed run" in capsys.readouterr().err
-    assert main([*args[:4], str(tmp_path / "y"), "--key", "any"]) == 2
-    assert "--key any is not an RLOO setting" in capsys.readouterr().err
+    assert main([*args[:4], str(tmp_path / "y"), "--key", "H major"]) == 2
+    assert "unknown key 'H major'" in capsys.readouterr().err
+
+
+def test_cli_trains_in_key_any_and_generates(rnn_path, tmp_path, capsys):
+    """``--key any``: each composition in the key its env drew, the summary in every key."""
+    out = tmp_path / "run"
+    args = ["train", "--algo", "rloo", "--out", str(out), "--reward-rnn", rnn_path, "--key", "any"]
+    assert main([*args, *TINY_CLI]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["key"] == "any" and summary["global_step"] == 128
+    assert final_tensors(out)["position_logits"].shape == (2, 8, 38)  # per mode
+    assert (
+        main(["generate", "--checkpoint", str(out), "--n", "3", "--out", str(tmp_path / "g")]) == 0
+    )
+    assert len(list((tmp_path / "g").glob("*.mid"))) == 3
 
 
 def test_cli_flags_set_the_config():

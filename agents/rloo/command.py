@@ -2,12 +2,12 @@
 :class:`~agents.rloo.config.RLOOConfig`.
 
 ``--steps`` sets ``total_steps``, ``--seed``, ``--checkpoint-every`` (transitions),
-``--reward-rnn`` and ``--key`` (one key; not ``any``) their fields, ``--set FIELD=VALUE`` any
-field (:func:`agents.overrides.apply_overrides`: VALUE read as JSON, else as a string, typed by
-the field; the flags win over ``--set``). ``--preset``, ``--num-envs`` and ``--eval-every``
-are the Q agent's and are refused with the RLOO setting to use instead (``--eval-every 0``
-passes: RLOO never evaluates periodically). A resumed run keeps its config; only ``--steps`` and
-``--no-progress`` may change.
+``--reward-rnn`` and ``--key`` (one of the 24 keys, or ``any``) their fields, ``--set
+FIELD=VALUE`` any field (:func:`agents.overrides.apply_overrides`: VALUE read as JSON, else as a
+string, typed by the field; the flags win over ``--set``). ``--preset``, ``--num-envs`` and
+``--eval-every`` are the Q agent's and are refused with the RLOO setting to use instead
+(``--eval-every 0`` passes: RLOO never evaluates periodically). A resumed run keeps its config;
+only ``--steps`` and ``--no-progress`` may change.
 """
 
 from __future__ import annotations
@@ -53,20 +53,16 @@ def _no_progress(args: argparse.Namespace) -> bool:
 
 
 def key_name(args: argparse.Namespace) -> str | None:
-    """``--key`` as a canonical key name, ``None`` if not given.
+    """``--key`` as a canonical key name (or ``"any"``), ``None`` if not given.
 
     Raises:
-        ValueError: ``any`` (the RLOO policy, a Note RNN, reads tokens only and cannot tell the
-            key of a composition) or not one of the 24 keys.
+        ValueError: not one of the 24 keys nor ``any``.
     """
     key = getattr(args, "key", None)
     if key is None:
         return None
     if key.strip().lower() == "any":
-        raise ValueError(
-            "--key any is not an RLOO setting: its policy (the Note RNN) reads tokens only and "
-            "cannot tell a composition's key; give one key, e.g. --key 'G major'"
-        )
+        return "any"
     from melody_env.music.keys import Key
 
     return Key.from_name(key).name

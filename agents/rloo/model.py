@@ -22,9 +22,11 @@ Gymnasium ``VectorEnv`` of them (the native one of ``gym.make_vec``, or a ``Sync
   steps; ``learn(total_timesteps)`` runs ``ceil(total_timesteps / (num_primers * k * L))``
   iterations: env steps are rounded **up** to whole iterations (the default: 8,192 steps per
   iteration).
-- **Keys.** One key for every row: the policy (a Note RNN) reads tokens transposed into C major
-  / A minor as the env's reward RNN does, and cannot see a key. An env with ``key="any"``, or
-  rows in different keys, is refused.
+- **Keys.** The policy (a Note RNN) reads tokens transposed into C major / A minor as the env's
+  reward RNN does. With one key for every row it reads them in that key; with ``key="any"``
+  (each reset draws a key from the row's generator, so the ``k`` rows of a primer, reset with
+  one seed, share it) it is told each row's key from the observation. Rows made with different
+  fixed keys (a ``SyncVectorEnv`` of mixed envs) are refused.
 
 >>> import gymnasium as gym
 >>> from melody_env import ENV_ID
@@ -125,17 +127,11 @@ def env_facts(envs: gym.vector.VectorEnv) -> EnvFacts:
 
 def facts_of_rows(rows: list, num_envs: int) -> EnvFacts:
     """:class:`EnvFacts` of melody envs (single or native vector) that must agree."""
-    keys = {str(row.key) if not isinstance(row.key, Key) else row.key.name for row in rows}
-    if "any" in {key.lower() for key in keys}:
-        raise ValueError(
-            "an env with key='any' is not an RLOO env: its policy (the Note RNN) reads tokens "
-            "only and cannot tell a composition's key; make the env with one key, e.g. "
-            "key='G major'"
-        )
+    keys = {row.key.name if isinstance(row.key, Key) else str(row.key).lower() for row in rows}
     if len(keys) > 1:
         raise ValueError(
-            f"the env's rows are in different keys {sorted(keys)}: the RLOO policy reads one "
-            "key; give every row the same key"
+            f"the env's rows are in different keys {sorted(keys)}: the k rows of a primer must "
+            "share their key; give every row the same key (or key='any' to every row)"
         )
     layouts = {row.layout for row in rows}
     if len(layouts) > 1:
@@ -460,7 +456,6 @@ def _as_vector_env(env, config: RLOOConfig) -> tuple[gym.vector.VectorEnv, EnvFa
             raise ValueError(
                 f"RLOO needs a MelodyCompositionEnv, got {type(env.unwrapped).__name__}"
             )
-        facts_of_rows([env.unwrapped], 1)  # refuse key="any" before copying
         envs = wrap_single_env(env, config.batch_compositions)
     else:
         raise ValueError(

@@ -51,7 +51,7 @@ import torch
 
 from agents.rl_tuner.agent import read_primers
 from agents.rloo.config import RLOOConfig
-from agents.rloo.policy import RLOOPolicy
+from agents.rloo.policy import RLOOPolicy, observed_keys
 from melody_env import ENV_ID
 from melody_env.models.note_rnn import NoteRNN
 from melody_env.music.encoding import NUM_CLASSES
@@ -74,6 +74,7 @@ class Rollout:
         log_prob: ``float64 [n, L]``: ``log p(a_t | s_t)`` under the Note RNN.
         prior_log_probs: ``float32 [n, L, 38]``: ``log p(. | s_t)``.
         terms: each rule's unweighted value, ``float64 [n, L]``.
+        key_index: ``int64 [n]``, each composition's key (a key-``any`` policy; else ``None``).
     """
 
     primers: np.ndarray
@@ -84,6 +85,7 @@ class Rollout:
     log_prob: np.ndarray
     prior_log_probs: np.ndarray
     terms: dict[str, np.ndarray]
+    key_index: np.ndarray | None = None
 
 
 def make_envs(config: RLOOConfig, num_envs: int, reward_rnn: NoteRNN) -> gym.vector.VectorEnv:
@@ -116,7 +118,8 @@ def rollout(
     obs, info = envs.reset(seed=seeds)
     n, length = envs.num_envs, policy.layout.composition_length
     primers, primer_lengths = read_primers(obs, policy.layout)
-    log_pi, state = policy.prime(primers, primer_lengths)
+    keys = observed_keys(obs, policy.layout) if policy.any_key else None
+    log_pi, state = policy.prime(primers, primer_lengths, keys)
     prior = np.asarray(info["prior_log_probs"])
     actions = np.zeros((n, length), dtype=np.int64)
     scores, music_theory, log_prob = (np.zeros((n, length)) for _ in range(3))
@@ -133,9 +136,17 @@ def rollout(
                 terms.setdefault(name, np.zeros((n, length)))[:, t] = values
         prior = np.asarray(info["prior_log_probs"])
         if t + 1 < length:
-            log_pi, state = policy.step(tokens, state, t + 1)
+            log_pi, state = policy.step(tokens, state, t + 1, keys)
     return Rollout(
-        primers, primer_lengths, actions, scores, music_theory, log_prob, prior_log_probs, terms
+        primers,
+        primer_lengths,
+        actions,
+        scores,
+        music_theory,
+        log_prob,
+        prior_log_probs,
+        terms,
+        keys,
     )
 
 
@@ -237,7 +248,9 @@ def rloo_loss(
 ) -> tuple[torch.Tensor, LossStats]:
     """The loss of step 4 of the module docstring for one batch, and its statistics
     (``rule_scales``: see :func:`agent_scores`)."""
-    log_pi = policy.sequence_log_probs(batch.primers, batch.primer_lengths, batch.actions)
+    log_pi = policy.sequence_log_probs(
+        batch.primers, batch.primer_lengths, batch.actions, batch.key_index
+    )
     prior = torch.from_numpy(batch.prior_log_probs)
     pi = log_pi.exp()
     kl = (pi * (log_pi - prior)).sum(dim=-1)  # [n, L], exact over the 38 tokens
@@ -343,7 +356,10 @@ def concatenate(parts: list[Rollout], count: int | None = None) -> Rollout:
         name: np.concatenate([part.terms[name] for part in parts])[:count]
         for name in parts[0].terms
     }
-    return Rollout(*arrays, terms=terms)
+    keys = None
+    if parts[0].key_index is not None:
+        keys = np.concatenate([part.key_index for part in parts])[:count]
+    return Rollout(*arrays, terms=terms, key_index=keys)
 
 
 def compose(
@@ -377,6 +393,8 @@ def generate(policy: RLOOPolicy, n: int, seed: int = 0, greedy: bool = False) ->
 def exact_kl(policy: RLOOPolicy, batch: Rollout) -> np.ndarray:
     """``KL(pi || p)`` at every step of ``batch``, ``[n, L]`` (no gradients)."""
     with torch.no_grad():
-        log_pi = policy.sequence_log_probs(batch.primers, batch.primer_lengths, batch.actions)
+        log_pi = policy.sequence_log_probs(
+            batch.primers, batch.primer_lengths, batch.actions, batch.key_index
+        )
         prior = torch.from_numpy(batch.prior_log_probs)
         return (log_pi.exp() * (log_pi - prior)).sum(dim=-1).double().numpy()

@@ -33,8 +33,9 @@ def run_dir(tmp_path_factory):
 def test_train_writes_checkpoint_samples_and_summary(run_dir):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["global_step"] == 256 and summary["config"]["algo"] == "psi"
-    for key in ("not_in_key", "excessively_repeated", "starting_with_tonic", "leaps_resolved"):
+    for key in ("not_in_key", "excessively_repeated", "starts_with_tonic", "leaps_resolved"):
         assert key in summary["sampled"] and key in summary["greedy"]
+    assert "starting_with_tonic" not in summary["sampled"]  # the suite's names only
     text = (run_dir / "summary.md").read_text()  # the evaluation suite's report
     assert "Notes not in key" in text and "Distinct openings" in text and "KL(policy" in text
     assert summary["sampled"]["kl"] >= 0 and "greedy_distinct_openings" in summary["sampled"]

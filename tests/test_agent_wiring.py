@@ -190,3 +190,38 @@ def test_a_shrunk_paper_preset_run_trains(tiny_rnn_path, tmp_path):
     after = list(trainer.agent.q_network.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
     assert (tmp_path / "run" / "checkpoints").is_dir()
+
+
+def test_eval_statistics_have_the_suites_names_and_hand_computed_values():
+    """Two compositions of C4 E4 C4 D4 (eighths): a unique highest note (E4) and a lowest one
+    played twice (C4). The motif term is positive at 3 + 1 of the 16 steps, the repeated-motif
+    term at 1, the tonic term at the first step of the first composition only. A summary that
+    swaps unique max and min, or motif and repeated motif, or renames a statistic, fails here."""
+    from agents.rl_tuner.rollout import Compositions
+    from agents.rl_tuner.summary import composition_stats
+    from melody_env.rewards.rules import MUSIC_THEORY_RULES
+
+    actions = np.array([[14, 0, 18, 0, 14, 1, 16, 0]] * 2)
+    terms = {name: np.zeros((2, 8), np.float32) for name in MUSIC_THEORY_RULES}
+    terms["motif"][0, [0, 2, 4]] = 1.0
+    terms["motif"][1, 6] = 1.0
+    terms["repeated_motif"][1, 6] = 1.0
+    terms["tonic"][0, 0] = 3.0
+    terms["key"][1, 2] = -1.0  # one note out of key
+    zeros = np.zeros((2, 8), np.float32)
+    compositions = Compositions(
+        np.zeros((2, 1), np.int64),
+        np.ones(2, np.int64),
+        actions,
+        zeros + 0.5,
+        np.zeros((2, 8, NUM_CLASSES), np.float32),
+        zeros,
+        zeros - 1.0,
+        terms,
+    )
+    stats = composition_stats(compositions)
+    assert stats["unique_max"] == 1.0 and stats["unique_min"] == 0.0
+    assert stats["in_motif"] == 4 / 16 and stats["in_repeated_motif"] == 1 / 16
+    assert stats["starts_with_tonic"] == 0.5 and stats["not_in_key"] == 1 / 16
+    assert stats["log_prob"] == -1.0 and stats["return"] == 4.0
+    assert "starting_with_tonic" not in stats

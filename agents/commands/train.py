@@ -194,7 +194,7 @@ def run_command(args: argparse.Namespace) -> int:
             f"{args.out}: r_MT/step {stats['music_theory']:.2f}, log p {stats['log_prob']:.2f}, "
             f"not in key {100 * stats['not_in_key']:.2f}%, excessively repeated "
             f"{100 * stats['excessively_repeated']:.2f}%, starting with tonic "
-            f"{100 * stats['starting_with_tonic']:.1f}%{_music_text(stats)} "
+            f"{100 * stats['starts_with_tonic']:.1f}%{_music_text(stats)} "
             f"(see {args.out}/summary.md)"
         )
     return 0

@@ -47,7 +47,7 @@ from agents.rl_tuner.rollout import (
 )
 from agents.rl_tuner.summary import composition_stats, evaluation_summary, write_summary
 from agents.run_control import GracefulStop, Stopped
-from melody_env.atomic import atomic_write_text, remove_temporaries
+from melody_env.atomic import remove_temporaries
 from melody_env.io.midi_writer import write_midi
 from melody_env.models.note_rnn import NoteRNN
 
@@ -483,7 +483,7 @@ class Trainer:
             f"eval @ {index:,}: r_MT/step {stats['music_theory']:.2f}, "
             f"log p {stats['log_prob']:.2f}, not in key {100 * stats['not_in_key']:.1f}%, repeated "
             f"{100 * stats['excessively_repeated']:.2f}%, tonic "
-            f"{100 * stats['starting_with_tonic']:.0f}%"
+            f"{100 * stats['starts_with_tonic']:.0f}%"
         )
         return stats
 
@@ -541,10 +541,7 @@ class Trainer:
             for index, tokens in enumerate(sampled.tokens[: config.num_samples]):
                 write_midi(self.run_dir / "samples" / f"sample_{index:0{width}d}.mid", tokens)
         summary["total_seconds"] = total_seconds
-        if "sampled" in summary:
-            write_summary(self.run_dir, summary, results)
-        else:
-            atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
+        write_summary(self.run_dir, summary, results)
         writer.close()
         return summary
 

@@ -198,6 +198,8 @@ SCALE_CASES = [
     (0, 0, D4, 0.01),  # after a hold: no step, no degree
     (0, 1, D4, 0.01),  # after a rest
     (0, token(61), D4, 0.06),  # after a note outside the scale: no next degree
+    (0, token(61), token(50), 0.01),  # ... not even the scale's second degree
+    (0, 2, 4, 0.86),  # C3 -> D3: the lowest note counts as a note
     (14, token(69), token(70), 0.86),  # D minor: A4 -> Bb4
     (14, token(69), token(71), 0.05),  # D minor: B natural is not in the scale
     (14, token(50), token(52), 0.86),  # D minor's lowest degree to its second
@@ -213,6 +215,13 @@ def test_scale_rewards(key, previous, action, expected):
     table = composition._scale_table()
     assert table.shape == (24 * 38 * 38,)
     assert table[(key * 38 + previous) * 38 + action] == pytest.approx(expected)
+
+
+def test_scale_rewards_of_a_batch_are_each_compositions_own():
+    cases = np.array(SCALE_CASES)
+    key, previous, action = cases[:, :3].T.astype(np.int64)
+    expected = cases[:, 3]
+    np.testing.assert_allclose(composition.scale_rewards(key, previous, action), expected)
 
 
 # --- The contexts: what a term sees, built by the engine or by hand.
@@ -275,6 +284,14 @@ def test_single_context_last_step():
     assert single.batch().keys.index.tolist() == [2]
 
 
+def test_a_single_context_at_the_first_step_has_an_empty_integer_history():
+    batch = single_context([token(62)]).batch()
+    assert batch.history.shape == (1, 0)
+    assert batch.history.dtype == np.int64
+    assert batch.sequence.tolist() == [[token(62)]]
+    assert batch.sequence.dtype == np.int64
+
+
 def test_key_arrays_of_mixed_keys():
     keys = [Key.from_name(name) for name in ("C major", "D minor", "C major", "B major")]
     arrays = KeyArrays.from_keys(keys)
@@ -303,6 +320,13 @@ def test_replay_needs_one_to_length_tokens(steps):
         rule_engine.replay(np.zeros((1, steps), dtype=np.int64), np.array([0]), 8)
 
 
+def test_replay_of_one_token():
+    values = rule_engine.replay(np.array([[C4], [15]]), np.array([0, 0]), 8)
+    assert values[:9, 0].tolist() == [0.0, 3.0] + [0.0] * 7  # the opening tonic
+    assert values[0, 1] == -1.0  # C#4 is out of C major
+    assert values[9].tolist() == [3.0, -1.0]
+
+
 def test_replay_gives_the_rules_at_the_last_token():
     # C4 D4 E4 in C major, length 3: E4 is in the key, a step, and the last step.
     values = rule_engine.replay([[C4, D4, E4]], [0], 3)
@@ -321,7 +345,7 @@ def test_a_user_term_on_a_batch_is_weighted_and_kept_as_floats():
     reward = RewardFunction(
         "music_theory_only",
         reward_scaler=1.0,
-        terms={"bonus": lambda ctx: np.array([2, 3])},  # ints
+        terms={"bonus": lambda ctx: ctx.action - np.array([14, 12])},  # ints: 2 and 3
         weights={"bonus": 0.5},
     )
     ctx = RewardContext(
@@ -377,3 +401,61 @@ def test_a_user_term_sees_a_batch_of_one_in_a_single_context():
     two = RewardFunction(terms={"two": lambda ctx: np.zeros(2)})
     with pytest.raises(ValueError, match=r"^reward term 'two' returned shape \(2,\); it must"):
         two(single)
+
+
+def test_a_context_keeps_log_probs_as_float64_and_computes_its_line_on_demand():
+    melody = [C4, D4, E4, 0, C4, D4, E4, 0]
+    ctx = RewardContext(
+        np.array([melody]), np.array([C4]), 8, 12, KeyArrays.from_keys([Key()]), np.array([0]),
+        np.array([-0.5], dtype=np.float32), np.array([0], dtype=np.int8),
+    )  # fmt: skip
+    assert ctx.log_prob.dtype == np.float64
+    line = ctx.line_sums  # C4 D4 E4 C4 D4 E4 C4: the holds are no pitches
+    assert line.count.tolist() == [7]
+    assert line.total.tolist() == [3 * 60 + 2 * 62 + 2 * 64]
+    assert line.total_squares.tolist() == [3 * 3600 + 2 * 3844 + 2 * 4096]
+    assert ctx.line_sums is line  # computed once
+    codes = ctx.window_codes  # windows of 8 of the 9 tokens: 2, the second repeats none
+    assert codes.shape == (1, 2)
+    assert codes[0, 0] != codes[0, 1]
+    again = RewardContext(
+        np.array([melody + melody[:7]]), np.array([0]), 15, 16, ctx.keys, np.array([E4]),
+        np.array([0.0]), np.array([0], dtype=np.int8),
+    )  # fmt: skip
+    assert again.window_codes[0, -1] == again.window_codes[0, 0]  # the melody again, whole
+
+
+def test_a_context_whose_rule_values_miss_a_rule_is_refused():
+    ctx = hand_context([C4], D4, rule_values=np.zeros((8, 1)), music_theory=np.zeros(1))
+    with pytest.raises(ValueError, match="zip"):
+        RewardFunction()(ctx)
+
+
+def test_the_default_reward_is_the_papers():
+    assert RewardFunction().weights == {**dict.fromkeys(rules.RULE_NAMES, 2.0), "log_prob": 1.0}
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"mode": 3}, r"^reward_mode must be a name, one of \['key', 'key_and_tonic', .*, got 3$"),
+        ({"mode": "loud"}, r"^unknown reward_mode 'loud'; choose one of \['key', "),
+        ({"reward_scaler": "2"}, r"^reward_scaler must be a finite number, got '2'$"),
+        ({"reward_scaler": True}, r"^reward_scaler must be a finite number, got True$"),
+        ({"reward_scaler": np.inf}, r"^reward_scaler must be a finite number, got inf$"),
+        ({"terms": [len]}, r"^reward_terms must be a dict of term name -> callable, got \["),
+        ({"weights": "key"}, r"^reward_weights must be a dict of term name -> weight, got 'key'$"),
+        ({"terms": {1: len}}, r"^reward term names must be strings, got 1$"),
+        ({"terms": {"x": 1.0}}, r"^reward term 'x' must be callable, got 1.0$"),
+        ({"terms": {"key": len}}, r"^reward term 'key' would shadow a built-in term of that name$"),
+        ({"weights": {"keys": 1.0}}, r"^unknown reward term 'keys' in reward_weights; known terms"),
+        ({"weights": {"key": "1"}}, r"^reward weight of 'key' must be a finite number, got '1'$"),
+        (
+            {"weights": {"key": np.nan}},
+            r"^reward weight of 'key' must be a finite number, got nan$",
+        ),
+    ],
+)
+def test_a_bad_reward_configuration_is_named(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        RewardFunction(**arguments)

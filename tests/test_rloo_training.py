@@ -199,7 +199,7 @@ def test_cli_train_resume_generate(rnn_path, tmp_path, capsys):
 
 
 def test_cli_trains_in_key_any_and_generates(rnn_path, tmp_path, capsys):
-    """``--key any``: each composition in the key its env drew, the summary in every key."""
+    """``--key any``: each composition in the key its env drew (the summary in C major)."""
     out = tmp_path / "run"
     args = ["train", "--algo", "rloo", "--out", str(out), "--reward-rnn", rnn_path, "--key", "any"]
     assert main([*args, *TINY_CLI]) == 0
@@ -210,6 +210,26 @@ def test_cli_trains_in_key_any_and_generates(rnn_path, tmp_path, capsys):
         main(["generate", "--checkpoint", str(out), "--n", "3", "--out", str(tmp_path / "g")]) == 0
     )
     assert len(list((tmp_path / "g").glob("*.mid"))) == 3
+    # a key-any policy composes in a requested key directly (a one-key one is transposed)
+    capsys.readouterr()
+    generate = ["generate", "--checkpoint", str(out), "--n", "4", "--key", "E minor", "--greedy"]
+    assert main([*generate, "--out", str(tmp_path / "e")]) == 0
+    from agents.rloo import RLOO, rloo
+
+    direct = rloo.generate(RLOO.load(out).policy, 4, 0, greedy=True, key="E minor")
+    printed = capsys.readouterr().out.strip().splitlines()[-4:]
+    assert [line.split(": ")[1] for line in printed] == [
+        " ".join(map(str, row)) for row in direct.tolist()
+    ]
+    with pytest.raises(ValueError, match="trained in C major: it composes in that key only"):
+        rloo.generate(_one_key_policy(), 1, key="D major")
+
+
+def _one_key_policy():
+    from agents.rloo.policy import RLOOPolicy
+
+    config = RLOOConfig(composition_length=8)
+    return RLOOPolicy.from_config(config, NoteRNN(NoteRNNConfig(hidden_size=8), seed=0))
 
 
 def test_cli_flags_set_the_config():

@@ -114,7 +114,10 @@ def run_command(args: argparse.Namespace) -> int:
         key = model.config.key if is_rloo else model.config.env.key
         config = None if is_rloo else model.config
         if args.key is not None and is_rloo:
-            transpose(np.zeros(1, dtype=np.int64), key, Key.from_name(args.key).name)
+            if key == "any":  # composes in the requested key directly
+                Key.from_name(args.key)
+            else:
+                transpose(np.zeros(1, dtype=np.int64), key, Key.from_name(args.key).name)
         elif args.key is not None:
             env = config.env.replace(key=composing_key(key, args.key))
             config = replace(config, env=env)
@@ -123,8 +126,9 @@ def run_command(args: argparse.Namespace) -> int:
         return 2
     names = None  # each melody's key, when the agent composed in several
     if is_rloo:
-        melodies = generate(model.policy, args.n, args.seed, greedy=args.greedy)
-        if args.key is not None:
+        direct = Key.from_name(args.key).name if args.key is not None and key == "any" else None
+        melodies = generate(model.policy, args.n, args.seed, greedy=args.greedy, key=direct)
+        if args.key is not None and direct is None:
             melodies = transpose(melodies, key, args.key)
     else:
         agent = model.agent

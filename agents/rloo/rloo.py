@@ -379,10 +379,28 @@ def compose(
     return concatenate(parts, count)
 
 
-def generate(policy: RLOOPolicy, n: int, seed: int = 0, greedy: bool = False) -> np.ndarray:
+def generate(
+    policy: RLOOPolicy, n: int, seed: int = 0, greedy: bool = False, key: str | None = None
+) -> np.ndarray:
     """``int64 [n, L]``: ``n`` melodies of a trained policy (``policy.config`` set) after random
-    one-token primers, from the ``generate`` stream of ``seed`` (``melody-rl generate``)."""
+    one-token primers, from the ``generate`` stream of ``seed`` (``melody-rl generate``).
+
+    Args:
+        key: compose in this key instead of the policy's own; only for a key-``any`` policy,
+            which reads each composition's key (a one-key policy's melodies are transposed
+            afterwards instead, by the caller).
+
+    Raises:
+        ValueError: ``key`` for a policy trained in one key.
+    """
     config = replace(policy.config, seed=seed)
+    if key is not None:
+        if not policy.any_key:
+            raise ValueError(
+                f"the policy was trained in {config.key}: it composes in that key only "
+                "(transpose its melodies instead)"
+            )
+        config = replace(config, key=key)
     envs = make_envs(config, min(n, 64), policy.prior)
     try:
         return compose(policy, envs, n, config, purpose="generate", greedy=greedy).actions

@@ -3,6 +3,8 @@
 - :mod:`agents.rloo.model`: :class:`~agents.rloo.model.RLOO`, the library class with
   Stable-Baselines3's shape (``RLOO(env, seed=0).learn(n)``, ``predict``, ``save``, ``load``),
   on any melody env a user makes (exported here);
+- :mod:`agents.rloo.envs`: the envs it accepts (an id, one env, a native or sync vector env)
+  and what it reads from them;
 - :mod:`agents.rloo.config`: :class:`~agents.rloo.config.RLOOConfig`, every setting with its
   reason, stored in every checkpoint;
 - :mod:`agents.rloo.policy`: :class:`~agents.rloo.policy.RLOOPolicy`, the Note RNN copy that is

@@ -44,12 +44,11 @@ Gymnasium ``VectorEnv`` of them (the native one of ``gym.make_vec``, or a ``Sync
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 import time
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import gymnasium as gym
@@ -62,96 +61,8 @@ from agents.rl_tuner.trainer import load_note_rnn
 from agents.rloo import checkpoint as ckpt
 from agents.rloo import rloo
 from agents.rloo.config import RLOOConfig
+from agents.rloo.envs import as_vector_env, env_facts, fit_config, make_envs, same_weights
 from agents.rloo.policy import RLOOPolicy
-from melody_env.envs.melody_composition import MelodyCompositionEnv
-from melody_env.envs.observation import ObservationLayout
-from melody_env.envs.vector import MelodyCompositionVectorEnv
-from melody_env.models.note_rnn import NoteRNN
-from melody_env.music.keys import Key
-from melody_env.rewards.composition import RewardFunction
-from melody_env.rewards.rules import RULE_NAMES
-
-ENV_FIELDS = ("key", "composition_length", "steps_per_bar", "primer_context", "reward_scaler")
-"""Config fields a given env decides (the env's values are stored in the config)."""
-
-
-@dataclass(frozen=True)
-class EnvFacts:
-    """What RLOO reads from an env: its rows' shared settings and its reward RNN."""
-
-    num_envs: int
-    key: str
-    layout: ObservationLayout
-    reward_rnn: NoteRNN
-    reward_function: RewardFunction
-
-    def config_values(self) -> dict[str, Any]:
-        """The :data:`ENV_FIELDS` as the env has them."""
-        return {
-            "key": self.key,
-            "composition_length": self.layout.composition_length,
-            "steps_per_bar": self.layout.steps_per_bar,
-            "primer_context": self.layout.primer_context,
-            "reward_scaler": self.reward_function.reward_scaler,
-        }
-
-    def rule_scales(self) -> dict[str, float]:
-        """The env's weight of each of the nine rules (0 where switched off)."""
-        weights = self.reward_function.weights
-        return {name: weights.get(name, 0.0) for name in RULE_NAMES}
-
-
-def env_facts(envs: gym.vector.VectorEnv) -> EnvFacts:
-    """Read :class:`EnvFacts` from a native or synchronous vector env of melody envs.
-
-    Raises:
-        ValueError: not such an env, ``key="any"``, or rows that differ (one line each).
-    """
-    base = envs.unwrapped
-    if isinstance(base, MelodyCompositionVectorEnv):
-        rows = [base]
-    elif isinstance(base, gym.vector.SyncVectorEnv):
-        rows = [env.unwrapped for env in base.envs]
-        if not all(isinstance(row, MelodyCompositionEnv) for row in rows):
-            raise ValueError(
-                "RLOO needs melody envs: the SyncVectorEnv holds "
-                f"{sorted({type(row).__name__ for row in rows})}"
-            )
-    else:
-        raise ValueError(
-            f"RLOO steps a MelodyCompositionVectorEnv (gym.make_vec) or a SyncVectorEnv of "
-            f"MelodyCompositionEnv, got {type(base).__name__}"
-        )
-    return facts_of_rows(rows, envs.num_envs)
-
-
-def facts_of_rows(rows: list, num_envs: int) -> EnvFacts:
-    """:class:`EnvFacts` of melody envs (single or native vector) that must agree."""
-    keys = {row.key.name if isinstance(row.key, Key) else str(row.key).lower() for row in rows}
-    if len(keys) > 1:
-        raise ValueError(
-            f"the env's rows are in different keys {sorted(keys)}: the k rows of a primer must "
-            "share their key; give every row the same key (or key='any' to every row)"
-        )
-    layouts = {row.layout for row in rows}
-    if len(layouts) > 1:
-        raise ValueError(f"the env's rows have different observation layouts: {layouts}")
-    return EnvFacts(
-        num_envs=num_envs,
-        key=keys.pop(),
-        layout=layouts.pop(),
-        reward_rnn=rows[0].reward_rnn,
-        reward_function=rows[0].reward_function,
-    )
-
-
-def wrap_single_env(env: gym.Env, copies: int) -> gym.vector.SyncVectorEnv:
-    """A ``SyncVectorEnv`` of ``copies`` deep copies of ``env`` (its wrappers kept; the reward
-    RNN, which keeps no state between calls, shared rather than copied)."""
-    shared = {id(env.unwrapped.reward_rnn): env.unwrapped.reward_rnn}
-    return gym.vector.SyncVectorEnv(
-        [lambda: copy.deepcopy(env, dict(shared)) for _ in range(copies)]
-    )
 
 
 class RLOO:
@@ -198,11 +109,11 @@ class RLOO:
         config = _config({**hyperparameters, "seed": seed})
         if isinstance(env, str):
             reward_rnn = freeze(load_note_rnn(config.reward_rnn))
-            envs = _make_envs(env, config, reward_rnn)
+            envs = make_envs(env, config, reward_rnn)
             facts = env_facts(envs)
         else:
-            envs, facts = _as_vector_env(env, config)
-            config = _fit_config(config, facts, given=hyperparameters)
+            envs, facts = as_vector_env(env, config)
+            config = fit_config(config, facts, given=hyperparameters)
         self._setup(config, envs, facts.reward_rnn, tensorboard_log, verbose)
         self._facts = facts
 
@@ -231,14 +142,14 @@ class RLOO:
         """Train on ``env`` from now on (its key and layout must be the config's).
 
         Raises:
-            ValueError: ``env`` differs from the config in a setting of :data:`ENV_FIELDS`, or
-                RLOO cannot use it.
+            ValueError: ``env`` differs from the config in its key or layout, or RLOO cannot
+                use it.
         """
         if isinstance(env, str):
-            envs = _make_envs(env, self.config, self.policy.prior)
+            envs = make_envs(env, self.config, self.policy.prior)
             facts = env_facts(envs)
         else:
-            envs, facts = _as_vector_env(env, self.config)
+            envs, facts = as_vector_env(env, self.config)
         values = facts.config_values()
         for name in ("key", "composition_length", "steps_per_bar", "primer_context"):
             if values[name] != getattr(self.config, name):
@@ -246,13 +157,13 @@ class RLOO:
                     f"the env's {name} {values[name]!r} differs from the model's "
                     f"{getattr(self.config, name)!r}"
                 )
-        if not _same_weights(facts.reward_rnn, self.policy.prior):
+        if not same_weights(facts.reward_rnn, self.policy.prior):
             warnings.warn(
                 "the env's reward RNN differs from the model's prior: the KL is measured "
                 "against the env's",
                 stacklevel=2,
             )
-        self.config = _fit_config(self.config, facts, given={})
+        self.config = fit_config(self.config, facts, given={})
         self.env, self._facts = envs, facts
 
     def learn(
@@ -431,68 +342,3 @@ def _config(values: dict[str, Any]) -> RLOOConfig:
         return config_from_dict(RLOOConfig, values)
     except TypeError as error:  # e.g. a list where a number belongs
         raise ValueError(f"invalid RLOO hyperparameters: {error}") from error
-
-
-def _make_envs(env_id: str, config: RLOOConfig, reward_rnn: NoteRNN) -> gym.vector.VectorEnv:
-    """The native vector env of ``env_id`` the config describes, one iteration wide."""
-    kwargs = config.env_kwargs() | {"reward_rnn": reward_rnn}
-    try:
-        return gym.make_vec(
-            env_id,
-            num_envs=config.batch_compositions,
-            vectorization_mode="vector_entry_point",
-            **kwargs,
-        )
-    except TypeError as error:  # another env's constructor, given the melody env's arguments
-        raise ValueError(f"env id {env_id!r} does not make a melody env: {error}") from error
-
-
-def _as_vector_env(env, config: RLOOConfig) -> tuple[gym.vector.VectorEnv, EnvFacts]:
-    """``env`` as a vector env of whole groups, and its facts."""
-    if isinstance(env, gym.vector.VectorEnv):
-        envs = env
-    elif isinstance(env, gym.Env):
-        if not isinstance(env.unwrapped, MelodyCompositionEnv):
-            raise ValueError(
-                f"RLOO needs a MelodyCompositionEnv, got {type(env.unwrapped).__name__}"
-            )
-        envs = wrap_single_env(env, config.batch_compositions)
-    else:
-        raise ValueError(
-            f"env must be an env id, a MelodyCompositionEnv or a VectorEnv of them, got {env!r}"
-        )
-    k = config.samples_per_primer
-    if envs.num_envs % k:
-        raise ValueError(
-            f"the vector env's {envs.num_envs} envs are not a multiple of samples_per_primer="
-            f"{k}: RLOO writes each primer in {k} rows of one rollout"
-        )
-    return envs, env_facts(envs)
-
-
-def _fit_config(config: RLOOConfig, facts: EnvFacts, given: dict[str, Any]) -> RLOOConfig:
-    """The config with the env's settings, and ``num_primers`` rounded up to whole rollouts.
-
-    Raises:
-        ValueError: ``given`` sets a field of :data:`ENV_FIELDS` to another value than the env's.
-    """
-    values = facts.config_values()
-    for name in ENV_FIELDS:
-        if name in given and given[name] != values[name]:
-            raise ValueError(
-                f"{name}={given[name]!r} differs from the env's {values[name]!r}: with an env, "
-                f"RLOO takes {', '.join(ENV_FIELDS)} from it"
-            )
-    if "reward_rnn" in given and given["reward_rnn"] is not None:
-        raise ValueError("reward_rnn is the env's: RLOO starts from the env's reward RNN")
-    groups = facts.num_envs // config.samples_per_primer
-    values["num_primers"] = math.ceil(config.num_primers / groups) * groups
-    return replace(config, **values)
-
-
-def _same_weights(a: NoteRNN, b: NoteRNN) -> bool:
-    first, second = a.state_dict(), b.state_dict()
-    return first.keys() == second.keys() and all(
-        first[name].shape == second[name].shape and torch.equal(first[name], second[name])
-        for name in first
-    )

@@ -288,3 +288,10 @@ def test_key_any_position_logits_are_per_mode_over_the_reference_tokens():
     minor = greedy.key_index >= 12
     assert minor.any() and (~minor).any()
     assert (reference[minor] == 2).all() and (reference[~minor] != 2).all()
+
+
+def test_verbose_prints_a_line_per_iteration(capsys):
+    RLOO(tiny_vec(4), seed=0, num_primers=2, samples_per_primer=2, verbose=1).learn(64)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["rloo iteration 1/2", "rloo iteration 2/2"]
+    assert all("r_MT/step" in line and "KL/step" in line for line in lines)

@@ -9,7 +9,7 @@ import torch
 
 from agents.rl_tuner.agent import RLTunerAgent
 from agents.rl_tuner.config import make_config
-from agents.rl_tuner.learner import gradient_step, recompute_scores
+from agents.rl_tuner.dqn import gradient_step, recompute_scores
 from agents.rl_tuner.replay import CompositionBatch, CompositionReplay
 from agents.rl_tuner.rollout import VectorComposer, make_vector_env, round_seeds
 from melody_env.models.note_rnn import NoteRNN, NoteRNNConfig

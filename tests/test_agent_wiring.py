@@ -14,10 +14,9 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from agents.rl_tuner import learner
+from agents.rl_tuner import dqn
 from agents.rl_tuner.agent import RLTunerAgent
 from agents.rl_tuner.config import make_config
-from agents.rl_tuner.exploration import select_actions
 from agents.rl_tuner.replay import CompositionBatch
 from agents.rl_tuner.trainer import Trainer
 from melody_env.models.note_rnn import NoteRNN, NoteRNNConfig
@@ -38,7 +37,7 @@ LOGITS = np.tile(np.arange(NUM_CLASSES, dtype=np.float64), (4000, 1))  # argmax:
 )
 def test_epsilon_greedy_explores_with_probability_epsilon(epsilon, low, high):
     rng = np.random.default_rng(0)
-    actions = select_actions(LOGITS, "egreedy", epsilon, temperature=1.0, rng=rng)
+    actions = dqn.select_actions(LOGITS, "egreedy", epsilon, temperature=1.0, rng=rng)
     share_of_argmax = float(np.mean(actions == BEST))
     assert low <= share_of_argmax <= high
     if epsilon == 1.0:
@@ -49,7 +48,7 @@ def test_boltzmann_samples_the_softmax_and_ignores_epsilon():
     logits = np.zeros((4000, NUM_CLASSES))
     logits[:, 5] = np.log(37.0)  # token 5 has half the probability mass
     rng = np.random.default_rng(0)
-    actions = select_actions(logits, "boltzmann", epsilon=1.0, temperature=1.0, rng=rng)
+    actions = dqn.select_actions(logits, "boltzmann", epsilon=1.0, temperature=1.0, rng=rng)
     assert 0.46 <= float(np.mean(actions == 5)) <= 0.54
 
 
@@ -82,7 +81,7 @@ def test_the_configured_loss_is_the_one_minimised(loss, reference):
     agent = _agent(loss=loss)
     batch = _batch(reward=10.0)  # TD errors far above 1, where Huber and MSE differ
     mask = np.ones(batch.actions.shape, bool)
-    value, q_taken, targets = learner.td_loss(agent, batch, mask, step=0)
+    value, q_taken, targets = dqn.td_loss(agent, batch, mask, step=0)
     value = value.item()
     other = F.mse_loss if reference is F.smooth_l1_loss else F.smooth_l1_loss
     assert value == pytest.approx(float(reference(q_taken, targets)), rel=1e-6)
@@ -100,18 +99,18 @@ def test_double_dqn_reaches_the_td_target(monkeypatch, algo, double_dqn, expecte
     batch = _batch()
     mask = np.ones(batch.actions.shape, bool)
     seen = []
-    original = learner.td_target
+    original = dqn.td_target
 
     def spy(*args, **kwargs):
         seen.append(kwargs["double_dqn"])
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(learner, "td_target", spy)
-    targets = learner.td_loss(agent, batch, mask, step=0)[2]
+    monkeypatch.setattr(dqn, "td_target", spy)
+    targets = dqn.td_loss(agent, batch, mask, step=0)[2]
     assert seen == [expected]
     # And the value itself: with Double DQN the target network is read at the online argmax.
     if algo == "q":
-        _, next_online, next_target = learner.recompute_scores(agent, batch)
+        _, next_online, next_target = dqn.recompute_scores(agent, batch)
         index = (next_online if expected else next_target).argmax(-1, keepdim=True)
         bootstrap = next_target.gather(-1, index).squeeze(-1)
         not_last = torch.from_numpy(~batch.terminals).float()
@@ -123,13 +122,13 @@ def test_learning_rate_is_annealed_in_the_optimizer(tiny_rnn_path, tmp_path, mon
     config = tiny_agent_config(tiny_rnn_path, learning_rate=1e-3, final_learning_rate=1e-4)
     trainer = Trainer(config, tmp_path / "run", log=lambda *_: None)
     applied = []
-    original = learner.gradient_step
+    original = dqn.gradient_step
 
     def spy(agent, optimizer, *args, **kwargs):
         applied.append((trainer.progress.global_step, optimizer.param_groups[0]["lr"]))
         return original(agent, optimizer, *args, **kwargs)
 
-    monkeypatch.setattr("agents.rl_tuner.trainer.gradient_step", spy)
+    monkeypatch.setattr("agents.rl_tuner.dqn.gradient_step", spy)
     trainer.train()
     assert len(applied) >= 3
     for step, lr in applied:
@@ -143,13 +142,13 @@ def test_epsilon_greedy_run_anneals_epsilon(tiny_rnn_path, tmp_path, monkeypatch
         tiny_rnn_path, exploration="egreedy", start_epsilon=1.0, end_epsilon=0.1
     )
     seen = []
-    original = select_actions
+    original = dqn.select_actions
 
     def spy(logits, mode, epsilon, temperature, rng):
         seen.append((mode, epsilon))
         return original(logits, mode, epsilon, temperature, rng)
 
-    monkeypatch.setattr("agents.rl_tuner.trainer.select_actions", spy)
+    monkeypatch.setattr("agents.rl_tuner.dqn.select_actions", spy)
     Trainer(config, tmp_path / "run", log=lambda *_: None).train()
     modes = {mode for mode, _ in seen}
     epsilons = [epsilon for _, epsilon in seen]

@@ -1,10 +1,12 @@
 """The RL Tuner agent: a recurrent DQN that tunes the Note RNN with RL (Jaques et al. 2017).
 
-Modules, in reading order: :mod:`~agents.rl_tuner.config` (presets), :mod:`~.networks` (the
-three Note RNN copies), :mod:`~.targets` (the four algorithms' TD targets), :mod:`~.replay`
-(whole-composition replay), :mod:`~.agent` (acting and ``predict``), :mod:`~.exploration`,
-:mod:`~.rollout` (acting in a vector env), :mod:`~.learner` (a gradient step),
-:mod:`~.trainer` (the loop), :mod:`~.checkpoint`, :mod:`~.summary` (music-theory statistics).
+Use it through :class:`agents.RLTuner` (``RLTuner("q", env).learn(n)``). Modules, in reading
+order: :mod:`~agents.rl_tuner.dqn` (the algorithm top to bottom: acting, exploration, learning,
+the TD loss), and beside it :mod:`~.config` (presets), :mod:`~.networks` (the three Note RNN
+copies), :mod:`~.targets` (the four algorithms' TD targets), :mod:`~.replay` (whole-composition
+replay), :mod:`~.agent` (acting and ``predict``), :mod:`~.rollout` (acting in a vector env),
+:mod:`~.trainer` (rounds, evaluation, logging, checkpoints), :mod:`~.checkpoint`,
+:mod:`~.summary` (statistics in the evaluation suite's names).
 """
 
 from agents.rl_tuner.agent import RLTunerAgent

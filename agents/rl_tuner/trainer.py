@@ -33,17 +33,14 @@ import numpy as np
 import torch
 
 from agents.rl_tuner import checkpoint as ckpt
+from agents.rl_tuner import dqn
 from agents.rl_tuner.agent import RLTunerAgent
 from agents.rl_tuner.config import TrainConfig
-from agents.rl_tuner.exploration import linear_epsilon, select_actions
-from agents.rl_tuner.learner import gradient_step
 from agents.rl_tuner.replay import CompositionReplay
 from agents.rl_tuner.rollout import (
     Compositions,
-    VectorComposer,
     compose,
     make_vector_env,
-    round_seeds,
 )
 from agents.rl_tuner.summary import composition_stats, evaluation_summary, write_summary
 from agents.run_control import GracefulStop, Stopped
@@ -348,77 +345,34 @@ class Trainer:
 
     @property
     def epsilon(self) -> float:
-        config = self.config
-        if config.exploration != "egreedy":
-            return 0.0
-        return linear_epsilon(
-            self.progress.global_step,
-            config.start_epsilon,
-            config.end_epsilon,
-            config.exploration_steps,
-        )
+        return dqn.epsilon(self.config, self.progress.global_step)
 
     @property
     def learning_rate(self) -> float:
         """The step size now: constant, or linearly annealed to ``final_learning_rate``."""
-        config = self.config
-        if config.final_learning_rate is None:
-            return config.learning_rate
-        fraction = min(self.progress.global_step / max(config.total_steps, 1), 1.0)
-        return config.learning_rate + fraction * (config.final_learning_rate - config.learning_rate)
+        return dqn.learning_rate(self.config, self.progress.global_step)
 
     def _play_round(self, writer) -> Compositions | None:
-        """Write one round of compositions, learning as transitions come in."""
-        config, progress = self.config, self.progress
-        composer = VectorComposer(self.envs, self.agent, config.env.composition_length)
-        composer.reset(round_seeds(config.seed, "train", progress.rounds, config.num_envs))
-        finished_parts = []
+        """One round of :func:`agents.rl_tuner.dqn.play_round` (acting, learning, storing)."""
+        run = dqn.Run(
+            self.config,
+            self.progress,
+            self.envs,
+            self.agent,
+            self.optimizer,
+            self.replay,
+            self.rng,
+        )
 
-        def choose(logits: np.ndarray) -> np.ndarray:
-            return select_actions(
-                logits, config.exploration, self.epsilon, config.temperature, self.rng
-            )
+        def log_losses(stats: dqn.StepStats) -> None:
+            step = self.progress.global_step
+            if self.progress.gradient_steps % 50 == 1:
+                for name, value in asdict(stats).items():
+                    writer.add_scalar(f"losses/{name}", value, step)
 
-        while not composer.round_done:
-            recorded, finished = composer.step(choose)
-            progress.global_step += recorded
-            if self._on_step is not None and self._on_step() is False:
-                self._stop_requested = True  # after this round: the replay holds whole ones
-            if finished is not None:
-                finished_parts.append(finished)
-            if progress.global_step >= config.learning_starts and len(self.replay):
-                progress.train_credit += recorded
-                while progress.train_credit >= config.train_frequency:
-                    progress.train_credit -= config.train_frequency
-                    self._learn(writer)
-        if not finished_parts:
-            return None
-        finished = Compositions.concatenate(finished_parts)
-        terminals = np.zeros(finished.actions.shape, dtype=bool)
-        terminals[:, -1] = True
-        for row in range(len(finished)):
-            self.replay.add(
-                finished.primers[row, -finished.primer_lengths[row] :],
-                finished.actions[row],
-                finished.rewards[row],
-                finished.prior_log_probs[row],
-                terminals[row],
-                finished.key_of(row),  # stored in the reference key
-            )
+        finished, stop = dqn.play_round(run, log_losses, self._on_step)
+        self._stop_requested = self._stop_requested or stop
         return finished
-
-    def _learn(self, writer) -> None:
-        config, progress = self.config, self.progress
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.learning_rate
-        batch = self.replay.sample(config.batch_size)
-        mask = self.replay.sample_steps(config.batch_size, config.transitions_per_composition)
-        with torch.enable_grad():
-            stats = gradient_step(self.agent, self.optimizer, batch, mask, progress.global_step)
-        progress.gradient_steps += 1
-        if progress.gradient_steps % 50 == 1:
-            for name, value in asdict(stats).items():
-                writer.add_scalar(f"losses/{name}", value, progress.global_step)
 
     # --- logging, evaluation, persistence
 

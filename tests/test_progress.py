@@ -45,16 +45,22 @@ def test_fraction_updater_moves_in_whole_units():
         assert bar.n == expected, fraction
 
 
+def run_with_and_without_bar(argv, tmp_path, capsys):
+    """``argv`` run twice (into ``a`` and, with ``--no-progress``, ``b``): both captures."""
+    assert main([*argv, "--out", str(tmp_path / "a")]) == 0
+    shown = capsys.readouterr()
+    assert main([*argv, "--out", str(tmp_path / "b"), "--no-progress"]) == 0
+    quiet = capsys.readouterr()
+    assert BAR.search(shown.err) and not BAR.search(quiet.err) and "%|" not in quiet.err
+    return shown, quiet
+
+
 def test_evaluate_shows_a_bar_with_an_eta_unless_no_progress(tiny_rnn_path, tmp_path, capsys):
     argv = ["evaluate", "--reward-rnn", tiny_rnn_path, "--n", "6", "--samples", "0"]
     argv += ["--bootstrap", "0", "--baseline", "random"]
-    assert main([*argv, "--out", str(tmp_path / "a")]) == 0
-    shown = capsys.readouterr()
-    assert "evaluate: 100%" in shown.err and "12/12" in shown.err and BAR.search(shown.err)
+    shown, quiet = run_with_and_without_bar(argv, tmp_path, capsys)
+    assert "evaluate: 100%" in shown.err and "12/12" in shown.err
     assert "note_rnn: 6 compositions" in shown.out and "Notes not in key" in shown.out
-    assert main([*argv, "--out", str(tmp_path / "b"), "--no-progress"]) == 0
-    quiet = capsys.readouterr()
-    assert not BAR.search(quiet.err) and "%|" not in quiet.err
     assert "note_rnn: 6 compositions" in quiet.out
 
 
@@ -62,20 +68,14 @@ def test_baseline_bar_follows_the_flag(tiny_rnn_path, tmp_path, capsys):
     pytest.importorskip("stable_baselines3")
     argv = ["baseline", "--algo", "sb3-a2c", "--steps", "64", "--num-envs", "8"]
     argv += ["--reward-rnn", tiny_rnn_path, "--eval-n", "0"]
-    assert main([*argv, "--out", str(tmp_path / "a")]) == 0
-    err = capsys.readouterr().err
-    assert "sb3-a2c seed 0: 100%" in err and "64/64" in err and BAR.search(err)
-    assert main([*argv, "--out", str(tmp_path / "b"), "--no-progress"]) == 0
-    assert "%|" not in capsys.readouterr().err
+    shown, _ = run_with_and_without_bar(argv, tmp_path, capsys)
+    assert "sb3-a2c seed 0: 100%" in shown.err and "64/64" in shown.err
 
 
 def test_benchmark_bar_follows_the_flag(tiny_rnn_path, tmp_path, capsys):
     argv = ["benchmark", "--algos", "q", "--seeds", "0", "--steps", "64", "--num-envs", "8"]
     argv += ["--eval-n", "4", "--jobs", "1", "--reward-rnn", tiny_rnn_path]
-    assert main([*argv, "--out", str(tmp_path / "a")]) == 0
-    shown = capsys.readouterr()
-    assert "benchmark: 100%" in shown.err and "1/1" in shown.err and BAR.search(shown.err)
+    shown, quiet = run_with_and_without_bar(argv, tmp_path, capsys)
+    assert "benchmark: 100%" in shown.err and "1/1" in shown.err
     assert "q_seed0 done" in shown.out and "| Statistic" in shown.out
-    assert main([*argv, "--out", str(tmp_path / "b"), "--no-progress"]) == 0
-    quiet = capsys.readouterr()
-    assert "%|" not in quiet.err and "q_seed0 done in" in quiet.out
+    assert "q_seed0 done in" in quiet.out

@@ -67,9 +67,10 @@ def test_evaluate_shows_a_bar_with_an_eta_unless_no_progress(tiny_rnn_path, tmp_
 def test_baseline_bar_follows_the_flag(tiny_rnn_path, tmp_path, capsys):
     pytest.importorskip("stable_baselines3")
     argv = ["baseline", "--algo", "sb3-a2c", "--steps", "64", "--num-envs", "8"]
-    argv += ["--reward-rnn", tiny_rnn_path, "--eval-n", "0"]
+    argv += ["--reward-rnn", tiny_rnn_path, "--eval-n", "4"]
     shown, _ = run_with_and_without_bar(argv, tmp_path, capsys)
-    assert "sb3-a2c seed 0: 100%" in shown.err and "64/64" in shown.err
+    assert "sb3-a2c seed 0: 100%" in shown.err and "64/64" in shown.err  # training
+    assert "evaluate: 100%" in shown.err and "12/12" in shown.err  # Note RNN, sampled, greedy
 
 
 def test_benchmark_bar_follows_the_flag(tiny_rnn_path, tmp_path, capsys):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +48,10 @@ def evaluate_policy(
     deterministic: bool = False,
     name: str | None = None,
     greedy_diversity: bool = True,
+    progress: Callable[[float], None] | None = None,
 ) -> EvaluationResult:
     """:func:`~melody_env.evaluation.evaluate` with the summary's settings (by default with a
-    greedy pass for the ``greedy_*`` diversity rows)."""
+    greedy pass for the ``greedy_*`` diversity rows); ``progress`` as ``evaluate``'s."""
     return evaluate(
         policy,
         n=n,
@@ -62,6 +63,7 @@ def evaluate_policy(
         n_bootstrap=BOOTSTRAP,
         name=name,
         greedy_diversity=greedy_diversity,
+        progress=progress,
     )
 
 
@@ -74,31 +76,33 @@ def summarize_policy(
     reward_rnn: NoteRNN,
     env_kwargs: dict[str, Any] | None = None,
     note_rnn_column: bool = True,
+    progress: bool = False,
 ) -> tuple[dict[str, dict[str, Any]], list[EvaluationResult]]:
     """Evaluate ``policy`` sampled and greedy (and the Note RNN); return the statistics by
-    summary key (``sampled``, ``greedy``, ``note_rnn``) and the results for the report."""
+    summary key (``sampled``, ``greedy``, ``note_rnn``) and the results for the report. With
+    ``progress``, a bar of the compositions with an ETA (on stderr)."""
+    from agents.progress import fraction_updater, progress_bar
+
+    columns = [("sampled", policy, False, f"{label} sampled", False)]
+    columns.append(("greedy", policy, True, f"{label} greedy", False))
+    if note_rnn_column:  # first in the report; its own greedy pass for its diversity rows
+        columns.insert(0, ("note_rnn", NoteRNNPolicy(), False, "Note RNN (untuned)", True))
     results = []
-    if note_rnn_column:
-        results.append(
-            (
-                "note_rnn",
-                evaluate_policy(
-                    NoteRNNPolicy(),
-                    n,
-                    seed,
-                    key,
-                    reward_rnn,
-                    env_kwargs,
-                    name="Note RNN (untuned)",
-                    greedy_diversity=True,
-                ),
+    with progress_bar(n * len(columns), "evaluate", "composition", enabled=progress) as bar:
+        for mode, column_policy, deterministic, name, greedy_diversity in columns:
+            result = evaluate_policy(
+                column_policy,
+                n,
+                seed,
+                key,
+                reward_rnn,
+                env_kwargs,
+                deterministic,
+                name,
+                greedy_diversity,
+                fraction_updater(bar, n),
             )
-        )
-    for mode, deterministic in (("sampled", False), ("greedy", True)):
-        result = evaluate_policy(
-            policy, n, seed, key, reward_rnn, env_kwargs, deterministic, f"{label} {mode}", False
-        )
-        results.append((mode, result))
+            results.append((mode, result))
     # Both columns carry the greedy diversity rows, read off the greedy column's compositions.
     greedy_rows = greedy_statistics(results[-1][1].tokens)
     for _, result in results[-2:]:

@@ -156,6 +156,7 @@ def _train_baseline(config: BaselineConfig, run_dir: Path, stop: GracefulStop, l
             reward_rnn,
             {"reward_scaler": config.reward_scaler},
             config.note_rnn_column,
+            progress=config.progress_bar,
         )
         summary.update(stats)
         sampled = next(r for r in results if r.name.endswith("sampled"))

@@ -432,7 +432,15 @@ def test_a_context_whose_rule_values_miss_a_rule_is_refused():
 
 
 def test_the_default_reward_is_the_papers():
-    assert RewardFunction().weights == {**dict.fromkeys(rules.RULE_NAMES, 2.0), "log_prob": 1.0}
+    reward = RewardFunction()
+    assert (reward.mode, reward.reward_scaler) == ("music_theory_all", 2.0)
+    assert reward.weights == {**dict.fromkeys(rules.RULE_NAMES, 2.0), "log_prob": 1.0}
+
+
+def test_a_reward_keeps_its_mode_and_scaler_and_weighs_extra_terms_one():
+    reward = RewardFunction("key_and_tonic", 0.5, terms={"extra": len}, weights={"tonic": 0.0})
+    assert (reward.mode, reward.reward_scaler) == ("key_and_tonic", 0.5)
+    assert reward.weights == {"key": 0.5, "extra": 1.0}
 
 
 @pytest.mark.parametrize(
@@ -459,3 +467,38 @@ def test_the_default_reward_is_the_papers():
 def test_a_bad_reward_configuration_is_named(arguments, message):
     with pytest.raises(ValueError, match=message):
         RewardFunction(**arguments)
+
+
+def test_a_scale_that_is_not_a_power_of_two_sums_the_weighted_rules_in_order():
+    # With s = 3, s * r_MT and 0 + s * v1 + ... + s * v9 differ in the last bit here: the sum
+    # in term order is the one the reward promises (only a power of two may be factored out).
+    ctx = hand_context([24], 20, length=16)  # A4 then F4 in C major
+    values = ctx.rule_values[:, 0].tolist()
+    in_order = 0.0
+    for value in values:
+        in_order = in_order + 3.0 * value
+    assert in_order != 3.0 * ctx.music_theory[0]  # the case tells the two sums apart
+    breakdown = RewardFunction("music_theory_only", reward_scaler=3.0)(ctx)
+    assert breakdown.total[0] == in_order
+    powers = RewardFunction("music_theory_only", reward_scaler=4.0)(ctx)
+    assert powers.total[0] == 4.0 * ctx.music_theory[0]
+
+
+def test_rule_engine_facts_have_their_documented_types():
+    engine = rule_engine.RuleEngine(3, 4)
+    assert (engine.batch_size, engine.length) == (3, 4)
+    engine.advance(0, np.array([C4, 15, 0]))
+    assert engine.pitch.dtype == engine.interval.dtype == engine.motif_notes.dtype == np.int64
+    assert engine.in_key.dtype == engine.is_repeating.dtype == np.bool_
+    assert engine.leap_outcome.dtype == np.int8
+    assert engine.pitch.tolist() == [60, 61, -1]
+    assert engine.in_key.tolist() == [True, False, True]
+    facts = engine.facts_of(1)
+    assert facts == (61, False, -9, False, 0, 0)
+    assert [type(fact) for fact in facts] == [int, bool, int, bool, int, int]
+
+
+def test_rule_engine_refuses_a_token_out_of_range_by_name():
+    engine = rule_engine.RuleEngine(1, 4)
+    with pytest.raises(IndexError, match=r"^a token outside 0\.\.37 was placed$"):
+        engine.advance(0, 38)

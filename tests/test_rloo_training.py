@@ -283,3 +283,23 @@ def test_a_signal_stops_after_the_iteration_with_a_checkpoint_and_resume_is_exac
                  "--reward-rnn", rnn_path, *TINY_CLI]) == 0  # fmt: skip
     a, b = final_tensors(out), final_tensors(tmp_path / "straight")
     assert all(torch.equal(a[name], b[name]) for name in a)
+
+
+def test_the_run_is_the_library_class_on_the_env_id(rnn_path, tmp_path):
+    """``train`` (``melody-rl train --algo rloo``) is ``RLOO(ENV_ID, ...).learn(total_steps)``
+    plus checkpoints and a summary: the same final weights bit for bit."""
+    from agents.rloo import RLOO
+    from melody_env import ENV_ID
+
+    config = tiny(rnn_path, summary_compositions=0)
+    train(config, tmp_path / "run", log=quiet)
+    fields = {name: value for name, value in config.to_dict().items() if name != "seed"}
+    model = RLOO(ENV_ID, seed=config.seed, **fields).learn(config.total_steps)
+    stored = final_tensors(tmp_path / "run")
+    network = model.policy.network.state_dict()
+    assert all(torch.equal(stored[f"policy.{name}"], network[name]) for name in network)
+    assert torch.equal(stored["position_logits"], model.policy.position_logits.detach())
+    assert (
+        model.num_timesteps
+        == json.loads((tmp_path / "run" / "summary.json").read_text())["global_step"]
+    )

@@ -227,7 +227,7 @@ def test_non_finite_weights_stop_learning(tiny_rnn):
     ("call", "error", "message"),
     [
         (lambda rnn: RLTuner("dqn", tiny_vec(rnn)), ValueError, "unknown algorithm 'dqn'"),
-        (lambda rnn: RLTuner("q", gym.make("CartPole-v1")), TypeError, "got TimeLimit"),
+        (lambda rnn: RLTuner("q", gym.make("CartPole-v1")), TypeError, "env must be an env id"),
         (lambda rnn: RLTuner("q", 42), TypeError, "got int"),
         (lambda rnn: RLTuner("q", tiny_vec(rnn), gama=0.5), ValueError, "unknown TrainConfig"),
         (lambda rnn: RLTuner("q", tiny_vec(rnn), num_envs=8), ValueError, "belong to the env"),

@@ -502,3 +502,17 @@ def test_rule_engine_refuses_a_token_out_of_range_by_name():
     engine = rule_engine.RuleEngine(1, 4)
     with pytest.raises(IndexError, match=r"^a token outside 0\.\.37 was placed$"):
         engine.advance(0, 38)
+
+
+@pytest.mark.parametrize(
+    ("melody", "expected"),
+    [
+        ([C4, C4, 0, E4], 3.0),  # E4 the unique high after a hold; C4 twice is no unique low
+        ([C4, 1, 0, E4], 6.0),  # holds and rests are skipped, not the end of the line
+        ([E4, 0, C4, E4], 3.0),  # C4 the unique low after a hold
+        ([0, 1, 0, 1], 0.0),  # no notes, no extremes
+    ],
+)
+def test_unique_extremes_look_past_holds_and_rests(melody, expected):
+    values = rule_engine.replay([melody], [0], len(melody))
+    assert values[rules.RULE_NAMES.index("unique_extremes"), 0] == expected

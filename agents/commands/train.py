@@ -172,7 +172,6 @@ def build_config(args: argparse.Namespace):
 def run_command(args: argparse.Namespace) -> int:
     from agents.tuner import train_run
 
-    args.no_progress = not args.progress  # the name agents.rloo.command reads
     try:
         from agents.rloo.command import is_rloo_run
 

@@ -47,9 +47,8 @@ def is_rloo_run(args: argparse.Namespace) -> bool:
 
 
 def _no_progress(args: argparse.Namespace) -> bool:
-    """Whether the command line turns the progress bar off (``--no-progress``, read as either
-    ``args.progress is False`` or ``args.no_progress``)."""
-    return bool(getattr(args, "no_progress", False)) or getattr(args, "progress", None) is False
+    """Whether the command line turns the progress bar off (``--no-progress``)."""
+    return getattr(args, "progress", True) is False
 
 
 def key_name(args: argparse.Namespace) -> str | None:

@@ -175,7 +175,6 @@ def summarize_run(
         for stats in columns.values():
             for name, value in stats.items():
                 stats[name] = float("nan") if value is None else value
-            stats["starting_with_tonic"] = stats["starts_with_tonic"]  # the train CLI's name
         summary.update(columns)
         sampled = next(result for result in results if result.name.endswith("sampled"))
         width = max(3, len(str(config.num_samples - 1)))

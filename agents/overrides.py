@@ -106,6 +106,39 @@ def config_from_dict(cls: type, data: Any, *, source: str = "") -> Any:
     return cls(**values)
 
 
+def nest_fields(
+    data: Any, into: str, names: Sequence[str], defaults: Mapping[str, Any] | None = None
+) -> Any:
+    """``data`` (a config's dict) with its top-level ``names`` moved into its ``into`` dict, and
+    ``defaults`` for the keys that dict lacks: how a config stored before those fields were
+    nested (``{"key": "G major"}`` where ``{"env": {"key": "G major"}}`` is now) still loads.
+    Anything that is not a dict comes back unchanged.
+
+    >>> nest_fields({"seed": 1, "key": "G major"}, "env", ["key", "reward_rnn"])
+    {'seed': 1, 'env': {'key': 'G major'}}
+    >>> nest_fields({"env": {"key": "D minor"}}, "env", ["key"], {"reward_mode": "x"})
+    {'env': {'reward_mode': 'x', 'key': 'D minor'}}
+
+    Raises:
+        ValueError: a name given at the top level when ``into`` is not a dict, or in both.
+    """
+    if not isinstance(data, Mapping):
+        return data
+    moved = {name: data[name] for name in names if name in data}
+    nested = data.get(into, {})
+    if not isinstance(nested, Mapping):
+        if moved:
+            raise ValueError(
+                f"{sorted(moved)} belong in {into}; give them there, not beside {into}"
+            )
+        return data
+    both = sorted(set(moved) & set(nested))
+    if both:
+        raise ValueError(f"{both} given both at the top level and in {into}; give them once")
+    rest = {name: value for name, value in data.items() if name not in moved and name != into}
+    return {**rest, into: {**(defaults or {}), **moved, **nested}}
+
+
 def _hints(cls: type) -> dict[str, Any]:
     """The field annotations of ``cls``, resolved; unresolvable ones stay strings (unchecked)."""
     try:

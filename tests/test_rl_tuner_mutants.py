@@ -12,6 +12,10 @@ import pytest
 from agents.rl_tuner import dqn
 from agents.rl_tuner.config import make_config
 from agents.rl_tuner.replay import _ARRAYS, CompositionReplay
+from agents.rl_tuner.trainer import Trainer
+from melody_env.music.keys import Key
+from melody_env.music.transposition import from_reference_log_probs, to_reference_tokens
+from tests.conftest import tiny_agent_config
 
 
 @pytest.mark.parametrize(
@@ -129,3 +133,124 @@ def test_an_unreadable_or_pickled_replay_file_is_refused(tmp_path, content):
         np.savez(path, **arrays)
     with pytest.raises(ValueError, match=r"^replay file .* is unreadable: "):
         filled_replay().load(path, replay.state())
+
+
+# --- One round of the loop: acting, learning as transitions come in, storing.
+
+
+def test_a_round_learns_on_schedule_and_stores_compositions_that_end_terminal(
+    tiny_rnn_path, tmp_path
+):
+    # 8 envs x 8 steps: a round is 8 vector steps of 8 transitions. Learning starts at the
+    # 72nd transition (the first vector step of round 2: the replay is empty during round 1),
+    # then one gradient step per 8 transitions: 8 in round 2 (at 72, 80, ..., 128).
+    config = tiny_agent_config(tiny_rnn_path, learning_starts=72, train_frequency=8)
+    trainer = Trainer(config, tmp_path / "run", log=lambda *_: None)
+    run = dqn.Run(
+        trainer.config,
+        trainer.progress,
+        trainer.envs,
+        trainer.agent,
+        trainer.optimizer,
+        trainer.replay,
+        trainer.rng,
+    )
+    learned = []
+    finished, stop = dqn.play_round(run, on_learn=learned.append)
+    assert (trainer.progress.global_step, len(learned), stop) == (64, 0, False)
+    assert finished.actions.shape == (8, 8)
+    assert len(trainer.replay) == 8
+    expected = [[False] * 7 + [True]] * 8
+    assert trainer.replay.terminals[:8].tolist() == expected
+    np.testing.assert_array_equal(trainer.replay.actions[:8], finished.actions)  # C major
+
+    trainer.progress.rounds += 1
+    dqn.play_round(run, on_learn=learned.append)
+    assert trainer.progress.global_step == 128
+    assert len(learned) == trainer.progress.gradient_steps == 8
+    assert all(isinstance(stats, dqn.StepStats) for stats in learned)
+    assert trainer.replay.terminals[:16].tolist() == expected * 2
+
+
+def test_a_replay_needs_room_for_one_composition():
+    with pytest.raises(
+        ValueError, match=r"^replay capacity must hold at least 1 composition, got 0$"
+    ):
+        CompositionReplay(0, 8, 1)
+
+
+def test_a_replay_buffer_has_the_documented_types_and_keeps_one_primer_token_at_least():
+    replay = CompositionReplay(3, 4, primer_width=0, num_classes=5, seed=1)
+    assert (replay.capacity, replay.length, replay.primer_width, replay.num_classes) == (3, 4, 1, 5)
+    assert (len(replay), replay.position, replay.transitions) == (0, 0, 0)
+    assert replay.primers.shape == (3, 1) and replay.primers.dtype == np.int64
+    assert replay.primer_lengths.dtype == replay.actions.dtype == np.int64
+    assert replay.rewards.dtype == replay.prior_log_probs.dtype == np.float32
+    assert replay.prior_log_probs.shape == (3, 4, 5)
+    assert replay.terminals.dtype == np.bool_
+    with pytest.raises(ValueError, match=r"^cannot sample from an empty replay buffer$"):
+        replay.sample(1)
+
+
+def test_the_replay_is_a_ring_of_right_aligned_primers():
+    replay = CompositionReplay(2, 2, primer_width=3, num_classes=3)
+    replay.add([7], [0, 1], [1.0, 2.0], np.zeros((2, 3)), [False, True])
+    assert replay.primers[0].tolist() == [0, 0, 7]
+    assert replay.primer_lengths[0] == 1
+    replay.add([5, 6, 7, 8], [1, 1], [3.0, 4.0], np.zeros((2, 3)), [False, True])
+    assert replay.primers[1].tolist() == [6, 7, 8]  # the last primer_width tokens
+    assert replay.primer_lengths[1] == 3
+    assert (len(replay), replay.position, replay.transitions) == (2, 0, 4)
+    replay.add([9, 9], [2, 2], [5.0, 6.0], np.ones((2, 3)), [False, True])  # overwrites the oldest
+    assert (len(replay), replay.position) == (2, 1)
+    assert replay.primers[0].tolist() == [0, 9, 9]
+    assert replay.actions[0].tolist() == [2, 2]
+    assert replay.rewards[0].tolist() == [5.0, 6.0]
+    assert replay.prior_log_probs[0].tolist() == [[1.0] * 3] * 2
+    assert replay.terminals[0].tolist() == [False, True]
+    with pytest.raises(ValueError, match=r"^a stored composition needs at least one primer token$"):
+        replay.add([], [0, 0], [0.0, 0.0], np.zeros((2, 3)), [False, True])
+
+
+def test_a_composition_in_another_key_is_stored_as_the_networks_read_it():
+    replay = CompositionReplay(2, 3, primer_width=2)
+    primer, actions = np.array([16, 0]), np.array([20, 1, 25])  # D4 hold | F#4 rest B4
+    prior = np.log(np.arange(1, 39, dtype=np.float64) / 741)[None].repeat(3, axis=0)
+    d_major = Key.from_name("D major")
+    replay.add(primer, actions, [0.0] * 3, prior, [False, False, True], key_index=d_major.index)
+    assert replay.primers[0].tolist() == to_reference_tokens(primer, d_major).tolist()
+    assert replay.actions[0].tolist() == to_reference_tokens(actions, d_major).tolist()
+    assert replay.actions[0].tolist() == [18, 1, 23]  # E4 rest A4: two semitones down
+    np.testing.assert_allclose(
+        from_reference_log_probs(replay.prior_log_probs[0], d_major), prior, rtol=1e-6
+    )
+    replay.add(primer, actions, [0.0] * 3, prior, [False, False, True], key_index=9 + 12)
+    assert replay.actions[1].tolist() == actions.tolist()  # A minor is a reference key
+
+
+def test_sampling_draws_distinct_compositions_when_it_can():
+    replay = CompositionReplay(8, 2, primer_width=1, num_classes=3, seed=0)
+    for n in range(5):
+        replay.add([n + 1], [n % 3, 0], [float(n), 0.0], np.zeros((2, 3)), [False, True])
+    batch = replay.sample(5)
+    assert sorted(batch.rewards[:, 0].tolist()) == [0.0, 1.0, 2.0, 3.0, 4.0]  # each once
+    assert batch.primers.shape == (5, 1) and batch.terminals[:, -1].all()
+    assert batch.primer_lengths.tolist() == [1] * 5
+    assert sorted(batch.primers[:, 0].tolist()) == [1, 2, 3, 4, 5]
+    assert batch.prior_log_probs.shape == (5, 2, 3)
+    assert replay.sample(12).rewards.shape == (12, 2)  # more than stored: with replacement
+
+
+@pytest.mark.parametrize("per_composition", [1, 3])
+def test_sample_steps_picks_distinct_steps_of_each_composition(per_composition):
+    replay = CompositionReplay(2, 4, primer_width=1, seed=3)
+    mask = replay.sample_steps(6, per_composition)
+    assert mask.shape == (6, 4) and mask.dtype == np.bool_
+    assert mask.sum(axis=1).tolist() == [per_composition] * 6
+    assert mask.any(axis=0).all() or per_composition == 1  # spread over the steps
+
+
+@pytest.mark.parametrize("per_composition", [None, 4, 9])
+def test_sample_steps_takes_every_step_by_default(per_composition):
+    mask = CompositionReplay(2, 4, primer_width=1).sample_steps(3, per_composition)
+    assert mask.tolist() == [[True] * 4] * 3

@@ -254,3 +254,72 @@ def test_sample_steps_picks_distinct_steps_of_each_composition(per_composition):
 def test_sample_steps_takes_every_step_by_default(per_composition):
     mask = CompositionReplay(2, 4, primer_width=1).sample_steps(3, per_composition)
     assert mask.tolist() == [[True] * 4] * 3
+
+
+def test_a_replay_of_one_composition_samples_it():
+    replay = CompositionReplay(4, 2, primer_width=1, num_classes=3)
+    replay.add([1], [2, 0], [1.5, 0.0], np.zeros((2, 3)), [False, True])
+    assert replay.sample(3).actions.tolist() == [[2, 0]] * 3
+
+
+def test_the_learning_rate_reaches_its_end_at_total_steps_of_one():
+    config = make_config(
+        "fast", "q", total_steps=1, learning_starts=0, learning_rate=0.003,
+        final_learning_rate=0.001,
+    )  # fmt: skip
+    assert dqn.learning_rate(config, 1) == pytest.approx(0.001)
+
+
+def test_boltzmann_exploration_samples_at_its_temperature():
+    logits = np.tile([0.0, np.log(3.0)], (4000, 1))  # p = 1/4, 3/4 at temperature 1
+    rng = np.random.default_rng(0)
+    cold = dqn.select_actions(logits, "boltzmann", 0.0, 0.5, rng)  # softmax([0, 2 log 3]): 9/10
+    assert 0.87 <= cold.mean() <= 0.93
+    warm = dqn.select_actions(logits, "boltzmann", 0.0, 1.0, rng)
+    assert 0.72 <= warm.mean() <= 0.78
+
+
+def _run_after_one_round(tiny_rnn_path, tmp_path, **overrides):
+    """A trainer's run after one round of acting (no learning yet): 8 compositions stored."""
+    config = tiny_agent_config(tiny_rnn_path, learning_starts=384, **overrides)
+    trainer = Trainer(config, tmp_path / "run", log=lambda *_: None)
+    run = dqn.Run(
+        trainer.config,
+        trainer.progress,
+        trainer.envs,
+        trainer.agent,
+        trainer.optimizer,
+        trainer.replay,
+        trainer.rng,
+    )
+    dqn.play_round(run)
+    return run
+
+
+def test_learn_step_samples_the_configured_steps_at_the_current_learning_rate(
+    tiny_rnn_path, tmp_path, monkeypatch
+):
+    run = _run_after_one_round(
+        tiny_rnn_path, tmp_path, transitions_per_composition=2, batch_size=3,
+        learning_rate=0.01, final_learning_rate=0.001,
+    )  # fmt: skip
+    seen = []
+    original = dqn.gradient_step
+
+    def spy(agent, optimizer, batch, mask, step):
+        seen.append((batch.actions.shape, mask.sum(axis=1).tolist(), step))
+        return original(agent, optimizer, batch, mask, step)
+
+    monkeypatch.setattr("agents.rl_tuner.dqn.gradient_step", spy)
+    stats = dqn.learn_step(run)
+    assert seen == [((3, 8), [2, 2, 2], 64)]
+    assert run.optimizer.param_groups[0]["lr"] == pytest.approx(0.01 + 64 / 384 * (0.001 - 0.01))
+    assert run.progress.gradient_steps == 1
+    assert np.isfinite(stats.td_loss)
+
+
+def test_a_non_finite_reward_stops_learn_step_naming_the_training_step(tiny_rnn_path, tmp_path):
+    run = _run_after_one_round(tiny_rnn_path, tmp_path)
+    run.replay.rewards[:] = np.inf
+    with pytest.raises(FloatingPointError, match=r"^non-finite TD target at training step 64: "):
+        dqn.learn_step(run)

@@ -163,6 +163,10 @@ def test_a_round_learns_on_schedule_and_stores_compositions_that_end_terminal(
     expected = [[False] * 7 + [True]] * 8
     assert trainer.replay.terminals[:8].tolist() == expected
     np.testing.assert_array_equal(trainer.replay.actions[:8], finished.actions)  # C major
+    np.testing.assert_array_equal(trainer.replay.primer_lengths[:8], finished.primer_lengths)
+    for row, length in enumerate(finished.primer_lengths):
+        stored = trainer.replay.primers[row, trainer.replay.primer_width - length :]
+        np.testing.assert_array_equal(stored, finished.primers[row, -length:])
 
     trainer.progress.rounds += 1
     dqn.play_round(run, on_learn=learned.append)
@@ -323,3 +327,21 @@ def test_a_non_finite_reward_stops_learn_step_naming_the_training_step(tiny_rnn_
     run.replay.rewards[:] = np.inf
     with pytest.raises(FloatingPointError, match=r"^non-finite TD target at training step 64: "):
         dqn.learn_step(run)
+
+
+def test_a_round_in_another_key_stores_what_the_networks_read(tiny_rnn_path, tmp_path):
+    config = tiny_agent_config(tiny_rnn_path, env={"composition_length": 8, "key": "D major"})
+    trainer = Trainer(config, tmp_path / "run", log=lambda *_: None)
+    run = dqn.Run(
+        trainer.config,
+        trainer.progress,
+        trainer.envs,
+        trainer.agent,
+        trainer.optimizer,
+        trainer.replay,
+        trainer.rng,
+    )
+    finished, _ = dqn.play_round(run)
+    expected = to_reference_tokens(finished.actions, "D major")
+    assert not np.array_equal(expected, finished.actions)
+    np.testing.assert_array_equal(trainer.replay.actions[:8], expected)

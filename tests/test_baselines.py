@@ -33,6 +33,7 @@ from agents.cli import main
 from agents.commands.baseline import hyperparameter_overrides
 from agents.overrides import apply_overrides
 from agents.sb3_vec_env import MelodySB3VecEnv
+from melody_env import EnvConfig
 from melody_env.evaluation.policies import load_policy
 from melody_env.music.encoding import MIN_PITCH
 from melody_env.music.keys import Key
@@ -122,6 +123,31 @@ def test_config_merges_overrides_and_validates():
         BaselineConfig.from_dict({"gama": 0.9})
 
 
+def test_the_env_is_an_env_config_and_former_flat_fields_load_into_it():
+    """``BaselineConfig.env`` replaced the flat ``key``, ``reward_scaler`` and ``reward_rnn``;
+    summaries written before load with them in ``env`` (the env's default reward mode)."""
+    former = {"algo": "sb3-ppo", "key": "e minor", "reward_scaler": 0.5, "reward_rnn": "a.pt"}
+    config = BaselineConfig.from_dict(former)
+    assert config.env == EnvConfig(key="E minor", reward_scaler=0.5, reward_rnn="a.pt")
+    assert config.env.reward_mode == "music_theory_all"
+    stored = config.to_dict()
+    assert "key" not in stored and stored["env"]["reward_scaler"] == 0.5
+    assert BaselineConfig.from_dict(json.loads(json.dumps(stored))) == config
+    with pytest.raises(ValueError, match=r"\['key'\] given both at the top level and in env"):
+        BaselineConfig.from_dict({"key": "C major", "env": {"key": "D minor"}})
+    with pytest.raises(ValueError, match=r"env\.reward_scaler must be > 0, got 0\.0"):
+        BaselineConfig(env=EnvConfig(reward_scaler=0.0))
+    with pytest.raises(ValueError, match="env must be an EnvConfig"):
+        BaselineConfig(env={"key": "G major"})
+    items = hyperparameter_overrides(["env.key=g major", "env.reward_scaler=1", "gamma=0.7"])
+    assert items == ["env.key=g major", "env.reward_scaler=1", "hyperparams.gamma=0.7"]
+    config = apply_overrides(BaselineConfig(), items)
+    assert (config.env.key, config.env.reward_scaler) == ("G major", 1.0)
+    assert config.hyperparams == {"gamma": 0.7}
+    with pytest.raises(ValueError, match=r"unknown config field 'env\.colour'"):
+        apply_overrides(BaselineConfig(), hyperparameter_overrides(["env.colour=red"]))
+
+
 def test_defaults_survive_building_a_model(tiny_rnn):
     """SB3 edits ``policy_kwargs`` in place (A2C adds RMSprop): the shared defaults must not
     change. (The benchmark smoke test builds every algorithm with its defaults.)"""
@@ -148,7 +174,7 @@ def test_ppo_run_writes_model_logs_and_summary(tmp_path, tiny_rnn_path):
         algo="sb3-ppo",
         total_steps=256,
         num_envs=8,
-        reward_rnn=tiny_rnn_path,
+        env=EnvConfig(reward_rnn=tiny_rnn_path),
         hyperparams=_SMALL,
         eval_compositions=20,
         num_samples=2,
@@ -183,8 +209,7 @@ def test_maskable_ppo_stays_in_key(tmp_path, tiny_rnn_path):
         algo="sb3-maskableppo",
         total_steps=256,
         num_envs=8,
-        key="D major",
-        reward_rnn=tiny_rnn_path,
+        env=EnvConfig(key="D major", reward_rnn=tiny_rnn_path),
         hyperparams=_SMALL,
         eval_compositions=40,
         note_rnn_column=False,

@@ -32,7 +32,7 @@ def test_pareto_optimal_by_hand():
 def test_every_algorithm_has_at_least_four_values_and_a_documented_knob():
     for algo in FRONTIER_ALGOS.values():
         assert len(algo.values) >= 4
-        assert algo.knob in ("env.reward_scaler", "reward_scaler", "kl_coef")
+        assert algo.knob in ("env.reward_scaler", "kl_coef")
         assert algo.family in ("train", "sb3")
 
 

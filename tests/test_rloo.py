@@ -7,19 +7,20 @@ import numpy as np
 import pytest
 import torch
 
-from agents.overrides import config_from_dict
+from agents.overrides import apply_overrides, config_from_dict
 from agents.rloo import rloo
-from agents.rloo.config import RLOOConfig
+from agents.rloo.config import RLOOConfig, default_env
 from agents.rloo.policy import RLOOPolicy
-from melody_env import ENV_ID
+from melody_env import ENV_ID, EnvConfig
 from melody_env.evaluation.evaluate import kl_from_prior
 from melody_env.models.note_rnn import NoteRNN
 
+LENGTH_8 = default_env().replace(composition_length=8)
 
-def small_config(reward_rnn=None, **overrides) -> RLOOConfig:
+
+def small_config(reward_rnn=None, key="C major", **overrides) -> RLOOConfig:
     base = dict(
-        reward_rnn=reward_rnn,
-        composition_length=8,
+        env=default_env().replace(reward_rnn=reward_rnn, composition_length=8, key=key),
         num_primers=3,
         samples_per_primer=2,
         total_steps=3 * 2 * 8 * 2,
@@ -98,8 +99,62 @@ def test_config_refuses_bad_values():
         RLOOConfig(kl_coef=-0.1)
     with pytest.raises(ValueError, match="unknown RLOOConfig fields"):
         config_from_dict(RLOOConfig, {"kl": 1.0})
-    config = RLOOConfig(total_steps=100, num_primers=2, samples_per_primer=2, composition_length=8)
+    config = RLOOConfig(total_steps=100, num_primers=2, samples_per_primer=2, env=LENGTH_8)
     assert config.iterations == 4  # 100 transitions in batches of 2 * 2 * 8 = 32, rounded up
+
+
+FORMER_CONFIG = {
+    "seed": 0, "total_steps": 1228800, "num_primers": 64, "samples_per_primer": 4,
+    "learning_rate": 0.001, "position_logits": True, "position_learning_rate": 0.03,
+    "final_learning_rate": None, "kl_coef": 4.0, "first_step_kl_coef": 0.5, "kl_in_reward": True,
+    "gamma": 1.0, "credit": "reward_to_go", "normalize_advantages": False, "rule_weights": None,
+    "entropy_coef": 0.0, "temperature": 1.0, "max_grad_norm": 1.0, "reward_scaler": 1.5,
+    "key": "g major", "composition_length": 16, "steps_per_bar": 16, "primer_context": 4,
+    "reward_rnn": "note_rnn.safetensors", "checkpoint_every": 0, "summary_compositions": 1000,
+    "eval_num_envs": 500, "num_samples": 16, "torch_threads": 1, "progress_bar": False,
+}  # fmt: skip
+"""A checkpoint's config as RLOO stored it before ``RLOOConfig.env`` (the env's fields flat)."""
+
+
+def test_the_former_flat_config_loads_with_its_env_fields_in_env():
+    config = RLOOConfig.from_dict(FORMER_CONFIG)
+    assert config.env == EnvConfig(
+        key="G major",
+        composition_length=16,
+        primer_context=4,
+        reward_mode="music_theory_only",  # the only mode RLOO's env had
+        reward_scaler=1.5,
+        reward_rnn="note_rnn.safetensors",
+    )
+    assert (config.kl_coef, config.iterations) == (4.0, 300)  # 1,228,800 / (256 * 16)
+    assert len(config.kl_weights()) == 16
+    stored = config.to_dict()
+    assert "key" not in stored and stored["env"]["key"] == "G major"
+    assert RLOOConfig.from_dict(stored) == config
+    assert RLOOConfig.from_dict({}) == RLOOConfig()  # the env's mode is RLOO's, not the env's
+    assert RLOOConfig.from_dict({"env": {"key": "D minor"}}).env.reward_mode == "music_theory_only"
+    with pytest.raises(ValueError, match=r"\['key'\] given both at the top level and in env"):
+        RLOOConfig.from_dict({"key": "C major", "env": {"key": "D minor"}})
+    with pytest.raises(ValueError, match=r"unknown RLOOConfig fields \['colour'\]"):
+        RLOOConfig.from_dict({**FORMER_CONFIG, "colour": 1})
+
+
+def test_the_env_fields_are_an_env_config():
+    assert RLOOConfig().env == EnvConfig(reward_mode="music_theory_only")
+    assert RLOOConfig().kl_weights() == [0.5] + [4.0] * 31
+    with pytest.raises(ValueError, match="env must be an EnvConfig"):
+        RLOOConfig(env={"key": "G major"})
+    with pytest.raises(ValueError, match=r"env\.reward_rnn must be a \.safetensors path or None"):
+        RLOOConfig(env=EnvConfig(reward_rnn=NoteRNN()))
+    with pytest.raises(ValueError, match=r"env\.reward_scaler must be >= 0"):
+        RLOOConfig(env=EnvConfig(reward_scaler=-1.0))
+    with pytest.raises(ValueError, match="unknown key 'H major'"):
+        RLOOConfig.from_dict({"key": "H major"})
+    config = apply_overrides(RLOOConfig(), ["env.key=g minor", "env.reward_scaler=1", "kl_coef=2"])
+    assert (config.env.key, config.env.reward_scaler, config.kl_coef) == ("G minor", 1.0, 2.0)
+    assert config.env.reward_mode == "music_theory_only"
+    with pytest.raises(ValueError, match="unknown config field 'key'"):
+        apply_overrides(RLOOConfig(), ["key=G major"])
 
 
 # --- rollout, exact KL and the loss, with the shipped Note RNN
@@ -225,7 +280,7 @@ def test_predict_replays_the_rollout_and_action_log_probs_matches(shipped, key):
         expected = policy.sequence_log_probs(greedy.primers, greedy.primer_lengths, greedy.actions)
     obs, _ = envs.reset(seed=[1, 2, 3])
     state, starts = None, np.ones(3, bool)
-    for t in range(config.composition_length):
+    for t in range(config.env.composition_length):
         log_pi = policy.action_log_probs(obs, state, starts)  # must not advance the state
         np.testing.assert_allclose(log_pi, expected[:, t].numpy(), atol=1e-4)
         actions, state = policy.predict(obs, state, starts, deterministic=True)

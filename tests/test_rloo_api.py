@@ -58,7 +58,7 @@ def test_the_issue_env_with_the_shipped_note_rnn():
     seen: list = []
     assert model.learn(4096, callback=record(seen)) is model
     # 4 primers x 4 samples x 32 steps = 512 steps an iteration: 8 iterations
-    assert model.num_timesteps == 4096 and len(seen) == 8 and model.config.key == "G major"
+    assert model.num_timesteps == 4096 and len(seen) == 8 and model.config.env.key == "G major"
     assert abs(seen[0]["logged"]["objective/kl"]) < 1e-4 < seen[-1]["logged"]["objective/kl"]
     batch = seen[0]["batch"]
     assert "autocorrelation" not in batch.terms
@@ -150,7 +150,7 @@ def test_a_single_env_with_the_shipped_note_rnn_is_wrapped_in_copies():
     assert all(row.reward_rnn is single.unwrapped.reward_rnn for row in rows)  # shared
     seen: list = []
     model.learn(256, callback=record(seen))  # 2 primers x 4 samples x 32 steps
-    assert model.num_timesteps == 256 and model.config.key == "D minor"
+    assert model.num_timesteps == 256 and model.config.env.key == "D minor"
     assert abs(seen[0]["logged"]["objective/kl"]) < 1e-4
     obs, _ = single.reset(seed=0)
     action, _ = model.predict(obs, deterministic=True)
@@ -164,7 +164,7 @@ def test_a_sync_vector_env_is_used_as_is():
     )
     seen: list = []
     model = RLOO(envs, seed=0, num_primers=2).learn(64, callback=record(seen))
-    assert model.get_env() is envs and model.config.key == "F# major"
+    assert model.get_env() is envs and model.config.env.key == "F# major"
     assert abs(seen[0]["logged"]["objective/kl"]) < 1e-5  # the policy starts as the env's RNN
 
 
@@ -240,7 +240,7 @@ def test_key_any_groups_share_a_key_and_the_untuned_policy_is_the_envs_prior():
     keys = batch.key_index.reshape(4, 4)
     assert (keys == keys[:, :1]).all() and len(set(keys[:, 0])) > 1
     assert abs(seen[0]["logged"]["objective/kl"]) < 1e-4
-    assert model.config.key == "any" and model.policy.position_logits.shape == (2, 16, 38)
+    assert model.config.env.key == "any" and model.policy.position_logits.shape == (2, 16, 38)
 
 
 def test_key_any_predict_replays_the_rollout_and_sequence_log_probs_match():

@@ -12,10 +12,9 @@ from safetensors.torch import load_file
 
 from agents.cli import main
 from agents.commands.train import add_parser
-from agents.overrides import config_from_dict
 from agents.policies import load_policy
 from agents.rloo import checkpoint as ckpt
-from agents.rloo.config import RLOOConfig
+from agents.rloo.config import RLOOConfig, default_env
 from agents.rloo.policy import RLOOPolicy
 from agents.rloo.run import train
 from melody_env.evaluation.evaluate import evaluate
@@ -32,8 +31,7 @@ def rnn_path(tmp_path_factory):
 def tiny(rnn_path, **overrides) -> RLOOConfig:
     """4 primers x 2 samples of 8 steps = 64 transitions per iteration; 4 iterations."""
     base = dict(
-        reward_rnn=rnn_path,
-        composition_length=8,
+        env=default_env().replace(reward_rnn=rnn_path, composition_length=8),
         num_primers=4,
         samples_per_primer=2,
         total_steps=256,
@@ -78,7 +76,23 @@ def test_resume_continues_bit_for_bit(rnn_path, tmp_path):
     assert whole["sampled"] == resumed["sampled"] and resumed["gradient_steps"] == 4
     state = json.loads((ckpt.find_checkpoint(tmp_path / "split") / ckpt.STATE).read_text())
     assert state["format"] == ckpt.FORMAT and state["progress"]["iteration"] == 4
-    assert config_from_dict(RLOOConfig, state["config"]) == tiny(rnn_path)
+    assert RLOOConfig.from_dict(state["config"]) == tiny(rnn_path)
+
+
+def test_a_checkpoint_with_the_former_flat_env_fields_loads_and_resumes(rnn_path, tmp_path):
+    """Checkpoints written before ``RLOOConfig.env`` held the env's fields at the top level
+    (and no reward mode: it was always ``music_theory_only``); they load and resume."""
+    train(tiny(rnn_path, total_steps=64, summary_compositions=0), tmp_path / "run", log=quiet)
+    path = ckpt.find_checkpoint(tmp_path / "run") / ckpt.STATE
+    state = json.loads(path.read_text())
+    env = state["config"].pop("env")
+    names = ("reward_scaler", "key", "composition_length", "steps_per_bar", "primer_context")
+    state["config"].update({name: env[name] for name in (*names, "reward_rnn")})
+    path.write_text(json.dumps(state))
+    expected = tiny(rnn_path, total_steps=64, summary_compositions=0)
+    assert ckpt.load_checkpoint(tmp_path / "run").config == expected
+    resumed = train(tiny(rnn_path, total_steps=128), tmp_path / "run", resume=True, log=quiet)
+    assert resumed["global_step"] == 128 and resumed["config"]["env"] == expected.env.to_dict()
 
 
 @pytest.mark.parametrize(
@@ -140,7 +154,7 @@ def test_checkpoint_loads_as_a_policy_and_is_told_from_a_q_run(rnn_path, tmp_pat
 def test_a_short_run_learns_the_rules_with_the_shipped_note_rnn(tmp_path):
     """About 10 s: 16-step compositions, 20 iterations of 32 x 4 (r_MT about -8 -> -1)."""
     config = RLOOConfig(
-        composition_length=16,
+        env=default_env().replace(composition_length=16),
         num_primers=32,
         samples_per_primer=4,
         total_steps=20 * 128 * 16,
@@ -152,7 +166,8 @@ def test_a_short_run_learns_the_rules_with_the_shipped_note_rnn(tmp_path):
         torch_threads=1,
     )
     frozen = {"total_steps": 1, "learning_rate": 1e-12, "position_learning_rate": 1e-12}
-    untuned = train(RLOOConfig(**{**config.to_dict(), **frozen}), tmp_path / "untuned", log=quiet)
+    untuned = RLOOConfig.from_dict({**config.to_dict(), **frozen})
+    untuned = train(untuned, tmp_path / "untuned", log=quiet)
     untuned = untuned["sampled"]
     tuned = train(config, tmp_path / "tuned", log=quiet)["sampled"]
     assert tuned["music_theory"] > untuned["music_theory"] + 4.0
@@ -161,9 +176,9 @@ def test_a_short_run_learns_the_rules_with_the_shipped_note_rnn(tmp_path):
 
 
 TINY_CLI = [
-    "--steps", "128", "--no-progress", "--set", "composition_length=8", "--set", "num_primers=4",
-    "--set", "samples_per_primer=2", "--set", "summary_compositions=16", "--set", "eval_num_envs=8",
-    "--set", "num_samples=2", "--set", "torch_threads=1",
+    "--steps", "128", "--no-progress", "--set", "env.composition_length=8",
+    "--set", "num_primers=4", "--set", "samples_per_primer=2", "--set", "summary_compositions=16",
+    "--set", "eval_num_envs=8", "--set", "num_samples=2", "--set", "torch_threads=1",
 ]  # fmt: skip
 
 
@@ -204,7 +219,7 @@ def test_cli_trains_in_key_any_and_generates(rnn_path, tmp_path, capsys):
     args = ["train", "--algo", "rloo", "--out", str(out), "--reward-rnn", rnn_path, "--key", "any"]
     assert main([*args, *TINY_CLI]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["config"]["key"] == "any" and summary["global_step"] == 128
+    assert summary["config"]["env"]["key"] == "any" and summary["global_step"] == 128
     assert final_tensors(out)["position_logits"].shape == (2, 8, 38)  # per mode
     assert (
         main(["generate", "--checkpoint", str(out), "--n", "3", "--out", str(tmp_path / "g")]) == 0
@@ -228,7 +243,7 @@ def test_cli_trains_in_key_any_and_generates(rnn_path, tmp_path, capsys):
 def _one_key_policy():
     from agents.rloo.policy import RLOOPolicy
 
-    config = RLOOConfig(composition_length=8)
+    config = RLOOConfig(env=default_env().replace(composition_length=8))
     return RLOOPolicy.from_config(config, NoteRNN(NoteRNNConfig(hidden_size=8), seed=0))
 
 
@@ -240,7 +255,8 @@ def test_cli_flags_set_the_config():
     args = parser.parse_args(["train", "--algo", "rloo", "--out", "x", "--key", "g minor",
                               "--seed", "3", "--steps", "999", "--set", "kl_coef=2.5"])  # fmt: skip
     config = build_config(args)
-    assert (config.key, config.seed, config.total_steps, config.kl_coef) == ("G minor", 3, 999, 2.5)
+    assert (config.env.key, config.seed, config.total_steps) == ("G minor", 3, 999)
+    assert config.kl_coef == 2.5 and config.env.reward_mode == "music_theory_only"
 
 
 def test_rloo_is_the_default_algorithm_but_presets_are_q():
@@ -294,7 +310,10 @@ def test_the_run_is_the_library_class_on_the_env_id(rnn_path, tmp_path):
     config = tiny(rnn_path, summary_compositions=0)
     train(config, tmp_path / "run", log=quiet)
     fields = {name: value for name, value in config.to_dict().items() if name != "seed"}
-    model = RLOO(ENV_ID, seed=config.seed, **fields).learn(config.total_steps)
+    del fields["env"]
+    env = {"composition_length": 8, "reward_rnn": rnn_path}  # the env's fields by name
+    model = RLOO(ENV_ID, seed=config.seed, **fields, **env).learn(config.total_steps)
+    assert model.config == config == RLOO.from_config(config).config
     stored = final_tensors(tmp_path / "run")
     network = model.policy.network.state_dict()
     assert all(torch.equal(stored[f"policy.{name}"], network[name]) for name in network)

@@ -175,6 +175,7 @@ def test_a_baseline_stops_on_a_signal_and_keeps_its_model(tiny_rnn_path, tmp_pat
     pytest.importorskip("stable_baselines3")
     from agents.baselines import train as baseline_train
     from agents.baselines.config import BaselineConfig
+    from melody_env import EnvConfig
     from melody_env.io.sb3_zip import load_sb3_model
 
     real = baseline_train.StopOnSignal._on_step
@@ -189,7 +190,7 @@ def test_a_baseline_stops_on_a_signal_and_keeps_its_model(tiny_rnn_path, tmp_pat
         algo="sb3-a2c",
         total_steps=100_000,
         num_envs=4,
-        reward_rnn=tiny_rnn_path,
+        env=EnvConfig(reward_rnn=tiny_rnn_path),
         hyperparams={"policy_kwargs": {"net_arch": [8]}, "n_steps": 4},
         eval_compositions=0,
         num_samples=0,

@@ -3,16 +3,23 @@
 >>> config = BaselineConfig(algo="sb3-ppo", total_steps=4096, hyperparams={"gamma": 0.8})
 >>> config.algorithm_kwargs()["gamma"], config.algorithm_kwargs()["n_steps"]
 (0.8, 32)
+>>> BaselineConfig.from_dict({"key": "G major", "reward_scaler": 1.0}).env.key  # older summaries
+'G major'
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from agents.baselines.algorithms import ALGORITHMS, get_algorithm
-from agents.overrides import config_from_dict
+from agents.overrides import config_from_dict, nest_fields
+from melody_env.envs.env_config import EnvConfig
+
+FORMER_ENV_FIELDS = ("key", "reward_scaler", "reward_rnn")
+"""The env fields a :class:`BaselineConfig` held at its top level before
+:attr:`BaselineConfig.env`; :meth:`BaselineConfig.from_dict` moves them into ``env``."""
 
 
 @dataclass(frozen=True)
@@ -28,12 +35,10 @@ class BaselineConfig:
     """Seeds the model, the env's primers and the evaluation."""
     num_envs: int = 64
     """Compositions composed at once by the batched env."""
-    key: str = "C major"
-    """Key of every training and evaluation composition (the paper: C major)."""
-    reward_scaler: float = 2.0
-    """Weight of r_MT in the reward, ``1 / c`` (the paper's ``c = 0.5``)."""
-    reward_rnn: str | None = None
-    """Note RNN checkpoint of the env's reward; ``None`` = the shipped one."""
+    env: EnvConfig = field(default_factory=EnvConfig)
+    """The task of training and evaluation: the env's arguments (:class:`melody_env.EnvConfig`:
+    by default C major, the paper's ``s * r_MT + log p`` with ``reward_scaler = s = 1 / c = 2``,
+    the shipped Note RNN; ``env.reward_rnn`` a ``.safetensors`` path or ``None``)."""
     hyperparams: dict[str, Any] = field(default_factory=dict)
     """Overrides of the algorithm's defaults (SB3 keyword arguments)."""
     eval_compositions: int = 1000
@@ -50,6 +55,13 @@ class BaselineConfig:
 
     def __post_init__(self) -> None:
         get_algorithm(self.algo)
+        if not isinstance(self.env, EnvConfig):
+            raise ValueError(f"env must be an EnvConfig, got {self.env!r:.80}")
+        if not isinstance(self.env.reward_rnn, (str, type(None))):
+            raise ValueError(
+                "env.reward_rnn must be a .safetensors path or None (a config is stored in "
+                f"summary.json), got {self.env.reward_rnn!r:.60}"
+            )
         for name, minimum in (
             ("total_steps", 1),
             ("num_envs", 1),
@@ -60,8 +72,8 @@ class BaselineConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
                 raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-        if not self.reward_scaler > 0:
-            raise ValueError(f"reward_scaler must be > 0, got {self.reward_scaler!r}")
+        if not self.env.reward_scaler > 0:
+            raise ValueError(f"env.reward_scaler must be > 0, got {self.env.reward_scaler!r}")
 
     def algorithm_kwargs(self) -> dict[str, Any]:
         """The algorithm's defaults with :attr:`hyperparams` applied (``policy_kwargs`` merged).
@@ -79,14 +91,15 @@ class BaselineConfig:
         kwargs.update(overrides)
         return kwargs
 
-    def env_kwargs(self) -> dict[str, Any]:
-        """Arguments of the env (and of the evaluation's env)."""
-        return {"key": self.key, "reward_scaler": self.reward_scaler}
-
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON-ready fields (the env's by :meth:`melody_env.EnvConfig.to_dict`)."""
+        data = asdict(replace(self, env=EnvConfig()))
+        data["env"] = self.env.to_dict()
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "") -> BaselineConfig:
-        """Rebuild from :meth:`to_dict` (:func:`agents.overrides.config_from_dict`)."""
-        return config_from_dict(cls, data, source=source)
+        """Rebuild from :meth:`to_dict` (:func:`agents.overrides.config_from_dict`); a config
+        stored before :attr:`env` (its :data:`FORMER_ENV_FIELDS` at the top level) loads with
+        them in ``env``."""
+        return config_from_dict(cls, nest_fields(data, "env", FORMER_ENV_FIELDS), source=source)

@@ -54,8 +54,9 @@ class FrontierAlgo:
 
     Attributes:
         name: the algorithm (``melody-rl train --algo`` or an SB3 name).
-        knob: the override the sweep sets: ``env.reward_scaler`` / ``kl_coef`` for ``melody-rl
-            train --set``, ``reward_scaler`` for :class:`~agents.baselines.config.BaselineConfig`.
+        knob: the override the sweep sets (:func:`agents.overrides.apply_overrides`):
+            ``env.reward_scaler`` or ``kl_coef``, through ``melody-rl train --set`` or on a
+            :class:`~agents.baselines.config.BaselineConfig`.
         values: the default values swept.
         family: ``"train"`` (``melody-rl train``) or ``"sb3"``.
         train_args: extra ``melody-rl train`` arguments (e.g. skip its own summary).
@@ -86,13 +87,12 @@ FRONTIER_ALGOS: dict[str, FrontierAlgo] = {
     "psi": FrontierAlgo("psi", "env.reward_scaler", SCALERS, train_args=_DQN_ARGS),
     "g": FrontierAlgo("g", "env.reward_scaler", SCALERS, train_args=_DQN_ARGS),
     "pure_rl": FrontierAlgo("pure_rl", "env.reward_scaler", SCALERS, train_args=_DQN_ARGS),
-    "sb3-ppo": FrontierAlgo("sb3-ppo", "reward_scaler", SCALERS, family="sb3", policy=""),
+    "sb3-ppo": FrontierAlgo("sb3-ppo", "env.reward_scaler", SCALERS, family="sb3", policy=""),
     "rloo": FrontierAlgo(
         "rloo",
         "kl_coef",
         (1.0, 2.0, 4.0, 8.0),
         train_args=("--set", "summary_compositions=0", "--set", "torch_threads=1"),
-        key_field="key",
         more_is_less_pull=False,
         default=4.0,
     ),
@@ -220,17 +220,15 @@ def _train(algo: FrontierAlgo, point: Point, run_dir: Path) -> tuple[Any, dict[s
         from agents.baselines.algorithms import get_algorithm
         from agents.baselines.config import BaselineConfig
         from agents.baselines.train import MODEL_FILE, as_policy, train_baseline
+        from agents.overrides import apply_overrides
 
         if not (run_dir / MODEL_FILE).is_file():
             budget = {} if point.total_steps is None else {"total_steps": point.total_steps}
             config = BaselineConfig(
-                algo=point.algo,
-                seed=point.seed,
-                key=point.key,
-                eval_compositions=0,
-                num_samples=0,
-                **budget,
-                **{algo.knob: point.value},
+                algo=point.algo, seed=point.seed, eval_compositions=0, num_samples=0, **budget
+            )
+            config = apply_overrides(
+                config, [f"{algo.knob}={point.value!r}", f"{algo.key_field}={point.key}"]
             )
             train_baseline(config, run_dir, log=lambda message: None)
         from melody_env.io.sb3_zip import load_sb3_model

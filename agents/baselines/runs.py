@@ -133,6 +133,7 @@ def _train_sb3(spec: RunSpec, run_dir: Path) -> tuple[Any, dict[str, Any]]:
     from agents.baselines.algorithms import get_algorithm
     from agents.baselines.config import BaselineConfig
     from agents.baselines.train import MODEL_FILE, as_policy, train_baseline
+    from melody_env.envs.env_config import EnvConfig
 
     summary_path = run_dir / "summary.json"
     if not summary_path.is_file():
@@ -143,8 +144,7 @@ def _train_sb3(spec: RunSpec, run_dir: Path) -> tuple[Any, dict[str, Any]]:
             total_steps=spec.total_steps,
             seed=spec.seed,
             num_envs=spec.num_envs,
-            key=spec.key,
-            reward_rnn=spec.reward_rnn,
+            env=EnvConfig(key=spec.key, reward_rnn=spec.reward_rnn),
             eval_compositions=0,
             num_samples=0,
         )

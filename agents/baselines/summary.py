@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from melody_env.atomic import atomic_write_text
+from melody_env.envs.env_config import EnvConfig
 from melody_env.evaluation import EvaluationResult, NoteRNNPolicy, evaluate
+from melody_env.evaluation.evaluate import ENV_KWARGS
 from melody_env.evaluation.music_summary import greedy_statistics
 from melody_env.evaluation.report import build_report, render_markdown
 from melody_env.evaluation.stats import Estimate
@@ -36,6 +38,17 @@ def statistics(result: EvaluationResult) -> dict[str, float]:
     for name, estimate in result.summary.items():
         values[name] = estimate.to_dict()["value"]
     return values
+
+
+def evaluation_env_kwargs(env: EnvConfig) -> dict[str, Any]:
+    """``env``'s arguments that :func:`~melody_env.evaluation.evaluate` takes as ``env_kwargs``
+    (all but those it sets itself: key, primer, reward RNN, render mode), so a run is summarised
+    on the task it trained on.
+
+    >>> evaluation_env_kwargs(EnvConfig(key="G major", reward_scaler=1.0))["reward_scaler"]
+    1.0
+    """
+    return {name: getattr(env, name) for name in ENV_KWARGS}
 
 
 def evaluate_policy(

@@ -31,7 +31,7 @@ from agents.baselines.algorithms import get_algorithm
 from agents.baselines.callbacks import MelodyMetricsCallback, ProgressBarCallback
 from agents.baselines.config import BaselineConfig
 from agents.baselines.masking import MaskedPolicy, VecInKeyActionMask
-from agents.baselines.summary import summarize_policy, write_summary
+from agents.baselines.summary import evaluation_env_kwargs, summarize_policy, write_summary
 from agents.run_control import GracefulStop, RunLock, Stopped, check_output_folder
 from agents.sb3_vec_env import MelodySB3VecEnv
 from melody_env.atomic import atomic_path
@@ -53,9 +53,8 @@ def load_reward_model(path: str | None) -> NoteRNN:
 
 def make_training_env(config: BaselineConfig, reward_rnn: NoteRNN) -> VecEnv:
     """The batched env of a run, wrapped for the algorithm."""
-    envs: VecEnv = MelodySB3VecEnv(
-        num_envs=config.num_envs, reward_rnn=reward_rnn, **config.env_kwargs()
-    )
+    env_kwargs = config.env.replace(reward_rnn=reward_rnn).env_kwargs()
+    envs: VecEnv = MelodySB3VecEnv(num_envs=config.num_envs, **env_kwargs)
     if get_algorithm(config.algo).masked:
         envs = VecInKeyActionMask(envs)
     return VecMonitor(envs)
@@ -115,7 +114,7 @@ def _train_baseline(config: BaselineConfig, run_dir: Path, stop: GracefulStop, l
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(config.torch_threads)
     started = time.perf_counter()
-    reward_rnn = load_reward_model(config.reward_rnn)
+    reward_rnn = load_reward_model(config.env.reward_rnn)
     envs = make_training_env(config, reward_rnn)
     model = build_model(config, envs, str(run_dir / "tensorboard"))
     train_start = time.perf_counter()
@@ -152,9 +151,9 @@ def _train_baseline(config: BaselineConfig, run_dir: Path, stop: GracefulStop, l
             config.algo,
             config.eval_compositions,
             config.seed,
-            config.key,
+            config.env.key,
             reward_rnn,
-            {"reward_scaler": config.reward_scaler},
+            evaluation_env_kwargs(config.env),
             config.note_rnn_column,
             progress=config.progress_bar,
         )

@@ -8,7 +8,9 @@ The algorithms are ``sb3-dqn``, ``sb3-ppo``, ``sb3-a2c``, ``sb3-qrdqn``, ``sb3-r
 and ``sb3-maskableppo`` (PPO that may only play notes of the key, or hold, or rest). Their
 default hyperparameters for this env are in ``agents/baselines/algorithms.py``; override any
 with ``--set NAME=VALUE`` (VALUE read as JSON, e.g. ``--set gamma=0.8 --set
-policy_kwargs='{"net_arch": [64]}'``).
+policy_kwargs='{"net_arch": [64]}'``). ``--set env.NAME=VALUE`` sets an argument of the env
+instead (a field of :class:`melody_env.EnvConfig`, e.g. ``--set env.reward_scaler=1``);
+``--key`` and ``--reward-rnn`` are ``env.key`` and ``env.reward_rnn``.
 
 The run folder gets ``model.zip``, ``tensorboard/``, ``curve.csv``, ``samples/*.mid``,
 ``summary.json`` and ``summary.md`` (the evaluation suite's Table-1 report of the trained
@@ -48,26 +50,33 @@ def add_parser(subparsers) -> None:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="override a hyperparameter of the algorithm (VALUE as JSON, else a string)",
+        help="override a hyperparameter of the algorithm, or env.NAME an argument of the env "
+        "(VALUE as JSON, else a string)",
     )
     add_progress_argument(parser)
     parser.set_defaults(func=run_command)
 
 
 def hyperparameter_overrides(items: list[str]) -> list[str]:
-    """``--set NAME=VALUE`` items as overrides of ``BaselineConfig.hyperparams``
-    (:func:`agents.overrides.apply_overrides` reads them).
+    """``--set NAME=VALUE`` items as overrides of ``BaselineConfig.hyperparams``, ``env.NAME``
+    ones of ``BaselineConfig.env`` (:func:`agents.overrides.apply_overrides` reads them).
 
-    >>> hyperparameter_overrides(["gamma=0.8", "typo"])
-    ['hyperparams.gamma=0.8', 'typo']
+    >>> hyperparameter_overrides(["gamma=0.8", "typo", "env.key=G major"])
+    ['hyperparams.gamma=0.8', 'typo', 'env.key=G major']
     """
-    return [f"hyperparams.{item.strip()}" if "=" in item else item for item in items]
+    return [
+        f"hyperparams.{item.strip()}"
+        if "=" in item and not item.strip().startswith("env.")
+        else item
+        for item in items
+    ]
 
 
 def run_command(args: argparse.Namespace) -> int:
     from agents.baselines.config import BaselineConfig
     from agents.baselines.train import train_baseline
     from agents.overrides import apply_overrides
+    from melody_env.envs.env_config import EnvConfig
 
     try:
         config = BaselineConfig(
@@ -75,8 +84,7 @@ def run_command(args: argparse.Namespace) -> int:
             total_steps=args.steps,
             seed=args.seed,
             num_envs=args.num_envs,
-            key=args.key,
-            reward_rnn=args.reward_rnn,
+            env=EnvConfig(key=args.key, reward_rnn=args.reward_rnn),
             eval_compositions=args.eval_n,
             progress_bar=args.progress,
         )

@@ -111,7 +111,7 @@ def run_command(args: argparse.Namespace) -> int:
             raise ValueError(f"--seed must be a non-negative integer, got {args.seed}")
         model = RLTuner.load(args.checkpoint)  # the RL Tuner's or RLOO's, by the format
         is_rloo = isinstance(model, RLOO)
-        key = model.config.key if is_rloo else model.config.env.key
+        key = model.config.env.key
         config = None if is_rloo else model.config
         if args.key is not None and is_rloo:
             if key == "any":  # composes in the requested key directly

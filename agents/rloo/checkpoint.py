@@ -6,8 +6,10 @@ A checkpoint is a folder ``RUN/checkpoints/step_000204800/`` (the RL Tuner's lay
 - ``weights.safetensors``: the policy (``policy.*``), the frozen Note RNN (``prior.*``: the
   env's scorer and the KL's reference, so no Note RNN file is needed to resume or evaluate) and
   Adam's state tensors (``optimizer.<param>.<name>``);
-- ``state.json``: ``format`` (:data:`FORMAT`), the :class:`~agents.rloo.config.RLOOConfig`, the
-  Note RNN's architecture, the counters (:class:`Progress`) and Adam's hyper-parameters.
+- ``state.json``: ``format`` (:data:`FORMAT`), the :class:`~agents.rloo.config.RLOOConfig` (read
+  by :meth:`~agents.rloo.config.RLOOConfig.from_dict`, so older checkpoints' flat env fields
+  load into ``config.env``), the Note RNN's architecture, the counters (:class:`Progress`) and
+  Adam's hyper-parameters.
 
 No generator state is stored: every round's primers and samples are drawn from generators
 seeded by ``(seed, round)``, so the weights, Adam's state and the round counter determine the
@@ -57,7 +59,6 @@ __all__ = [
     "restore",
     "save_checkpoint",
 ]
-from agents.overrides import config_from_dict
 from agents.rloo.config import RLOOConfig
 from melody_env.models.note_rnn import NoteRNN
 
@@ -148,7 +149,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     directory = find_checkpoint(path)
     state, tensors = read_state_and_weights(directory, FORMAT, STATE_KEYS, "RLOO")
     try:
-        config = config_from_dict(RLOOConfig, state["config"])
+        config = RLOOConfig.from_dict(state["config"])
     except (TypeError, ValueError) as error:
         raise ValueError(f"{directory / STATE} holds an invalid config: {error}") from error
     return Checkpoint(directory, config, state, tensors)

@@ -1,10 +1,11 @@
 """``melody-rl train --algo rloo``: the flags of ``melody-rl train`` mapped onto
 :class:`~agents.rloo.config.RLOOConfig`.
 
-``--steps`` sets ``total_steps``, ``--seed``, ``--checkpoint-every`` (transitions),
-``--reward-rnn`` and ``--key`` (one of the 24 keys, or ``any``) their fields, ``--set
-FIELD=VALUE`` any field (:func:`agents.overrides.apply_overrides`: VALUE read as JSON, else as a
-string, typed by the field; the flags win over ``--set``). ``--preset``, ``--num-envs`` and
+``--steps`` sets ``total_steps``, ``--seed`` and ``--checkpoint-every`` (transitions) their
+fields, ``--reward-rnn`` and ``--key`` (one of the 24 keys, or ``any``) ``env.reward_rnn`` and
+``env.key``, ``--set FIELD=VALUE`` any field, ``env.*`` the env's (``--set env.reward_scaler=1``;
+:func:`agents.overrides.apply_overrides`: VALUE read as JSON, else as a string, typed by the
+field; the flags win over ``--set``). ``--preset``, ``--num-envs`` and
 ``--eval-every`` are the Q agent's and are refused with the RLOO setting to use instead
 (``--eval-every 0`` passes: RLOO never evaluates periodically). A resumed run keeps its config;
 only ``--steps`` and ``--no-progress`` may change.
@@ -28,9 +29,11 @@ _FLAGS = {
     "steps": "total_steps",
     "seed": "seed",
     "checkpoint_every": "checkpoint_every",
-    "reward_rnn": "reward_rnn",
+    "reward_rnn": "env.reward_rnn",
+    "key": "env.key",
 }
-"""``melody-rl train`` flag (argparse name) -> RLOOConfig field."""
+"""``melody-rl train`` flag (argparse name) -> the RLOOConfig field it sets (``env.*``: a field
+of ``RLOOConfig.env``)."""
 
 
 def is_rloo_run(args: argparse.Namespace) -> bool:
@@ -91,20 +94,15 @@ def build_config(args: argparse.Namespace) -> RLOOConfig:
             ) from error
         if args.set:
             raise ValueError("--set cannot change a resumed run's config")
+        given = _given_flags(args)
         for flag, name in _FLAGS.items():
-            given = getattr(args, flag)
-            if flag != "steps" and given is not None and given != getattr(config, name):
+            current = config.env if name.startswith("env.") else config
+            current = getattr(current, name.removeprefix("env."))
+            if flag != "steps" and name in given and given[name] != current:
                 raise ValueError(
-                    f"--{flag.replace('_', '-')} {given} differs from the resumed run's "
-                    f"{getattr(config, name)!r}; a resumed run keeps its config (only --steps "
-                    "may change)"
+                    f"--{flag.replace('_', '-')} {given[name]} differs from the resumed run's "
+                    f"{current!r}; a resumed run keeps its config (only --steps may change)"
                 )
-        key = key_name(args)
-        if key is not None and key != config.key:
-            raise ValueError(
-                f"--key {key} differs from the resumed run's {config.key!r}; a resumed run "
-                "keeps its config (only --steps may change)"
-            )
         changes: dict[str, Any] = {}
         if args.steps is not None:
             changes["total_steps"] = args.steps
@@ -112,13 +110,20 @@ def build_config(args: argparse.Namespace) -> RLOOConfig:
             changes["progress_bar"] = False
         return replace(config, **changes)
     config = apply_overrides(RLOOConfig(), args.set or [])
-    flags = {name: getattr(args, flag) for flag, name in _FLAGS.items()}
-    flags = {name: value for name, value in flags.items() if value is not None}
-    if key_name(args) is not None:
-        flags["key"] = key_name(args)
+    given = _given_flags(args)
+    flags = {name: value for name, value in given.items() if not name.startswith("env.")}
+    env = {name[4:]: value for name, value in given.items() if name.startswith("env.")}
     if _no_progress(args):
         flags["progress_bar"] = False
-    return replace(config, **flags)  # the flags win over --set
+    return replace(config, env=config.env.replace(**env), **flags)  # the flags win over --set
+
+
+def _given_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags given on the command line: the field each sets (:data:`_FLAGS`) -> its value
+    (``--key`` as its canonical name)."""
+    values = {name: getattr(args, flag, None) for flag, name in _FLAGS.items()}
+    values["env.key"] = key_name(args)
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

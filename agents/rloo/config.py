@@ -3,12 +3,39 @@
 >>> config = RLOOConfig(total_steps=8192, num_primers=16, samples_per_primer=4)
 >>> config.batch_compositions, config.iterations
 (64, 4)
+>>> config.env.reward_mode, config.env.key
+('music_theory_only', 'C major')
+>>> RLOOConfig.from_dict({"key": "G major", "reward_scaler": 1.0}).env.key  # an older checkpoint's
+'G major'
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
+
+from agents.overrides import config_from_dict, nest_fields
+from melody_env.envs.env_config import EnvConfig
+
+REWARD_MODE = "music_theory_only"
+"""The env's reward mode in RLOO's default env: the nine rules times ``reward_scaler`` (the KL to
+the prior is the agent's)."""
+FORMER_ENV_FIELDS = (
+    "reward_scaler",
+    "key",
+    "composition_length",
+    "steps_per_bar",
+    "primer_context",
+    "reward_rnn",
+)
+"""The env fields an :class:`RLOOConfig` held at its top level before :attr:`RLOOConfig.env`;
+:meth:`RLOOConfig.from_dict` moves them into ``env``."""
+
+
+def default_env() -> EnvConfig:
+    """RLOO's task: the env's defaults in ``reward_mode="music_theory_only"``."""
+    return EnvConfig(reward_mode=REWARD_MODE)
+
 
 CREDITS = ("reward_to_go", "composition")
 """How a sampled token is credited: with the return from its step on, or the whole
@@ -20,7 +47,7 @@ class RLOOConfig:
     """Everything that defines one RLOO run.
 
     The objective, per composition of ``L`` steps written after a primer (``s`` =
-    ``reward_scaler``, ``beta`` = ``kl_coef``, ``pi`` the policy at ``temperature``, ``p`` the
+    ``env.reward_scaler``, ``beta`` = ``kl_coef``, ``pi`` the policy at ``temperature``, ``p`` the
     frozen Note RNN, both over all 38 tokens)::
 
         J(pi) = E[ sum_t s * r_MT(s_t, a_t) ] - beta * E[ sum_t KL(pi(.|s_t) || p(.|s_t)) ]
@@ -98,22 +125,15 @@ class RLOOConfig:
     """The policy is ``softmax(logits / temperature)``, for training, sampling and evaluation."""
     max_grad_norm: float = 1.0
     """Global gradient-norm clip."""
-    reward_scaler: float = 2.0
-    """``s = 1 / c``: weight of r_MT (the paper's ``c = 0.5``)."""
-    key: str = "C major"
-    """Key of every composition, or ``"any"``: each composition's key drawn by the env at its
-    reset (the ``k`` samples of a primer share it); the policy is told each row's key and
-    reads it transposed, with position logits per mode (see
-    :class:`~agents.rloo.policy.RLOOPolicy`)."""
-    composition_length: int = 32
-    """Sixteenth steps per composition (two bars, as the paper)."""
-    steps_per_bar: int = 16
-    """Sixteenths per bar (the observation's beat slice)."""
-    primer_context: int = 8
-    """Primer tokens visible in the observation; :meth:`RLOOPolicy.predict` primes from them."""
-    reward_rnn: str | None = None
-    """Note RNN checkpoint: the policy's start, the frozen prior and the env's scorer;
-    ``None`` = the shipped one."""
+    env: EnvConfig = field(default_factory=default_env)
+    """The task: the env's arguments (:class:`melody_env.EnvConfig`; default: its defaults in
+    ``reward_mode="music_theory_only"``, ``s = reward_scaler = 2``, the paper's ``c = 0.5``).
+    ``env.key`` may be ``"any"``: each composition's key drawn by the env at its reset (the
+    ``k`` samples of a primer share it); the policy is told each row's key and reads it
+    transposed, with position logits per mode (see :class:`~agents.rloo.policy.RLOOPolicy`).
+    ``env.primer_context`` primer tokens are visible in the observation
+    (:meth:`RLOOPolicy.predict` primes from them); ``env.reward_rnn`` (a path, or ``None`` for
+    the shipped one) is the policy's start, the frozen prior and the env's scorer."""
     checkpoint_every: int = 0
     """Checkpoint every this many iterations (besides the end); 0 = only at the end."""
     summary_compositions: int = 1000
@@ -129,10 +149,15 @@ class RLOOConfig:
     """Show a tqdm progress bar."""
 
     def __post_init__(self) -> None:
-        positive = ("total_steps", "num_primers", "composition_length", "steps_per_bar")
-        positive += ("eval_num_envs", "torch_threads")
+        if not isinstance(self.env, EnvConfig):
+            raise ValueError(f"env must be an EnvConfig, got {self.env!r:.80}")
+        if not isinstance(self.env.reward_rnn, (str, type(None))):
+            raise ValueError(
+                "env.reward_rnn must be a .safetensors path or None (a config is stored in "
+                f"checkpoints), got {self.env.reward_rnn!r:.60}"
+            )
+        positive = ("total_steps", "num_primers", "eval_num_envs", "torch_threads")
         non_negative = ("checkpoint_every", "summary_compositions", "num_samples", "seed")
-        non_negative += ("primer_context",)
         for name in positive + non_negative:
             value = getattr(self, name)
             minimum = 1 if name in positive else 0
@@ -149,10 +174,6 @@ class RLOOConfig:
         for name in ("learning_rate", "position_learning_rate", "max_grad_norm", "temperature"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        if str(self.key).strip().lower() != "any":
-            from melody_env.music.keys import Key
-
-            Key.from_name(self.key)  # a ValueError naming the 24 keys if unknown
         if self.rule_weights is not None:
             from melody_env.rewards.rules import RULE_NAMES
 
@@ -167,9 +188,11 @@ class RLOOConfig:
             raise ValueError(
                 f"first_step_kl_coef must be None or >= 0, got {self.first_step_kl_coef!r}"
             )
-        for name in ("kl_coef", "entropy_coef", "reward_scaler"):
+        for name in ("kl_coef", "entropy_coef"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if not self.env.reward_scaler >= 0:
+            raise ValueError(f"env.reward_scaler must be >= 0, got {self.env.reward_scaler!r}")
         if self.final_learning_rate is not None and not self.final_learning_rate > 0:
             raise ValueError(
                 f"final_learning_rate must be None or > 0, got {self.final_learning_rate!r}"
@@ -178,7 +201,7 @@ class RLOOConfig:
     def kl_weights(self) -> list[float]:
         """The KL weight of each step: ``kl_coef``, but ``first_step_kl_coef`` at step 0."""
         first = self.kl_coef if self.first_step_kl_coef is None else self.first_step_kl_coef
-        return [first] + [self.kl_coef] * (self.composition_length - 1)
+        return [first] + [self.kl_coef] * (self.env.composition_length - 1)
 
     @property
     def batch_compositions(self) -> int:
@@ -188,19 +211,20 @@ class RLOOConfig:
     @property
     def iterations(self) -> int:
         """Gradient steps: ``total_steps`` rounded up to whole batches."""
-        per_batch = self.batch_compositions * self.composition_length
+        per_batch = self.batch_compositions * self.env.composition_length
         return -(-self.total_steps // per_batch)
 
-    def env_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``gymnasium.make_vec(ENV_ID, ...)`` (without the reward RNN)."""
-        return {
-            "composition_length": self.composition_length,
-            "steps_per_bar": self.steps_per_bar,
-            "primer_context": self.primer_context,
-            "key": self.key,
-            "reward_mode": "music_theory_only",
-            "reward_scaler": self.reward_scaler,
-        }
-
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON-ready fields (the env's by :meth:`melody_env.EnvConfig.to_dict`)."""
+        data = asdict(replace(self, env=default_env()))
+        data["env"] = self.env.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "") -> RLOOConfig:
+        """Rebuild from :meth:`to_dict` (:func:`agents.overrides.config_from_dict`: unknown fields
+        are refused). A config stored before :attr:`env` (its :data:`FORMER_ENV_FIELDS` at the
+        top level) loads with them in ``env``; an ``env`` without ``reward_mode`` gets
+        :data:`REWARD_MODE`."""
+        data = nest_fields(data, "env", FORMER_ENV_FIELDS, {"reward_mode": REWARD_MODE})
+        return config_from_dict(cls, data, source=source)

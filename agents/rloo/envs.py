@@ -16,7 +16,7 @@ from typing import Any
 import gymnasium as gym
 import torch
 
-from agents.rloo.config import RLOOConfig
+from agents.rloo.config import RLOOConfig, default_env
 from melody_env.envs.melody_composition import MelodyCompositionEnv
 from melody_env.envs.observation import ObservationLayout
 from melody_env.envs.vector import MelodyCompositionVectorEnv
@@ -26,7 +26,7 @@ from melody_env.rewards.composition import RewardFunction
 from melody_env.rewards.rules import RULE_NAMES
 
 ENV_FIELDS = ("key", "composition_length", "steps_per_bar", "primer_context", "reward_scaler")
-"""Config fields a given env decides (the env's values are stored in the config)."""
+"""``RLOOConfig.env`` fields a given env decides (the env's values are stored in the config)."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def wrap_single_env(env: gym.Env, copies: int) -> gym.vector.SyncVectorEnv:
 
 def make_envs(env_id: str, config: RLOOConfig, reward_rnn: NoteRNN) -> gym.vector.VectorEnv:
     """The native vector env of ``env_id`` the config describes, one iteration wide."""
-    kwargs = config.env_kwargs() | {"reward_rnn": reward_rnn}
+    kwargs = config.env.replace(reward_rnn=reward_rnn).env_kwargs()
     try:
         return gym.make_vec(
             env_id,
@@ -145,24 +145,29 @@ def as_vector_env(env, config: RLOOConfig) -> tuple[gym.vector.VectorEnv, EnvFac
     return envs, env_facts(envs)
 
 
-def fit_config(config: RLOOConfig, facts: EnvFacts, given: dict[str, Any]) -> RLOOConfig:
-    """The config with the env's settings, and ``num_primers`` rounded up to whole rollouts.
+def fit_config(config: RLOOConfig, facts: EnvFacts, check: bool = False) -> RLOOConfig:
+    """The config with the env's settings in ``config.env``, and ``num_primers`` rounded up to
+    whole rollouts.
 
     Raises:
-        ValueError: ``given`` sets a field of :data:`ENV_FIELDS` to another value than the env's.
+        ValueError: with ``check``, ``config.env`` sets a field of :data:`ENV_FIELDS` (to
+            another value than RLOO's default) that differs from the env's, or a reward RNN.
     """
     values = facts.config_values()
-    for name in ENV_FIELDS:
-        if name in given and given[name] != values[name]:
-            raise ValueError(
-                f"{name}={given[name]!r} differs from the env's {values[name]!r}: with an env, "
-                f"RLOO takes {', '.join(ENV_FIELDS)} from it"
-            )
-    if "reward_rnn" in given and given["reward_rnn"] is not None:
-        raise ValueError("reward_rnn is the env's: RLOO starts from the env's reward RNN")
+    if check:
+        default = default_env()
+        for name in ENV_FIELDS:
+            given = getattr(config.env, name)
+            if given != getattr(default, name) and given != values[name]:
+                raise ValueError(
+                    f"env.{name}={given!r} differs from the env's {values[name]!r}: with an "
+                    f"env, RLOO takes {', '.join(ENV_FIELDS)} from it"
+                )
+        if config.env.reward_rnn is not None:
+            raise ValueError("reward_rnn is the env's: RLOO starts from the env's reward RNN")
     groups = facts.num_envs // config.samples_per_primer
-    values["num_primers"] = math.ceil(config.num_primers / groups) * groups
-    return replace(config, **values)
+    num_primers = math.ceil(config.num_primers / groups) * groups
+    return replace(config, env=config.env.replace(**values), num_primers=num_primers)
 
 
 def same_weights(a: NoteRNN, b: NoteRNN) -> bool:

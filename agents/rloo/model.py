@@ -6,8 +6,8 @@ Gymnasium ``VectorEnv`` of them (the native one of ``gym.make_vec``, or a ``Sync
 
 - **Reward.** The env's own: its key, reward mode, terms and weights (the KL to the prior is the
   agent's, in its objective, not the env's). An env id builds the env the config describes:
-  ``config.env_kwargs()``, i.e. the paper's nine rules times ``reward_scaler``
-  (``reward_mode="music_theory_only"``), as ``melody-rl train`` does.
+  ``config.env`` (a :class:`melody_env.EnvConfig`; by default the paper's nine rules times
+  ``reward_scaler``, ``reward_mode="music_theory_only"``), as ``melody-rl train`` does.
 - **Prior.** The env's reward RNN (``env.unwrapped.reward_rnn``): the policy starts as a copy of
   it, and the exact KL at every step is computed from the 38 log-probs it returns in
   ``info["prior_log_probs"]``; no second Note RNN runs. A frozen copy is kept as the policy's
@@ -34,7 +34,7 @@ Gymnasium ``VectorEnv`` of them (the native one of ``gym.make_vec``, or a ``Sync
 >>> envs = gym.make_vec(ENV_ID, num_envs=4, key="G major", composition_length=8,
 ...                     reward_rnn=NoteRNN(NoteRNNConfig(hidden_size=8), seed=0))
 >>> model = RLOO(envs, seed=0, num_primers=2, samples_per_primer=2).learn(64)
->>> model.num_timesteps, model.config.key
+>>> model.num_timesteps, model.config.env.key
 (64, 'G major')
 >>> obs, info = envs.reset(seed=0)
 >>> action, state = model.predict(obs, deterministic=True)
@@ -55,7 +55,6 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from agents.overrides import config_from_dict
 from agents.rl_tuner.networks import freeze
 from agents.rl_tuner.trainer import load_note_rnn
 from agents.rloo import checkpoint as ckpt
@@ -63,6 +62,7 @@ from agents.rloo import rloo
 from agents.rloo.config import RLOOConfig
 from agents.rloo.envs import as_vector_env, env_facts, fit_config, make_envs, same_weights
 from agents.rloo.policy import RLOOPolicy
+from melody_env import ENV_ID
 
 
 class RLOO:
@@ -78,9 +78,11 @@ class RLOO:
         tensorboard_log: a folder for TensorBoard event files (written directly into it, with
             TRL's names, see :mod:`agents.rloo.rloo`); ``None``: none.
         verbose: 1 prints a line per iteration.
-        **hyperparameters: fields of :class:`~agents.rloo.config.RLOOConfig`. With an env
-            object, ``key``, ``composition_length``, ``steps_per_bar``, ``primer_context`` and
-            ``reward_scaler`` are the env's (passing another value is an error).
+        **hyperparameters: fields of :class:`~agents.rloo.config.RLOOConfig`, and ``key``,
+            ``composition_length``, ``steps_per_bar``, ``primer_context``, ``reward_scaler`` and
+            ``reward_rnn`` (a path), which set ``config.env``'s (:meth:`from_config` takes a
+            whole config). With an env object, the first five are the env's (passing another
+            value is an error).
 
     Raises:
         ValueError: an unknown or invalid hyperparameter, or an env RLOO cannot use (one line).
@@ -107,13 +109,32 @@ class RLOO:
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1)[0])
         config = _config({**hyperparameters, "seed": seed})
+        self._start(env, config, tensorboard_log, verbose)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: RLOOConfig,
+        env: str | gym.Env | gym.vector.VectorEnv = ENV_ID,
+        *,
+        tensorboard_log: str | os.PathLike | None = None,
+        verbose: int = 0,
+    ) -> RLOO:
+        """The model of a whole :class:`~agents.rloo.config.RLOOConfig`, by default on the
+        melody env its ``env`` describes (what ``melody-rl train`` runs); ``env`` and the other
+        arguments as for :class:`RLOO`."""
+        model = cls.__new__(cls)
+        model._start(env, config, tensorboard_log, verbose)
+        return model
+
+    def _start(self, env, config: RLOOConfig, tensorboard_log, verbose) -> None:
         if isinstance(env, str):
-            reward_rnn = freeze(load_note_rnn(config.reward_rnn))
+            reward_rnn = freeze(load_note_rnn(config.env.reward_rnn))
             envs = make_envs(env, config, reward_rnn)
             facts = env_facts(envs)
         else:
             envs, facts = as_vector_env(env, config)
-            config = fit_config(config, facts, given=hyperparameters)
+            config = fit_config(config, facts, check=True)
         self._setup(config, envs, facts.reward_rnn, tensorboard_log, verbose)
         self._facts = facts
 
@@ -152,10 +173,10 @@ class RLOO:
             envs, facts = as_vector_env(env, self.config)
         values = facts.config_values()
         for name in ("key", "composition_length", "steps_per_bar", "primer_context"):
-            if values[name] != getattr(self.config, name):
+            if values[name] != getattr(self.config.env, name):
                 raise ValueError(
                     f"the env's {name} {values[name]!r} differs from the model's "
-                    f"{getattr(self.config, name)!r}"
+                    f"{getattr(self.config.env, name)!r}"
                 )
         if not same_weights(facts.reward_rnn, self.policy.prior):
             warnings.warn(
@@ -163,7 +184,7 @@ class RLOO:
                 "against the env's",
                 stacklevel=2,
             )
-        self.config = fit_config(self.config, facts, given={})
+        self.config = fit_config(self.config, facts)
         self.env, self._facts = envs, facts
 
     def learn(
@@ -200,7 +221,7 @@ class RLOO:
             raise ValueError("this model has no env: pass env= to RLOO.load or call set_env")
         if reset_num_timesteps:
             self.progress = ckpt.Progress()
-        per_iteration = self.config.batch_compositions * self.config.composition_length
+        per_iteration = self.config.batch_compositions * self.config.env.composition_length
         target = self.progress.global_step + max(int(total_timesteps), 0)
         # The schedule's horizon (and the checkpoint's record) is this call's end.
         self.config = replace(self.config, total_steps=max(target, 1))
@@ -329,16 +350,16 @@ class RLOO:
 
     def __repr__(self) -> str:
         return (
-            f"RLOO(key={self.config.key!r}, num_envs="
+            f"RLOO(key={self.config.env.key!r}, num_envs="
             f"{None if self.env is None else self.env.num_envs}, "
             f"num_timesteps={self.num_timesteps})"
         )
 
 
 def _config(values: dict[str, Any]) -> RLOOConfig:
-    """An :class:`RLOOConfig` from keyword values, with one-line errors (unknown names listed
-    with the known ones)."""
+    """An :class:`RLOOConfig` from keyword values (:meth:`RLOOConfig.from_dict`), with one-line
+    errors (unknown names listed with the known ones)."""
     try:
-        return config_from_dict(RLOOConfig, values)
+        return RLOOConfig.from_dict(values)
     except TypeError as error:  # e.g. a list where a number belongs
         raise ValueError(f"invalid RLOO hyperparameters: {error}") from error

@@ -125,11 +125,11 @@ class RLOOPolicy:
             note_rnn,
             temperature=config.temperature,
             seed=config.seed,
-            composition_length=config.composition_length,
-            primer_context=config.primer_context,
-            steps_per_bar=config.steps_per_bar,
+            composition_length=config.env.composition_length,
+            primer_context=config.env.primer_context,
+            steps_per_bar=config.env.steps_per_bar,
             position_logits=config.position_logits,
-            key=config.key,
+            key=config.env.key,
         )
         policy.config = config
         policy.prior = freeze(copy.deepcopy(note_rnn))

@@ -90,7 +90,7 @@ class Rollout:
 
 def make_envs(config: RLOOConfig, num_envs: int, reward_rnn: NoteRNN) -> gym.vector.VectorEnv:
     """The native vector env of ``num_envs`` melody envs, returning ``s * r_MT``."""
-    kwargs = config.env_kwargs() | {"reward_rnn": reward_rnn}
+    kwargs = config.env.replace(reward_rnn=reward_rnn).env_kwargs()
     return gym.make_vec(
         ENV_ID, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs
     )
@@ -219,7 +219,7 @@ def agent_scores(
         return batch.scores
     by_scale: dict[float, list[tuple[str, float]]] = {}
     for name, weight in config.rule_weights.items():
-        scale = config.reward_scaler if rule_scales is None else rule_scales.get(name, 0.0)
+        scale = config.env.reward_scaler if rule_scales is None else rule_scales.get(name, 0.0)
         if scale != 0.0 and name in batch.terms:
             by_scale.setdefault(scale, []).append((name, weight))
     scores = batch.scores
@@ -397,10 +397,10 @@ def generate(
     if key is not None:
         if not policy.any_key:
             raise ValueError(
-                f"the policy was trained in {config.key}: it composes in that key only "
+                f"the policy was trained in {config.env.key}: it composes in that key only "
                 "(transpose its melodies instead)"
             )
-        config = replace(config, key=key)
+        config = replace(config, env=config.env.replace(key=key))
     envs = make_envs(config, min(n, 64), policy.prior)
     try:
         return compose(policy, envs, n, config, purpose="generate", greedy=greedy).actions

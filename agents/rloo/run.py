@@ -85,10 +85,9 @@ def _train(config: RLOOConfig, run_dir: Path, resume: bool, log, on_trained) -> 
             f"{run_dir} already holds a run; pass --resume to continue it or choose another --out"
         )
     else:
-        values = {name: value for name, value in config.to_dict().items() if name != "seed"}
-        model = RLOO(ENV_ID, seed=config.seed, tensorboard_log=tensorboard, **values)
+        model = RLOO.from_config(config, ENV_ID, tensorboard_log=tensorboard)
     torch.set_num_threads(model.config.torch_threads)  # also for the summary's evaluation
-    per_iteration = model.config.batch_compositions * model.config.composition_length
+    per_iteration = model.config.batch_compositions * model.config.env.composition_length
     end = -(-config.total_steps // per_iteration) * per_iteration
     last_saved = model.num_timesteps if resume else None
     started = time.perf_counter()
@@ -155,7 +154,7 @@ def summarize_run(
     KL; ``summary.json``, ``summary.md``, ``report.json`` and MIDI samples. A run trained with
     ``key="any"`` is summarised in C major (``melody-rl evaluate --key all`` gives every key).
     ``started``: the ``time.perf_counter()`` of the run's start (for ``total_seconds``)."""
-    from agents.baselines.summary import summarize_policy
+    from agents.baselines.summary import evaluation_env_kwargs, summarize_policy
 
     summary: dict[str, Any] = {
         "config": {"algo": "rloo", "preset": "default", **config.to_dict()},
@@ -165,8 +164,7 @@ def summarize_run(
     }
     results = []
     if config.summary_compositions:
-        env_kwargs = config.env_kwargs()
-        key = env_kwargs.pop("key")
+        key, env_kwargs = config.env.key, evaluation_env_kwargs(config.env)
         if key == "any":  # the suite takes one key, as for the RL Tuner's key-any runs
             key = "C major"
         columns, results = summarize_policy(

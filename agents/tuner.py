@@ -54,7 +54,7 @@ API_DEFAULTS = {
 unless given (``melody-rl train`` keeps the config's): ``learn`` evaluates, checkpoints and
 summarises nothing by itself, as SB3's does."""
 
-ENV_FIELDS = ("env", "num_envs", "reward_rnn")
+ENV_FIELDS = ("env", "num_envs")
 """Config fields the env decides: set them on the env, not as hyperparameters."""
 
 
@@ -194,7 +194,7 @@ class RLTuner:
     ) -> RLTuner:
         """The model a :class:`~agents.rl_tuner.config.TrainConfig` describes, on
         ``config.num_envs`` envs built from ``config.env`` and the Note RNN of
-        ``config.reward_rnn`` (what ``melody-rl train`` runs).
+        ``config.env.reward_rnn`` (what ``melody-rl train`` runs).
 
         With a ``run_dir``, :meth:`learn` checkpoints there every ``checkpoint_every`` steps and
         stops gracefully on SIGINT/SIGTERM (a checkpoint, then

@@ -591,9 +591,8 @@ def tiny_config(**overrides):
 
     tiny_rnn()
     base = dict(
-        reward_rnn=str(tiny_rnn.path),
         num_envs=8,
-        env={"composition_length": 8},
+        env={"composition_length": 8, "reward_rnn": str(tiny_rnn.path)},
         total_steps=384,
         learning_starts=64,
         train_frequency=16,

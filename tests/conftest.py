@@ -31,10 +31,10 @@ def tiny_agent_config(reward_rnn: str, **overrides):
     evaluation, summary or samples. ``algo`` and any field can be overridden."""
     from agents.rl_tuner.config import make_config
 
+    env = {"composition_length": 8, "reward_rnn": reward_rnn} | overrides.pop("env", {})
     base = dict(
-        reward_rnn=reward_rnn,
         num_envs=8,
-        env={"composition_length": 8},
+        env=env,
         total_steps=384,
         learning_starts=64,
         train_frequency=16,

@@ -163,8 +163,7 @@ def test_a_shrunk_paper_preset_run_trains(tiny_rnn_path, tmp_path):
     config = make_config(
         "paper",
         "q",
-        reward_rnn=tiny_rnn_path,
-        env={"composition_length": 8},
+        env={"composition_length": 8, "reward_rnn": tiny_rnn_path},
         total_steps=256,
         learning_starts=32,
         exploration_steps=128,
@@ -224,3 +223,24 @@ def test_eval_statistics_have_the_suites_names_and_hand_computed_values():
     assert stats["starts_with_tonic"] == 0.5 and stats["not_in_key"] == 1 / 16
     assert stats["log_prob"] == -1.0 and stats["return"] == 4.0
     assert "starting_with_tonic" not in stats
+
+
+def test_the_configs_reward_rnn_is_the_one_the_agent_and_its_envs_use(tiny_rnn_path):
+    """``env.reward_rnn`` (the one place it lives since TrainConfig lost its own) is the Note RNN
+    the agent starts from and its envs score with; a stored config with the older top-level
+    ``reward_rnn`` loads into ``env``."""
+    from agents.rl_tuner.config import TrainConfig
+    from agents.tuner import RLTuner
+
+    config = tiny_agent_config(tiny_rnn_path)
+    assert config.env.reward_rnn == tiny_rnn_path
+    model = RLTuner.from_config(config, verbose=0)
+    expected = NoteRNN.load(tiny_rnn_path).state_dict()
+    for name, tensor in model.agent.q_network.state_dict().items():
+        assert torch.equal(tensor, expected[name]), name
+    env_rnn = model.get_env().unwrapped.reward_rnn
+    assert env_rnn.config.hidden_size == NoteRNN.load(tiny_rnn_path).config.hidden_size
+
+    stored = config.to_dict()
+    stored["reward_rnn"] = stored["env"].pop("reward_rnn")
+    assert TrainConfig.from_dict(stored) == config

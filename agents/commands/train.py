@@ -46,7 +46,6 @@ _RESUME_FIXED = (
     "num_envs",
     "eval_every",
     "checkpoint_every",
-    "reward_rnn",
 )
 
 
@@ -148,6 +147,12 @@ def build_config(args: argparse.Namespace):
                 f"--key {key} differs from the resumed run's {config.env.key!r}; a resumed run "
                 "keeps its config (only --steps may change)"
             )
+        if args.reward_rnn is not None and args.reward_rnn != config.env.reward_rnn:
+            raise ValueError(
+                f"--reward-rnn {args.reward_rnn} differs from the resumed run's "
+                f"{config.env.reward_rnn!r}; a resumed run keeps its config (only --steps "
+                "may change)"
+            )
         # Only the budget and the progress display follow the resuming command line.
         steps = config.total_steps if args.steps is None else args.steps
         return replace(config, total_steps=steps, progress_bar=args.progress)
@@ -158,13 +163,13 @@ def build_config(args: argparse.Namespace):
         ("num_envs", args.num_envs),
         ("eval_every", args.eval_every),
         ("checkpoint_every", args.checkpoint_every),
-        ("reward_rnn", args.reward_rnn),
     ):
         if value is not None:
             overrides[name] = value
-    key = key_option(getattr(args, "key", None))
-    if key is not None:
-        overrides["env"] = {"key": key}
+    env = {"key": key_option(getattr(args, "key", None)), "reward_rnn": args.reward_rnn}
+    env = {name: value for name, value in env.items() if value is not None}
+    if env:
+        overrides["env"] = env
     config = make_config(args.preset or "fast", args.algo or "q", **overrides)
     return apply_overrides(config, args.set)
 

@@ -87,8 +87,6 @@ class TrainConfig:
     env: EnvConfig = field(default_factory=EnvConfig)
     """The task: the env's arguments (:class:`melody_env.EnvConfig`; its ``reward_mode`` is
     :func:`reward_mode_of` the algorithm in the presets)."""
-    reward_rnn: str | None = None
-    """Note RNN checkpoint for the three networks and the env's reward; ``None`` = shipped."""
 
     gamma: float = 0.9
     """Discount (the paper: 0.5; the original code's default 0.95). See :func:`fast_config`."""
@@ -204,8 +202,10 @@ class TrainConfig:
         for name in ("double_dqn", "progress_bar"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        if self.reward_rnn is not None and not isinstance(self.reward_rnn, str):
-            raise ValueError(f"reward_rnn must be a path or null, got {self.reward_rnn!r}")
+        if self.env.reward_rnn is not None and not isinstance(self.env.reward_rnn, str):
+            raise ValueError(
+                f"env.reward_rnn must be a path or null (it is stored), got {self.env.reward_rnn!r}"
+            )
         if self.replay_capacity < self.env.composition_length:
             raise ValueError(
                 f"replay_capacity ({self.replay_capacity} transitions) must hold at least one "
@@ -251,10 +251,12 @@ class TrainConfig:
         unknown fields are refused).
 
         Configs stored before the env's reward mode was part of ``env`` (it followed the
-        algorithm) get the algorithm's.
+        algorithm) get the algorithm's; a top-level ``reward_rnn`` (before it was ``env``'s)
+        moves into ``env``.
         """
-        from agents.overrides import config_from_dict
+        from agents.overrides import config_from_dict, nest_fields
 
+        data = nest_fields(data, "env", ["reward_rnn"])
         env = data.get("env", {}) if isinstance(data, dict) else {}
         if isinstance(env, dict) and "reward_mode" not in env:
             algo = data.get("algo", cls.algo)

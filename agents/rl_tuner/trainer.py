@@ -159,7 +159,7 @@ class Trainer:
         log: print progress messages (the tqdm bar follows ``config.progress_bar``).
         envs: a vector env of melody envs to train on (its reward, key and reward RNN); ``None``
             builds ``config.num_envs`` envs of ``config.env`` around the reward RNN of
-            ``config.reward_rnn``. Given envs also serve the periodic evaluation.
+            ``config.env.reward_rnn``. Given envs also serve the periodic evaluation.
         checkpoint: a checkpoint to start from (its networks, optimiser, replay, generators and
             counters) with ``config`` as given (:meth:`agents.tuner.RLTuner.load`).
         tensorboard_log: TensorBoard folder; by default ``run_dir/tensorboard`` (none without a
@@ -209,7 +209,7 @@ class Trainer:
         elif envs is not None:
             note_rnn = env_reward_rnn(envs)  # the Q-network starts as the env's own reward RNN
         else:
-            note_rnn = load_note_rnn(config.reward_rnn)
+            note_rnn = load_note_rnn(config.env.reward_rnn)
         self.agent = RLTunerAgent(config, note_rnn)
         self.optimizer = torch.optim.Adam(
             self.agent.q_network.parameters(), lr=config.learning_rate

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
-from agents.rl_tuner import dqn
+from agents.rl_tuner import dqn, targets
 from agents.rl_tuner.config import make_config
 from agents.rl_tuner.replay import _ARRAYS, CompositionReplay
 from agents.rl_tuner.trainer import Trainer
@@ -325,7 +326,8 @@ def test_learn_step_samples_the_configured_steps_at_the_current_learning_rate(
 def test_a_non_finite_reward_stops_learn_step_naming_the_training_step(tiny_rnn_path, tmp_path):
     run = _run_after_one_round(tiny_rnn_path, tmp_path)
     run.replay.rewards[:] = np.inf
-    with pytest.raises(FloatingPointError, match=r"^non-finite TD target at training step 64: "):
+    message = r"^non-finite TD target at training step 64: \[inf, inf, inf, inf, inf\]; stopping "
+    with pytest.raises(FloatingPointError, match=message):
         dqn.learn_step(run)
 
 
@@ -345,3 +347,70 @@ def test_a_round_in_another_key_stores_what_the_networks_read(tiny_rnn_path, tmp
     expected = to_reference_tokens(finished.actions, "D major")
     assert not np.array_equal(expected, finished.actions)
     np.testing.assert_array_equal(trainer.replay.actions[:8], expected)
+
+
+def test_td_loss_is_the_configured_loss_of_the_taken_actions_q_values(tiny_rnn_path, tmp_path):
+    run = _run_after_one_round(tiny_rnn_path, tmp_path, loss="mse")
+    batch = run.replay.sample(3)
+    mask = run.replay.sample_steps(3, 2)
+    loss, q_taken, targets = dqn.td_loss(run.agent, batch, mask, 64)
+    assert q_taken.shape == targets.shape == (6,)  # one Q(s, a) per chosen step
+    current = dqn.recompute_scores(run.agent, batch)[0].detach()
+    rows, steps = mask.nonzero()
+    by_hand = current[rows, steps, batch.actions[rows, steps]]
+    np.testing.assert_allclose(q_taken.numpy(), by_hand, rtol=1e-6)
+    assert float(loss) == pytest.approx(float(((q_taken - targets) ** 2).mean()), rel=1e-6)
+
+
+def test_a_non_finite_q_value_stops_training_naming_the_loss_and_step(tiny_rnn_path, tmp_path):
+    run = _run_after_one_round(tiny_rnn_path, tmp_path)
+    with torch.no_grad():
+        for parameter in run.agent.q_network.parameters():
+            parameter.fill_(float("nan"))
+    batch, mask = run.replay.sample(2), run.replay.sample_steps(2, None)
+    with pytest.raises(FloatingPointError, match=r"^non-finite TD loss nan at training step 7$"):
+        dqn.td_loss(run.agent, batch, mask, 7)
+
+
+def test_a_non_finite_gradient_norm_stops_training_naming_the_step(
+    tiny_rnn_path, tmp_path, monkeypatch
+):
+    run = _run_after_one_round(tiny_rnn_path, tmp_path)
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda *_: torch.tensor(float("inf")))
+    batch, mask = run.replay.sample(2), run.replay.sample_steps(2, None)
+    with pytest.raises(FloatingPointError, match=r"^non-finite gradient norm at training step 9$"):
+        dqn.gradient_step(run.agent, run.optimizer, batch, mask, 9)
+
+
+# --- The targets' arguments.
+
+
+def test_bootstrap_value_is_the_plain_max_unless_double_dqn_is_asked():
+    next_target = torch.tensor([[1.0, 3.0, 2.0]])
+    assert targets.bootstrap_value("q", next_target).tolist() == [3.0]
+    online = torch.tensor([[0.0, 0.0, 9.0]])
+    assert targets.bootstrap_value("q", next_target, None, online, double_dqn=True).tolist() == [
+        2.0
+    ]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda: targets.policy_scores("g", torch.zeros(3)),
+            "^G-learning's policy needs the prior's log-probabilities$",
+        ),
+        (
+            lambda: targets.bootstrap_value("g", torch.zeros(1, 3)),
+            "^the G-learning target needs the prior's log-probabilities at s'$",
+        ),
+        (
+            lambda: targets.bootstrap_value("q", torch.zeros(1, 3), double_dqn=True),
+            "^Double DQN needs the online network's scores at s'$",
+        ),
+    ],
+)
+def test_a_target_missing_an_input_says_which(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()

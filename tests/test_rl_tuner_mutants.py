@@ -359,7 +359,7 @@ def test_td_loss_is_the_configured_loss_of_the_taken_actions_q_values(tiny_rnn_p
     rows, steps = mask.nonzero()
     by_hand = current[rows, steps, batch.actions[rows, steps]]
     np.testing.assert_allclose(q_taken.numpy(), by_hand, rtol=1e-6)
-    assert float(loss) == pytest.approx(float(((q_taken - targets) ** 2).mean()), rel=1e-6)
+    assert float(loss.detach()) == pytest.approx(float(((q_taken - targets) ** 2).mean()), rel=1e-6)
 
 
 def test_a_non_finite_q_value_stops_training_naming_the_loss_and_step(tiny_rnn_path, tmp_path):

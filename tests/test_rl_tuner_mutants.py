@@ -12,7 +12,7 @@ import torch
 
 from agents.rl_tuner import dqn, targets
 from agents.rl_tuner.config import make_config
-from agents.rl_tuner.replay import _ARRAYS, CompositionReplay
+from agents.rl_tuner.replay import _ARRAYS, CompositionBatch, CompositionReplay
 from agents.rl_tuner.trainer import Trainer
 from melody_env.music.keys import Key
 from melody_env.music.transposition import from_reference_log_probs, to_reference_tokens
@@ -414,3 +414,37 @@ def test_bootstrap_value_is_the_plain_max_unless_double_dqn_is_asked():
 def test_a_target_missing_an_input_says_which(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_recompute_scores_of_mixed_primer_lengths_equal_each_composition_alone(
+    tiny_rnn_path, tmp_path
+):
+    run = _run_after_one_round(tiny_rnn_path, tmp_path)
+    rng = np.random.default_rng(0)
+    primers = np.array([[0, 0, 5], [0, 7, 9], [0, 0, 11], [4, 6, 8]])
+    lengths = np.array([1, 2, 1, 3])
+    actions = rng.integers(0, 38, (4, 8))
+
+    def batch(rows):
+        return CompositionBatch(
+            primers[rows],
+            lengths[rows],
+            actions[rows],
+            np.zeros((len(rows), 8), np.float32),
+            np.zeros((len(rows), 8, 38), np.float32),
+            np.zeros((len(rows), 8), bool),
+        )
+
+    together = dqn.recompute_scores(run.agent, batch([0, 1, 2, 3]))
+    for row in range(4):
+        alone = dqn.recompute_scores(run.agent, batch([row]))
+        for mixed, single in zip(together, alone, strict=True):
+            assert mixed.shape == (4, 8, 38)
+            torch.testing.assert_close(mixed[row : row + 1].detach(), single.detach())
+
+
+def test_a_replay_of_capacity_one_keeps_the_latest_composition():
+    replay = CompositionReplay(1, 2, primer_width=1, num_classes=3)
+    for n in range(2):
+        replay.add([1], [n, n], [0.0, 0.0], np.zeros((2, 3)), [False, True])
+    assert (len(replay), replay.actions.tolist()) == (1, [[1, 1]])

@@ -416,8 +416,9 @@ def test_a_target_missing_an_input_says_which(call, message):
         call()
 
 
+@pytest.mark.parametrize("rows", [[0, 1, 2, 3], [1, 2]])  # three primer lengths, and two
 def test_recompute_scores_of_mixed_primer_lengths_equal_each_composition_alone(
-    tiny_rnn_path, tmp_path
+    tiny_rnn_path, tmp_path, rows
 ):
     run = _run_after_one_round(tiny_rnn_path, tmp_path)
     rng = np.random.default_rng(0)
@@ -435,12 +436,12 @@ def test_recompute_scores_of_mixed_primer_lengths_equal_each_composition_alone(
             np.zeros((len(rows), 8), bool),
         )
 
-    together = dqn.recompute_scores(run.agent, batch([0, 1, 2, 3]))
-    for row in range(4):
+    together = dqn.recompute_scores(run.agent, batch(rows))
+    for position, row in enumerate(rows):
         alone = dqn.recompute_scores(run.agent, batch([row]))
         for mixed, single in zip(together, alone, strict=True):
-            assert mixed.shape == (4, 8, 38)
-            torch.testing.assert_close(mixed[row : row + 1].detach(), single.detach())
+            assert mixed.shape == (len(rows), 8, 38)
+            torch.testing.assert_close(mixed[position : position + 1].detach(), single.detach())
 
 
 def test_a_replay_of_capacity_one_keeps_the_latest_composition():

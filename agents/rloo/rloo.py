@@ -43,7 +43,8 @@ composition), ``loss/policy``, ``loss/total``, ``loss/grad_norm``, ``charts/lear
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -340,26 +341,20 @@ def iteration_step(
 
 def concatenate(parts: list[Rollout], count: int | None = None) -> Rollout:
     """The rows of ``parts`` in order, as one rollout (the first ``count`` if given)."""
-    arrays = (
-        np.concatenate([getattr(part, name) for part in parts])[:count]
-        for name in (
-            "primers",
-            "primer_lengths",
-            "actions",
-            "scores",
-            "music_theory",
-            "log_prob",
-            "prior_log_probs",
-        )
-    )
-    terms = {
-        name: np.concatenate([part.terms[name] for part in parts])[:count]
-        for name in parts[0].terms
-    }
-    keys = None
-    if parts[0].key_index is not None:
-        keys = np.concatenate([part.key_index for part in parts])[:count]
-    return Rollout(*arrays, terms=terms, key_index=keys)
+
+    def join(arrays: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate(arrays)[:count]
+
+    joined: dict[str, Any] = {}
+    for field in fields(Rollout):
+        values = [getattr(part, field.name) for part in parts]
+        if values[0] is None:  # key_index of a one-key policy
+            joined[field.name] = None
+        elif isinstance(values[0], dict):  # terms
+            joined[field.name] = {name: join([v[name] for v in values]) for name in values[0]}
+        else:
+            joined[field.name] = join(values)
+    return Rollout(**joined)
 
 
 def compose(

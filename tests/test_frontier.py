@@ -77,3 +77,29 @@ def test_a_tiny_sweep_writes_every_point_and_the_outputs(tmp_path):
     markdown = (tmp_path / "frontier.md").read_text()
     assert "## Every algorithm at its default: Table 1 and the music" in markdown
     assert "sb3-ppo (1 seed)" in markdown and "q (1 seed)" in markdown
+
+
+def test_an_unfinished_point_is_resumed_or_set_aside_not_evaluated_as_it_is(tmp_path):
+    config = FrontierConfig(
+        algos=("q", "sb3-ppo"),
+        seeds=(0,),
+        total_steps=256,
+        eval_n=12,
+        jobs=1,
+        values={"q": (2.0,), "sb3-ppo": (2.0,)},
+    )
+    first = run_frontier(config, tmp_path, log=lambda message: None)
+    q_run, ppo_run = (tmp_path / p.name for p in config.points())
+    # As a stop leaves them: the Q run has its checkpoint but no summary; the SB3 run has a
+    # partial model.zip (here: junk that cannot load) and no summary.
+    for run in (q_run, ppo_run):
+        (run / "point.json").unlink()
+        (run / "summary.json").unlink()
+    (ppo_run / "model.zip").write_bytes(b"a stopped run's partial model")
+    again = run_frontier(config, tmp_path, log=lambda message: None)
+    assert not any("error" in p for p in again["points"]), again["points"]
+    assert again["points"][0]["statistics"] == first["points"][0]["statistics"]  # resumed Q
+    assert (q_run / "summary.json").is_file()
+    set_aside = ppo_run.with_name("seed0.unfinished")
+    assert (set_aside / "model.zip").read_bytes() == b"a stopped run's partial model"
+    assert (ppo_run / "summary.json").is_file() and (ppo_run / "point.json").is_file()

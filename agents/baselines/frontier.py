@@ -13,7 +13,8 @@ Every (algorithm, value, seed) *point* trains with ``melody-rl train`` (``--set`
 or :func:`agents.baselines.train.train_baseline` for SB3 (each at its default budget unless
 ``total_steps`` is given), in its own process
 (``jobs`` at a time; a point whose ``point.json`` exists is not run again, so the same command
-continues a killed sweep), then composes ``eval_n`` compositions with the evaluation suite
+continues a killed sweep: an unfinished RL Tuner or RLOO point resumes from its checkpoint, an
+unfinished SB3 point, which cannot resume, is moved to ``seedN.unfinished`` and trained again), then composes ``eval_n`` compositions with the evaluation suite
 (:func:`agents.baselines.summary.evaluate_policy`: Table 1, KL to the Note RNN, the 5-gram
 judge, diversity of sampled and greedy actions). The untuned Note RNN is evaluated per seed as
 the reference (KL 0). Outputs in ``out``:
@@ -46,6 +47,9 @@ from typing import Any
 import numpy as np
 
 from melody_env.atomic import atomic_write_text
+
+SUMMARY_FILE = "summary.json"
+"""Written by every finished run (RL Tuner, RLOO, SB3), last: a point without it is unfinished."""
 
 
 @dataclass(frozen=True)
@@ -222,7 +226,8 @@ def _train(algo: FrontierAlgo, point: Point, run_dir: Path) -> tuple[Any, dict[s
         from agents.baselines.train import MODEL_FILE, as_policy, train_baseline
         from agents.overrides import apply_overrides
 
-        if not (run_dir / MODEL_FILE).is_file():
+        if not (run_dir / SUMMARY_FILE).is_file():
+            _set_aside_unfinished(run_dir)
             budget = {} if point.total_steps is None else {"total_steps": point.total_steps}
             config = BaselineConfig(
                 algo=point.algo, seed=point.seed, eval_compositions=0, num_samples=0, **budget
@@ -254,11 +259,31 @@ def _train(algo: FrontierAlgo, point: Point, run_dir: Path) -> tuple[Any, dict[s
         f"{algo.key_field}={point.key}",
         *algo.train_args,
     ]
-    if not (run_dir / "summary.json").is_file():
+    if not (run_dir / SUMMARY_FILE).is_file():
+        from agents.rl_tuner.checkpoint import CHECKPOINTS, LATEST
+
+        if (run_dir / CHECKPOINTS / LATEST).is_file():
+            # A stopped run continues from its checkpoint, under the config it was started with.
+            argv = ["train", "--out", str(run_dir), "--resume", "--no-progress"]
         code = cli(argv)
         if code != 0:
             raise RuntimeError(f"melody-rl {' '.join(argv)} exited with {code}")
     return load_policy(algo.policy.format(run=run_dir)), env_kwargs
+
+
+def _set_aside_unfinished(run_dir: Path) -> None:
+    """Move an SB3 point's unfinished run (stopped or killed: no ``summary.json``) to
+    ``NAME.unfinished[-N]`` beside it. SB3 runs cannot be resumed, and a stopped run's
+    ``model.zip`` is a partial model that must not be evaluated as the point; moving it keeps
+    what was written."""
+    if not run_dir.is_dir() or not any(run_dir.iterdir()):
+        return
+    target = run_dir.with_name(f"{run_dir.name}.unfinished")
+    number = 1
+    while target.exists():
+        number += 1
+        target = run_dir.with_name(f"{run_dir.name}.unfinished-{number}")
+    run_dir.rename(target)
 
 
 def reference_records(config: FrontierConfig) -> list[dict[str, Any]]:

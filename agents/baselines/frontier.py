@@ -11,13 +11,15 @@ toward the Note RNN (the prior), and default values to sweep:
 
 Every (algorithm, value, seed) *point* trains with ``melody-rl train`` (``--set`` for the knob)
 or :func:`agents.baselines.train.train_baseline` for SB3 (each at its default budget unless
-``total_steps`` is given), in its own process
-(``jobs`` at a time; a point whose ``point.json`` exists is not run again, so the same command
-continues a killed sweep: an unfinished RL Tuner or RLOO point resumes from its checkpoint, an
-unfinished SB3 point, which cannot resume, is moved to ``seedN.unfinished`` and trained again), then composes ``eval_n`` compositions with the evaluation suite
-(:func:`agents.baselines.summary.evaluate_policy`: Table 1, KL to the Note RNN, the 5-gram
-judge, diversity of sampled and greedy actions). The untuned Note RNN is evaluated per seed as
-the reference (KL 0). Outputs in ``out``:
+``total_steps`` is given), in its own process, ``jobs`` at a time, then composes ``eval_n``
+compositions with the evaluation suite (:func:`agents.baselines.summary.evaluate_policy`:
+Table 1, KL to the Note RNN, the 5-gram judge, diversity of sampled and greedy actions). The
+untuned Note RNN is evaluated per seed as the reference (KL 0).
+
+The same command continues a killed sweep: a point whose ``point.json`` exists is not run
+again; an unfinished RL Tuner or RLOO point resumes from its checkpoint; an unfinished SB3
+point, which cannot resume, is moved to ``seedN.unfinished`` and trained again (a stopped
+run's ``model.zip`` is partial). Outputs in ``out``:
 
 - ``frontier.json``: every point's statistics and counters;
 - ``frontier.csv``: one row per point (:data:`CSV_COLUMNS`), ``pareto`` = its configuration is

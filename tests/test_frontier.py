@@ -66,6 +66,8 @@ def test_a_tiny_sweep_writes_every_point_and_the_outputs(tmp_path):
     saved = json.loads((tmp_path / "frontier.json").read_text())
     assert saved["pareto_optimal"]
     assert "## Reward–KL frontier" in (tmp_path / "frontier.md").read_text()
+    assert "| goals met |" in (tmp_path / "frontier.md").read_text()
+    assert "- q reward_scaler = 0.5: " in (tmp_path / "frontier.md").read_text()
     assert (tmp_path / "frontier.png").stat().st_size > 0
     # A finished point is not run again: the same sweep only re-reads its records.
     again = run_frontier(config, tmp_path, log=lambda message: None)
@@ -103,3 +105,57 @@ def test_an_unfinished_point_is_resumed_or_set_aside_not_evaluated_as_it_is(tmp_
     set_aside = ppo_run.with_name("seed0.unfinished")
     assert (set_aside / "model.zip").read_bytes() == b"a stopped run's partial model"
     assert (ppo_run / "summary.json").is_file() and (ppo_run / "point.json").is_file()
+
+
+MEETS_EVERY_GOAL = {
+    "excessively_repeated": 0.001,
+    "not_in_key": 0.005,
+    "starts_with_tonic": 0.5,
+    "leaps_resolved": 0.92,
+    "unique_max": 0.65,
+    "unique_min": 0.58,
+    "in_motif": 0.77,
+    "in_repeated_motif": 0.01,
+    "autocorrelation_lag1": -0.10,
+    "autocorrelation_lag2": 0.10,
+    "autocorrelation_lag3": 0.0,
+    "compositions": 2000,
+    "distinct_openings": 800,
+    "top_opening_share": 0.10,
+    "interval_overlap": 0.85,
+    "judge_coverage": 1.7,
+    "judge_quality": 2.0,
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "missing_value"),
+    [
+        ("excessively_repeated", 0.0011),
+        ("not_in_key", 0.0051),
+        ("starts_with_tonic", 0.499),
+        ("leaps_resolved", 0.919),
+        ("unique_max", 0.649),
+        ("unique_min", 0.579),
+        ("in_motif", 0.769),
+        ("in_repeated_motif", 0.0101),
+        ("autocorrelation_lag1", -0.101),
+        ("autocorrelation_lag2", 0.101),
+        ("autocorrelation_lag3", 0.101),
+        ("distinct_openings", 799),
+        ("top_opening_share", 0.101),
+        ("interval_overlap", 0.849),
+        ("judge_coverage", 1.701),
+        ("judge_quality", 2.001),
+    ],
+)
+def test_goals_met_at_each_boundary_and_missed_just_past_it(name, missing_value):
+    from agents.baselines.frontier_report import goals_met
+
+    note_rnn, q = {"judge_coverage": 1.2}, {"judge_quality": 2.0}
+    met = goals_met(MEETS_EVERY_GOAL, note_rnn, q)
+    assert len(met) == 16 and all(met.values())
+    missed = goals_met({**MEETS_EVERY_GOAL, name: missing_value}, note_rnn, q)
+    assert [goal for goal, ok in missed.items() if not ok] == [name]
+    absent = {key: value for key, value in MEETS_EVERY_GOAL.items() if key != name}
+    assert not goals_met(absent, note_rnn, q)[name]  # a statistic not measured is a miss

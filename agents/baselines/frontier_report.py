@@ -64,6 +64,58 @@ GOALS = (
 its default: the Table-1 goals and the music lines of the default agent's bar."""
 
 
+def goals_met(
+    stats: dict[str, float], note_rnn: dict[str, float], q: dict[str, float]
+) -> dict[str, bool]:
+    """Whether a configuration meets each goal of :data:`GOALS` (by statistic name), from its
+    means over seeds: 16 goals, or 15 when Q was not swept.
+
+    The Table-1 goals, and the music goals: distinct first-8-token openings at least 40% of
+    the compositions, the most common opening at most 10%, |interval| overlap at least 0.85,
+    coverage at most the untuned Note RNN's (``note_rnn``) + 0.5 nats/token, and quality at
+    most Q's at its default pull (``q``; left out when Q was not swept). A missing or NaN
+    statistic is a miss.
+
+    >>> stats = {"excessively_repeated": 0.0, "not_in_key": 0.004, "starts_with_tonic": 0.6,
+    ...     "leaps_resolved": 0.95, "unique_max": 0.7, "unique_min": 0.6, "in_motif": 0.775,
+    ...     "in_repeated_motif": 0.0, "autocorrelation_lag1": -0.1, "autocorrelation_lag2": 0.0,
+    ...     "autocorrelation_lag3": 0.11, "compositions": 2000, "distinct_openings": 800,
+    ...     "top_opening_share": 0.1, "interval_overlap": 0.84, "judge_coverage": 1.7,
+    ...     "judge_quality": 2.0}
+    >>> met = goals_met(stats, {"judge_coverage": 1.2}, {"judge_quality": 1.9})
+    >>> sum(met.values()), [name for name, ok in met.items() if not ok]
+    (13, ['autocorrelation_lag3', 'interval_overlap', 'judge_quality'])
+    >>> len(goals_met(stats, {"judge_coverage": 1.2}, {}))
+    15
+    """
+
+    def value(name: str, source: dict[str, float] = stats) -> float:
+        number = source.get(name)
+        return float(number) if isinstance(number, (int, float)) else math.nan
+
+    checks = {
+        "excessively_repeated": value("excessively_repeated") <= 0.001,
+        "not_in_key": value("not_in_key") <= 0.005,
+        "starts_with_tonic": value("starts_with_tonic") >= 0.5,
+        "leaps_resolved": value("leaps_resolved") >= 0.92,
+        "unique_max": value("unique_max") >= 0.65,
+        "unique_min": value("unique_min") >= 0.58,
+        "in_motif": value("in_motif") >= 0.77,
+        "in_repeated_motif": value("in_repeated_motif") <= 0.01,
+        **{
+            f"autocorrelation_lag{lag}": abs(value(f"autocorrelation_lag{lag}")) <= 0.10
+            for lag in (1, 2, 3)
+        },
+        "distinct_openings": value("distinct_openings") >= 0.4 * value("compositions"),
+        "top_opening_share": value("top_opening_share") <= 0.10,
+        "interval_overlap": value("interval_overlap") >= 0.85,
+        "judge_coverage": value("judge_coverage") <= value("judge_coverage", note_rnn) + 0.5,
+    }
+    if q:
+        checks["judge_quality"] = value("judge_quality") <= value("judge_quality", q)
+    return checks
+
+
 def write_outputs(results: dict[str, Any], out: Path) -> dict[str, Path]:
     """Write the four files into ``out``; return their paths."""
     means = configuration_means(results["points"])
@@ -97,7 +149,14 @@ def frontier_markdown(
     """Per configuration: mean ± std over seeds; ``**`` marks the Pareto-optimal ones."""
     config = results["config"]
     reference = configuration_means(results["references"]).get(("note_rnn", 0.0), {})
-    header = ["algorithm", "knob = value", "Pareto", *(label for _, label, _ in TABLE_COLUMNS)]
+    q_default = means.get(("q", FRONTIER_ALGOS["q"].default), {})
+    header = [
+        "algorithm",
+        "knob = value",
+        "Pareto",
+        "goals met",
+        *(label for _, label, _ in TABLE_COLUMNS),
+    ]
     lines = [
         "## Reward–KL frontier",
         "",
@@ -105,24 +164,31 @@ def frontier_markdown(
         f"{', '.join(map(str, config['seeds']))}, {config['eval_n']:,} sampled compositions per "
         f"evaluation (key {config['key']}){_sweep_time(results['wall_seconds'])}. "
         "Cells: mean ± std over seeds. Pareto: no other configuration has a higher-or-equal "
-        "r_MT per step and a lower-or-equal KL per step. Quality/coverage: nats/token under the "
-        "5-gram judge (lower is better).",
+        "r_MT per step and a lower-or-equal KL per step. Goals met: of the Table-1 and music "
+        "goals of the table below, by the means over seeds. Quality/coverage: nats/token under "
+        "the 5-gram judge (lower is better).",
         "",
         "| " + " | ".join(header) + " |",
-        "|" + "|".join(["---"] * 3 + ["--:"] * len(TABLE_COLUMNS)) + "|",
+        "|" + "|".join(["---"] * 3 + ["--:"] * (1 + len(TABLE_COLUMNS))) + "|",
     ]
     rows = [(("note_rnn", 0.0), reference)] if reference else []
     rows += sorted(means.items())
+    misses = []
     for (algo, value), stats in rows:
+        met = goals_met(stats, reference, q_default)
+        missed = [name for name, ok in met.items() if not ok]
         knob = FRONTIER_ALGOS[algo].knob.split(".")[-1] if algo in FRONTIER_ALGOS else ""
         cells = [
             "Note RNN (untuned)" if algo == "note_rnn" else algo,
             f"{knob} = {value:g}" if knob else "",
             "**yes**" if (algo, value) in optimal else "",
+            f"{len(met) - len(missed)} of {len(met)}",
         ]
         for name, _, digits in TABLE_COLUMNS:
             cells.append(_cell(stats.get(name, math.nan), stats.get(f"{name}_std", 0.0), digits))
         lines.append("| " + " | ".join(cells) + " |")
+        misses.append(f"- {' '.join(cells[:2]).strip()}: {', '.join(missed) or 'none'}")
+    lines += ["", "Goals missed, by configuration:", "", *misses]
     lines += ["", *defaults_markdown(reference, means)]
     failed = [r["point"] for r in results["points"] if "error" in r]
     if failed:

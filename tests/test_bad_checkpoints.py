@@ -206,6 +206,22 @@ AGENT_CASES = {
         lambda c: edit_tensors(c, lambda t: t.pop("torch_rng_state")),
         rf"{WEIGHTS} lacks the tensor 'torch_rng_state'",
     ),
+    "progress-not-an-object": (
+        lambda c: edit_state(c, lambda s: s.update(progress=[128])),
+        rf"{STATE}: 'progress' must be a JSON object",
+    ),
+    "progress-negative-time": (
+        lambda c: edit_state(c, lambda s: s["progress"].update(train_seconds=-1.0)),
+        rf"{STATE}: progress\.train_seconds = -1\.0 \(must be >= 0\)",
+    ),
+    "progress-infinite-time": (
+        lambda c: edit_state(c, lambda s: s["progress"].update(train_seconds=float("inf"))),
+        rf"{STATE}: progress\.train_seconds = inf",
+    ),
+    "progress-time-as-text": (
+        lambda c: edit_state(c, lambda s: s["progress"].update(train_seconds="12")),
+        rf"{STATE}: progress\.train_seconds = '12'",
+    ),
 }
 
 
@@ -243,6 +259,12 @@ def object_array_replay(path):
     path.with_suffix(".tmp.npz").replace(path)
 
 
+def adam_key_past_the_end(tensors):
+    """Adam's state name for the parameter one past the last (their indices are 0..P-1)."""
+    last = max(int(key.split(".")[1]) for key in tensors if key.startswith("optimizer."))
+    return f"optimizer.{last + 1}.exp_avg"
+
+
 # Only a resume reads the replay buffer and Adam's state.
 RESUME_CASES = {
     "replay-missing": (lambda c: (c / ckpt.REPLAY).unlink(), r"step_000000128 has no replay\.npz"),
@@ -258,6 +280,19 @@ RESUME_CASES = {
     "adam-state-other-shape": (
         lambda c: edit_tensors(c, lambda t: t.update({"optimizer.0.exp_avg": torch.zeros(2)})),
         r"step_000000128 cannot be restored: .*'optimizer\.0\.exp_avg' has shape \(2,\)",
+    ),
+    "q-tensor-other-shape": (
+        lambda c: edit_tensors(c, lambda t: t.update({"q_network.head.bias": torch.zeros(5)})),
+        rf"{WEIGHTS} \(q_network\.\*\).*'head\.bias' has shape \(5,\), expected \(38,\)",
+    ),
+    "adam-state-of-no-parameter": (
+        lambda c: edit_tensors(c, lambda t: t.update({adam_key_past_the_end(t): torch.zeros(1)})),
+        r"cannot be restored: ValueError: 'optimizer\.(\d+)\.exp_avg' belongs to no parameter "
+        r"\(there are \1\)",
+    ),
+    "adam-state-index-not-a-number": (
+        lambda c: edit_tensors(c, lambda t: t.update({"optimizer.x.exp_avg": torch.zeros(1)})),
+        r"'optimizer\.x\.exp_avg' belongs to no parameter",
     ),
     "progress-unknown-field": (
         lambda c: edit_state(c, lambda s: s["progress"].update(episodes_done=3)),

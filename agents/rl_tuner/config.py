@@ -257,10 +257,11 @@ class TrainConfig:
         from agents.overrides import config_from_dict, nest_fields
 
         data = nest_fields(data, "env", ["reward_rnn"])
-        env = data.get("env", {}) if isinstance(data, dict) else {}
-        if isinstance(env, dict) and "reward_mode" not in env:
-            algo = data.get("algo", cls.algo)
-            data = {**data, "env": {**env, "reward_mode": reward_mode_of(algo)}}
+        if isinstance(data, dict):  # anything else: config_from_dict says what is wrong
+            env = data.get("env", {})
+            if isinstance(env, dict) and "reward_mode" not in env:
+                algo = data.get("algo", cls.algo)
+                data = {**data, "env": {**env, "reward_mode": reward_mode_of(algo)}}
         return config_from_dict(cls, data)
 
 

@@ -158,10 +158,15 @@ def edit_state(folder, change):
     (folder / ckpt.STATE).write_text(json.dumps(state))
 
 
+def pointer_json(step):
+    return json.dumps({"checkpoint": "step_000000128", "step": step})
+
+
 def truncate(path):
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
+LATEST = r"checkpoints[/\\]latest\.json"
 WEIGHTS = r"step_000000128[/\\]weights\.safetensors"
 STATE = r"step_000000128[/\\]state\.json"
 REPLAY = r"step_000000128[/\\]replay\.npz"
@@ -205,6 +210,48 @@ AGENT_CASES = {
     "rng-state-missing": (
         lambda c: edit_tensors(c, lambda t: t.pop("torch_rng_state")),
         rf"{WEIGHTS} lacks the tensor 'torch_rng_state'",
+    ),
+    "no-checkpoint": (
+        lambda c: shutil.rmtree(c.parent),
+        r"no checkpoint in .*run: expected a run folder with checkpoints/latest\.json, or a "
+        r"checkpoint folder with state\.json and weights\.safetensors",
+    ),
+    "pointer-not-json": (
+        lambda c: (c.parent / ckpt.LATEST).write_text("{"),
+        rf"corrupt checkpoint pointer .*{LATEST}: Expecting",
+    ),
+    "pointer-larger-than-4-kb": (
+        lambda c: (c.parent / ckpt.LATEST).write_text(pointer_json(128).ljust(4097)),
+        rf"corrupt checkpoint pointer .*{LATEST}: larger than 4 KB",
+    ),
+    "pointer-name-not-text": (
+        lambda c: (c.parent / ckpt.LATEST).write_text('{"checkpoint": 5}'),
+        rf"corrupt checkpoint pointer .*{LATEST}: checkpoint 5 is not a folder name "
+        r"step_NNNNNNNNN next to it",
+    ),
+    "pointer-step-disagrees": (
+        lambda c: (c.parent / ckpt.LATEST).write_text(pointer_json(64)),
+        rf"corrupt checkpoint pointer .*{LATEST}: step 64 but step_000000128",
+    ),
+    "state-of-another-format": (
+        lambda c: edit_state(c, lambda s: s.update(format="another")),
+        rf"{STATE} is not an RL Tuner checkpoint \(format 'melody-rl/rl-tuner-checkpoint'\)",
+    ),
+    "state-not-an-object": (
+        lambda c: (c / ckpt.STATE).write_text("[]"),
+        rf"{STATE} is not an RL Tuner checkpoint",
+    ),
+    "config-invalid": (
+        lambda c: edit_state(c, lambda s: s["config"].update(gamma=7)),
+        rf"{STATE} holds an invalid config: gamma must be in \[0, 1\], got 7",
+    ),
+    "progress-global-step-disagrees": (
+        lambda c: edit_state(c, lambda s: s["progress"].update(global_step=64)),
+        rf"{STATE}: progress\.global_step = 64 disagrees with its folder step_000000128",
+    ),
+    "progress-count-not-an-integer": (
+        lambda c: edit_state(c, lambda s: s["progress"].update(global_step=128.0)),
+        rf"{STATE}: progress\.global_step = 128\.0 \(must be >= 0\)",
     ),
     "progress-not-an-object": (
         lambda c: edit_state(c, lambda s: s.update(progress=[128])),
@@ -312,3 +359,21 @@ def test_bad_agent_checkpoint_is_refused_by_resume(run, case, capsys):
     assert main(["train", "--out", str(folder), "--resume", "--no-progress"]) == 2
     assert "melody-rl train: error:" in capsys.readouterr().err
     assert not (checkpoint.parent / "EXECUTED").exists()
+
+
+def test_a_pointer_of_4_kb_and_one_without_its_step_are_read(run):
+    folder, checkpoint = run
+    latest = checkpoint.parent / ckpt.LATEST
+    latest.write_text(pointer_json(128).ljust(4096))
+    assert ckpt.find_checkpoint(folder) == checkpoint
+    latest.write_text('{"checkpoint": "step_000000128"}')  # the step is optional
+    assert ckpt.find_checkpoint(folder) == checkpoint
+
+
+def test_weights_larger_than_the_bound_are_refused_before_they_are_read(run, monkeypatch):
+    folder, checkpoint = run
+    size = (checkpoint / ckpt.WEIGHTS).stat().st_size
+    monkeypatch.setattr(ckpt, "MAX_WEIGHTS_BYTES", size - 1)
+    bound = f"{size:,} bytes, more than the {size - 1:,} allowed"
+    with pytest.raises(ValueError, match=rf"corrupt checkpoint weights .*{WEIGHTS}: .*{bound}"):
+        ckpt.load_checkpoint(folder)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 from agents.rl_tuner.config import TrainConfig, make_config, paper_config
@@ -122,3 +123,124 @@ def test_load_agent_loads_an_rloo_run_as_its_policy(tiny_rnn_path, tmp_path):
     train(config, tmp_path / "rloo", log=lambda message: None)
     policy = load_agent(tmp_path / "rloo")
     assert isinstance(policy, RLOOPolicy) and policy.config == config
+
+
+def hand_compositions():
+    """Two compositions of 8 steps: one opens on C3 (the lowest pitch) and has a resolved and a
+    doubled leap, the other opens on middle C and has one resolved leap."""
+    import numpy as np
+
+    from agents.rl_tuner.rollout import Compositions
+    from melody_env.evaluation.metrics import MUSIC_THEORY_RULES
+
+    actions = np.array([[2, 1, 1, 14, 16, 18, 19, 21], [14, 16, 18, 19, 21, 23, 25, 26]])
+    terms = {name: np.zeros((2, 8), np.float32) for name in MUSIC_THEORY_RULES}
+    terms["leap_resolution"][0, [3, 6]] = (5.0, -5.0)
+    terms["leap_resolution"][1, 4] = 5.0
+    music_theory = np.full((2, 8), 0.5, np.float32)
+    music_theory[1] = 1.5
+    return Compositions(
+        primers=np.array([[0, 3], [5, 6]]),
+        primer_lengths=np.array([1, 2]),
+        actions=actions,
+        rewards=np.full((2, 8), 0.25, np.float32),
+        prior_log_probs=np.zeros((2, 8, 38), np.float32),
+        music_theory=music_theory,
+        log_prob=np.full((2, 8), -1.0, np.float32),
+        terms=terms,
+        keys=np.array([0, 7]),
+    )
+
+
+def test_composition_stats_by_hand():
+    from agents.rl_tuner.summary import composition_stats
+
+    stats = composition_stats(hand_compositions())
+    assert stats["compositions"] == 2
+    assert stats["music_theory_per_composition"] == (8 * 0.5 + 8 * 1.5) / 2
+    assert stats["return"] == 8 * 0.25
+    assert stats["leaps_per_composition"] == 3 / 2  # resolved and doubled leaps alike
+    assert stats["starts_on_lowest"] == 0.5 and stats["starts_on_highest"] == 0.0  # exploit
+    assert stats["distinct_compositions"] == 2 and stats["distinct_openings"] == 2
+    assert stats["music_theory"] == 1.0 and stats["log_prob"] == -1.0  # per step
+    assert all(np.isfinite(value) for value in stats.values())
+
+
+def test_take_keeps_the_first_rows_of_every_field():
+    compositions = hand_compositions()
+    first = compositions.take(1)
+    for field in dataclasses.fields(compositions):
+        whole, taken = getattr(compositions, field.name), getattr(first, field.name)
+        if field.name == "terms":
+            assert all(np.array_equal(taken[n], whole[n][:1]) for n in whole)
+        else:
+            assert np.array_equal(taken, whole[:1]), field.name
+
+
+class ScalarRecorder:
+    def __init__(self):
+        self.scalars = []
+
+    def add_scalar(self, tag, value, step):
+        self.scalars.append((tag, value, step))
+
+    def flush(self):
+        pass
+
+
+def test_an_evaluation_writes_every_finite_statistic_and_one_line(tiny_rnn_path):
+    from agents.rl_tuner.trainer import Trainer
+    from tests.conftest import tiny_agent_config
+
+    messages = []
+    config = tiny_agent_config(tiny_rnn_path, eval_compositions=8, eval_num_envs=8)
+    trainer = Trainer(config, None, log=messages.append, tensorboard_log=None)
+    recorder = ScalarRecorder()
+    stats = trainer._evaluate(recorder)
+    assert recorder.scalars == [
+        (f"eval/{name}", value, 0) for name, value in stats.items() if np.isfinite(value)
+    ]
+    assert len(recorder.scalars) > 20
+    assert messages == [
+        f"eval @ 0: r_MT/step {stats['music_theory']:.2f}, log p {stats['log_prob']:.2f}, "
+        f"not in key {100 * stats['not_in_key']:.1f}%, repeated "
+        f"{100 * stats['excessively_repeated']:.2f}%, tonic {100 * stats['starts_with_tonic']:.0f}%"
+    ]
+
+
+def test_an_evaluation_samples_at_the_configured_temperature(tiny_rnn_path):
+    from agents.rl_tuner.trainer import Trainer
+    from tests.conftest import tiny_agent_config
+
+    def evaluate(temperature):
+        config = tiny_agent_config(
+            tiny_rnn_path, eval_compositions=16, eval_num_envs=16, temperature=temperature
+        )
+        trainer = Trainer(config, None, log=lambda message: None, tensorboard_log=None)
+        return trainer._evaluate(ScalarRecorder())
+
+    cold, warm = evaluate(0.01), evaluate(1.0)
+    assert cold["distinct_compositions"] < warm["distinct_compositions"]
+
+
+def test_a_key_any_run_is_summarised_in_c_major_under_its_own_reward_rnn(tiny_rnn_path):
+    import json
+
+    from agents.rl_tuner.agent import RLTunerAgent
+    from agents.rl_tuner.summary import evaluation_summary
+    from melody_env.models.note_rnn import NoteRNN
+    from tests.conftest import tiny_agent_config
+
+    any_key = tiny_agent_config(
+        tiny_rnn_path, summary_compositions=8, eval_num_envs=8, env={"key": "any"}
+    )
+    agent = RLTunerAgent(any_key, NoteRNN.load(tiny_rnn_path))
+    columns, results = evaluation_summary(agent, any_key)
+    c_major = dataclasses.replace(any_key, env=any_key.env.replace(key="C major"))
+    # The untuned Note RNN's column does not depend on the agent: the same env, key and primers.
+    note_rnn = evaluation_summary(agent, c_major)[0]["note_rnn"]
+    assert json.dumps(columns["note_rnn"]) == json.dumps(note_rnn)
+    assert [result.name for result in results] == ["Note RNN (untuned)", "q sampled", "q greedy"]
+    assert all(value is not None for stats in columns.values() for value in stats.values())
+    # The tiny reward RNN scores the compositions (the shipped one would give about -1).
+    assert -4.0 < columns["note_rnn"]["log_prob"] < -3.0

@@ -244,3 +244,25 @@ def test_a_key_any_run_is_summarised_in_c_major_under_its_own_reward_rnn(tiny_rn
     assert all(value is not None for stats in columns.values() for value in stats.values())
     # The tiny reward RNN scores the compositions (the shipped one would give about -1).
     assert -4.0 < columns["note_rnn"]["log_prob"] < -3.0
+
+
+def test_a_stop_checkpoints_once_and_says_how_to_resume(tiny_rnn_path, tmp_path):
+    import shlex
+    import signal
+
+    from agents.rl_tuner import checkpoint as ckpt
+    from agents.rl_tuner.trainer import Trainer
+    from tests.conftest import tiny_agent_config
+
+    run = tmp_path / "a run"
+    trainer = Trainer(tiny_agent_config(tiny_rnn_path), run, log=lambda message: None)
+    stopped = trainer._stop(signal.SIGTERM)
+    assert stopped.signum == signal.SIGTERM
+    assert str(stopped) == (
+        "stopped by SIGTERM at step 0 of 384; checkpoint saved; resume with: melody-rl train "
+        f"--resume --out {shlex.quote(str(run))}"
+    )
+    assert ckpt.find_checkpoint(run).name == "step_000000000"
+    saved = (ckpt.find_checkpoint(run) / ckpt.WEIGHTS).stat().st_mtime_ns
+    trainer._stop(signal.SIGINT)  # already saved at this step: not written again
+    assert (ckpt.find_checkpoint(run) / ckpt.WEIGHTS).stat().st_mtime_ns == saved

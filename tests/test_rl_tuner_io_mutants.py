@@ -266,3 +266,136 @@ def test_a_stop_checkpoints_once_and_says_how_to_resume(tiny_rnn_path, tmp_path)
     saved = (ckpt.find_checkpoint(run) / ckpt.WEIGHTS).stat().st_mtime_ns
     trainer._stop(signal.SIGINT)  # already saved at this step: not written again
     assert (ckpt.find_checkpoint(run) / ckpt.WEIGHTS).stat().st_mtime_ns == saved
+
+
+def test_compose_is_seeded_by_round_and_returns_exactly_count(tiny_rnn_path):
+    from agents.rl_tuner.agent import RLTunerAgent
+    from agents.rl_tuner.rollout import compose, make_vector_env
+    from melody_env.models.note_rnn import NoteRNN
+    from tests.conftest import tiny_agent_config
+
+    config = tiny_agent_config(tiny_rnn_path)
+    rnn = NoteRNN.load(tiny_rnn_path)
+    agent, envs = RLTunerAgent(config, rnn), make_vector_env(config, 4, rnn)
+    five = compose(agent, envs, 5, seed=3)  # one round of 4 and one more
+    assert len(five) == 5 and five.actions.shape == (5, 8)
+    # The defaults: the evaluation stream, sampled at temperature 1.
+    same = compose(agent, envs, 5, seed=3, purpose="eval", greedy=False, temperature=1.0)
+    assert np.array_equal(same.actions, five.actions)
+    assert np.array_equal(compose(agent, envs, 4, seed=3).actions, five.actions[:4])
+    assert not np.array_equal(compose(agent, envs, 5, seed=4).actions, five.actions)
+    greedy = compose(agent, envs, 5, seed=3, greedy=True)
+    assert not np.array_equal(greedy.actions, five.actions)
+    assert np.array_equal(compose(agent, envs, 5, seed=3, greedy=True).actions, greedy.actions)
+    cold = compose(agent, envs, 5, seed=3, temperature=0.01)
+    assert not np.array_equal(cold.actions, five.actions)
+
+
+def test_an_episode_start_resets_the_state_of_action_log_probs(tiny_rnn_path):
+    import gymnasium as gym
+
+    from agents.rl_tuner.agent import RLTunerAgent
+    from melody_env.models.note_rnn import NoteRNN
+    from tests.conftest import tiny_agent_config
+
+    agent = RLTunerAgent(tiny_agent_config(tiny_rnn_path), NoteRNN.load(tiny_rnn_path))
+    envs = gym.make_vec(
+        "melody_env/MelodyComposition-v0",
+        num_envs=3,
+        reward_rnn=tiny_rnn_path,
+        composition_length=8,
+    )
+    obs, _ = envs.reset(seed=0)
+    _, state = agent.predict(obs, None, np.ones(3, bool))
+    fresh = agent.action_log_probs(obs)
+    assert not np.allclose(agent.action_log_probs(obs, state, np.zeros(3, bool)), fresh)
+    np.testing.assert_array_equal(agent.action_log_probs(obs, state, np.ones(3, bool)), fresh)
+
+
+def test_finish_writes_the_final_scalars_samples_and_summary(tiny_rnn_path, tmp_path):
+    from agents.rl_tuner.trainer import Trainer
+    from tests.conftest import tiny_agent_config
+
+    config = tiny_agent_config(
+        tiny_rnn_path, summary_compositions=8, eval_num_envs=8, num_samples=2
+    )
+    trainer = Trainer(config, tmp_path / "run", log=lambda message: None, tensorboard_log=None)
+    trainer.writer.close()
+    trainer.writer = recorder = ScalarRecorder()
+    recorder.close = lambda: None
+    summary = trainer.finish(12.5)
+    assert summary["total_seconds"] == 12.5 and summary["global_step"] == 0
+    assert recorder.scalars == [
+        (f"final/{name}", value, 0)
+        for name, value in summary["sampled"].items()
+        if np.isfinite(value)
+    ]
+    samples = sorted(path.name for path in (tmp_path / "run" / "samples").iterdir())
+    assert samples == ["sample_000.mid", "sample_001.mid"]
+    markdown = (tmp_path / "run" / "summary.md").read_text()
+    assert markdown.startswith("# RL Tuner run\n") and "`q`, preset `fast`, seed 0: " in markdown
+
+
+def test_train_reports_its_own_duration(tiny_rnn_path, tmp_path):
+    import time
+
+    from agents.rl_tuner.trainer import Trainer
+    from tests.conftest import tiny_agent_config
+
+    config = tiny_agent_config(tiny_rnn_path, total_steps=64)
+    trainer = Trainer(config, tmp_path / "run", log=lambda message: None, tensorboard_log=None)
+    started = time.perf_counter()
+    summary = trainer.train()
+    assert 0 < summary["total_seconds"] <= time.perf_counter() - started
+
+
+def test_run_header_by_hand():
+    from agents.rl_tuner.summary import run_header
+
+    summary = {
+        "config": {"algo": "psi", "seed": 3},
+        "global_step": 12345,
+        "gradient_steps": 67,
+        "train_seconds": 41.6,
+        "total_seconds": 50.2,
+    }
+    expected = (
+        "`psi`, preset `default`, seed 3: 12,345 training transitions, 67 gradient steps, 42 s "
+        "of training (50 s with evaluation). *sampled*: each token drawn from the softmax of the "
+        "policy's logits (the paper's protocol); *greedy*: their argmax."
+    )
+    assert run_header(summary) == expected
+    summary["config"]["preset"] = "paper"
+    assert run_header(summary) == expected.replace("`default`", "`paper`")
+
+
+def test_a_missing_note_rnn_says_how_to_get_one(monkeypatch):
+    from agents.rl_tuner.trainer import load_note_rnn
+    from melody_env.models.note_rnn import NoteRNN
+
+    def missing(path=None):
+        raise FileNotFoundError(f"no Note RNN at {path}")
+
+    monkeypatch.setattr(NoteRNN, "load", staticmethod(missing))
+    hint = " (train it with `melody-rl pretrain --ship`, or pass --reward-rnn)"
+    with pytest.raises(FileNotFoundError) as shipped:
+        load_note_rnn(None)
+    assert str(shipped.value) == f"no Note RNN at None{hint}"
+    with pytest.raises(FileNotFoundError) as given:
+        load_note_rnn("mine.safetensors")
+    assert str(given.value) == "no Note RNN at mine.safetensors"
+
+
+def test_discarding_a_checkpoint_clears_a_stale_trash_of_the_same_name(tmp_path):
+    import os
+
+    from agents.rl_tuner.checkpoint import discard
+
+    folder = tmp_path / "step_000000128"
+    folder.mkdir()
+    (folder / "weights.safetensors").write_bytes(b"w")
+    stale = tmp_path / f".step_000000128.del{os.getpid()}"
+    stale.mkdir()
+    (stale / "left.over").write_bytes(b"x")
+    discard(folder)
+    assert list(tmp_path.iterdir()) == []

@@ -399,3 +399,133 @@ def test_discarding_a_checkpoint_clears_a_stale_trash_of_the_same_name(tmp_path)
     (stale / "left.over").write_bytes(b"x")
     discard(folder)
     assert list(tmp_path.iterdir()) == []
+
+
+class RecordingCallback:
+    def __init__(self):
+        self.calls = []
+
+    def on_training_start(self, locals_, globals_):
+        self.calls.append(("start", type(locals_), type(globals_)))
+
+    def on_rollout_start(self):
+        self.calls.append("rollout start")
+
+    def on_step(self):
+        return True
+
+    def on_rollout_end(self):
+        self.calls.append("rollout end")
+
+    def on_training_end(self):
+        self.calls.append("end")
+
+
+def test_learn_evaluates_on_schedule_and_logs_every_round(tiny_rnn_path, capsys):
+    import time
+
+    from agents.rl_tuner.trainer import Trainer
+    from tests.conftest import tiny_agent_config
+
+    # 64 transitions per round (8 compositions of 8 steps), 4 rounds, an evaluation every 128.
+    config = tiny_agent_config(
+        tiny_rnn_path, total_steps=256, eval_every=128, eval_compositions=8, eval_num_envs=8
+    )
+    messages = []
+    trainer = Trainer(config, None, log=messages.append, tensorboard_log=None)
+    trainer.writer = recorder = ScalarRecorder()
+    callback = RecordingCallback()
+    started = time.perf_counter()
+    trainer.learn(callback, progress_bar=False)
+    assert [m.split(":")[0] for m in messages] == ["eval @ 0", "eval @ 128"]
+    assert trainer.progress.rounds == 4
+    assert 0 < trainer.progress.train_seconds <= time.perf_counter() - started
+    returns = [
+        (step, value) for tag, value, step in recorder.scalars if tag == "charts/episodic_return"
+    ]
+    assert [step for step, _ in returns] == [64, 128, 192, 256]
+    assert callback.calls == [("start", dict, dict)] + ["rollout start", "rollout end"] * 4 + [
+        "end"
+    ]
+    assert capsys.readouterr().err == ""
+
+
+def test_learn_shows_a_progress_bar_when_asked_whatever_the_config(tiny_rnn_path, capsys):
+    from agents.rl_tuner.trainer import Trainer
+    from tests.conftest import tiny_agent_config
+
+    config = tiny_agent_config(tiny_rnn_path, total_steps=64, progress_bar=False)
+    trainer = Trainer(config, None, log=lambda message: None, tensorboard_log=None)
+    trainer.learn()
+    assert capsys.readouterr().err == ""  # the config's choice
+    trainer = Trainer(config, None, log=lambda message: None, tensorboard_log=None)
+    trainer.learn(progress_bar=True)
+    err = capsys.readouterr().err
+    assert "64/64" in err and "SPS=" in err and "eps=" in err and "ret=" in err
+
+
+def test_sigterm_during_learn_saves_and_raises_stopped(tiny_rnn_path, tmp_path):
+    import os
+    import signal
+
+    from agents.rl_tuner import checkpoint as ckpt
+    from agents.rl_tuner.trainer import Trainer
+    from agents.run_control import Stopped
+    from tests.conftest import tiny_agent_config
+
+    class SignalOnce(RecordingCallback):
+        def on_step(self):
+            if not self.calls.count("sent"):
+                self.calls.append("sent")
+                os.kill(os.getpid(), signal.SIGTERM)
+            return True
+
+    trainer = Trainer(tiny_agent_config(tiny_rnn_path), tmp_path / "run", log=lambda m: None)
+    with pytest.raises(Stopped, match="stopped by SIGTERM at step 64 of 384"):
+        trainer.learn(SignalOnce())
+    assert ckpt.find_checkpoint(tmp_path / "run").name == "step_000000064"
+
+
+def test_a_run_without_a_folder_cannot_save_without_a_path(tiny_rnn_path):
+    from agents.rl_tuner.trainer import Trainer
+    from tests.conftest import tiny_agent_config
+
+    trainer = Trainer(tiny_agent_config(tiny_rnn_path), None, log=lambda m: None)
+    with pytest.raises(ValueError, match=r"^this run has no folder: pass one to save\(path\)$"):
+        trainer.save()
+
+
+def test_checkpoint_files_are_tagged_readable_and_replaced_in_place(tiny_rnn_path, tmp_path):
+    import json
+
+    from safetensors import safe_open
+
+    from agents.rl_tuner import checkpoint as ckpt
+    from agents.rl_tuner.trainer import Trainer
+    from tests.conftest import tiny_agent_config
+
+    trainer = Trainer(tiny_agent_config(tiny_rnn_path), tmp_path / "run", log=lambda m: None)
+    trainer.save()
+    trainer.save()  # the same step again: the folder is replaced
+    root = tmp_path / "run" / ckpt.CHECKPOINTS
+    assert sorted(p.name for p in root.iterdir()) == [ckpt.LATEST, "step_000000000"]
+    assert json.loads((root / ckpt.LATEST).read_text()) == {
+        "checkpoint": "step_000000000",
+        "step": 0,
+    }
+    folder = root / "step_000000000"
+    with safe_open(str(folder / ckpt.WEIGHTS), "pt") as weights:
+        assert weights.metadata() == {"format": ckpt.FORMAT}
+    assert (folder / ckpt.STATE).read_text().startswith('{\n "format": ')  # indented
+
+
+def test_remove_leftovers_removes_killed_saves_only(tmp_path):
+    from agents.rl_tuner import checkpoint as ckpt
+
+    (tmp_path / ".step_000000064").mkdir()
+    (tmp_path / ".step_000000064" / "weights.safetensors").write_bytes(b"half")
+    (tmp_path / f".{ckpt.LATEST}.123.tmp").write_text("{")
+    (tmp_path / "step_000000000").mkdir()
+    (tmp_path / ckpt.LATEST).write_text("{}")
+    ckpt.remove_leftovers(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [ckpt.LATEST, "step_000000000"]

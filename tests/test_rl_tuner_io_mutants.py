@@ -529,3 +529,94 @@ def test_remove_leftovers_removes_killed_saves_only(tmp_path):
     (tmp_path / ckpt.LATEST).write_text("{}")
     ckpt.remove_leftovers(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [ckpt.LATEST, "step_000000000"]
+
+
+def test_paper_config_defaults_to_q():
+    assert paper_config() == paper_config("q")
+
+
+def test_compose_seeds_every_round_apart(tiny_rnn_path):
+    from agents.rl_tuner.agent import RLTunerAgent
+    from agents.rl_tuner.rollout import compose, make_vector_env
+    from melody_env.models.note_rnn import NoteRNN
+    from tests.conftest import tiny_agent_config
+
+    config = tiny_agent_config(tiny_rnn_path)
+    rnn = NoteRNN.load(tiny_rnn_path)
+    agent, envs = RLTunerAgent(config, rnn), make_vector_env(config, 4, rnn)
+    rounds = compose(agent, envs, 12, seed=0).primers.reshape(3, 4, -1)
+    assert not np.array_equal(rounds[1], rounds[2]) and not np.array_equal(rounds[0], rounds[1])
+
+
+def test_take_without_keys():
+    compositions = dataclasses.replace(hand_compositions(), keys=None)
+    assert compositions.take(1).keys is None
+
+
+def test_the_evaluation_line_shows_percentages(tiny_rnn_path, monkeypatch):
+    from agents.rl_tuner import trainer as trainer_module
+    from agents.rl_tuner.trainer import Trainer
+    from tests.conftest import tiny_agent_config
+
+    stats = {
+        "music_theory": 1.234,
+        "log_prob": -2.5,
+        "not_in_key": 0.0123,
+        "excessively_repeated": 0.00456,
+        "starts_with_tonic": 0.789,
+    }
+    monkeypatch.setattr(trainer_module, "composition_stats", lambda compositions: stats)
+    messages = []
+    config = tiny_agent_config(tiny_rnn_path, eval_compositions=8, eval_num_envs=8)
+    Trainer(config, None, log=messages.append, tensorboard_log=None)._evaluate(ScalarRecorder())
+    assert messages == [
+        "eval @ 0: r_MT/step 1.23, log p -2.50, not in key 1.2%, repeated 0.46%, tonic 79%"
+    ]
+
+
+def test_learn_logs_the_losses_of_every_50th_gradient_step(tiny_rnn_path):
+    from agents.rl_tuner.trainer import Trainer
+    from tests.conftest import tiny_agent_config
+
+    config = tiny_agent_config(tiny_rnn_path, total_steps=1024, train_frequency=8)
+    trainer = Trainer(config, None, log=lambda message: None, tensorboard_log=None)
+    trainer.writer = recorder = ScalarRecorder()
+    trainer.learn()
+    assert trainer.progress.gradient_steps > 51
+    losses = [(tag, step) for tag, _, step in recorder.scalars if tag.startswith("losses/")]
+    assert "losses/td_loss" in {tag for tag, _ in losses}
+    steps = sorted({step for _, step in losses})
+    # Gradient steps 1, 51, 101, ...: one every 8 transitions after the first 64.
+    assert steps == list(range(64 + 8, 1024 + 1, 50 * 8))
+
+
+def test_a_stop_asked_by_a_callback_ends_learn_which_continues_on_the_next_call(tiny_rnn_path):
+    from agents.rl_tuner.trainer import Trainer
+    from tests.conftest import tiny_agent_config
+
+    class StopAtOnce(RecordingCallback):
+        def on_step(self):
+            return False
+
+    config = tiny_agent_config(tiny_rnn_path, total_steps=192, progress_bar=True)
+    trainer = Trainer(config, None, log=lambda message: None, tensorboard_log=None)
+    callback = StopAtOnce()
+    trainer.learn(callback, progress_bar=False)
+    assert trainer.progress.global_step == 64 and callback.calls[-1] == "end"
+    trainer.learn(RecordingCallback(), progress_bar=False)
+    assert trainer.progress.global_step == 192
+
+
+def test_the_progress_bar_follows_the_config_and_shows_speed_epsilon_and_return(
+    tiny_rnn_path, capsys
+):
+    import re
+
+    from agents.rl_tuner.trainer import Trainer
+    from tests.conftest import tiny_agent_config
+
+    config = tiny_agent_config(tiny_rnn_path, total_steps=128, progress_bar=True)
+    Trainer(config, None, log=lambda message: None, tensorboard_log=None).learn()
+    err = capsys.readouterr().err
+    assert "128/128" in err and "192/128" not in err
+    assert re.search(r"SPS=\d+, eps=0\.000, ret=-?\d+\.\d", err)

@@ -171,6 +171,12 @@ WEIGHTS = r"step_000000128[/\\]weights\.safetensors"
 STATE = r"step_000000128[/\\]state\.json"
 REPLAY = r"step_000000128[/\\]replay\.npz"
 
+Q_TENSOR_OTHER_SHAPE = (
+    lambda c: edit_tensors(c, lambda t: t.update({"q_network.head.bias": torch.zeros(5)})),
+    rf"{WEIGHTS} \(q_network\.\*\).*'head\.bias' has shape \(5,\), expected \(38,\)",
+)
+"""A Q-network tensor of another shape: refused by load_agent and by a resume, naming the file."""
+
 # Read by load_agent, so both `generate` and `train --resume` refuse them.
 AGENT_CASES = {
     "weights-missing": (
@@ -187,10 +193,7 @@ AGENT_CASES = {
         rf"{WEIGHTS} \(q_network\.\*\).*missing tensors \['head\.bias'\]; unexpected "
         r"tensors \['head\.b'\]",
     ),
-    "q-tensor-other-shape": (
-        lambda c: edit_tensors(c, lambda t: t.update({"q_network.head.bias": torch.zeros(5)})),
-        rf"{WEIGHTS} \(q_network\.\*\).*'head\.bias' has shape \(5,\), expected \(38,\)",
-    ),
+    "q-tensor-other-shape": Q_TENSOR_OTHER_SHAPE,
     "note-rnn-config-of-another-size": (
         lambda c: edit_state(c, lambda s: s["note_rnn_config"].update(hidden_size=32)),
         rf"{WEIGHTS} \(reward_rnn.*hidden_size=32.*has shape \(38, 16\), expected \(38, 32\)",
@@ -328,10 +331,7 @@ RESUME_CASES = {
         lambda c: edit_tensors(c, lambda t: t.update({"optimizer.0.exp_avg": torch.zeros(2)})),
         r"step_000000128 cannot be restored: .*'optimizer\.0\.exp_avg' has shape \(2,\)",
     ),
-    "q-tensor-other-shape": (
-        lambda c: edit_tensors(c, lambda t: t.update({"q_network.head.bias": torch.zeros(5)})),
-        rf"{WEIGHTS} \(q_network\.\*\).*'head\.bias' has shape \(5,\), expected \(38,\)",
-    ),
+    "q-tensor-other-shape": Q_TENSOR_OTHER_SHAPE,
     "adam-state-of-no-parameter": (
         lambda c: edit_tensors(c, lambda t: t.update({adam_key_past_the_end(t): torch.zeros(1)})),
         r"cannot be restored: ValueError: 'optimizer\.(\d+)\.exp_avg' belongs to no parameter "

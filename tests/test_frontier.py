@@ -44,15 +44,20 @@ def test_config_refuses_unknown_algorithms_and_bad_values():
     assert main(["frontier", "--algos", "nope", "--out", "x"]) == 2
 
 
-def test_a_tiny_sweep_writes_every_point_and_the_outputs(tmp_path):
-    config = FrontierConfig(
+def tiny_sweep(q: tuple[float, ...]) -> FrontierConfig:
+    """Q at the values ``q`` and PPO at s = 2, seed 0, 256 steps each, 12 compositions."""
+    return FrontierConfig(
         algos=("q", "sb3-ppo"),
         seeds=(0,),
         total_steps=256,
         eval_n=12,
         jobs=1,
-        values={"q": (0.5, 2.0), "sb3-ppo": (2.0,)},
+        values={"q": q, "sb3-ppo": (2.0,)},
     )
+
+
+def test_a_tiny_sweep_writes_every_point_and_the_outputs(tmp_path):
+    config = tiny_sweep(q=(0.5, 2.0))
     results = run_frontier(config, tmp_path, log=lambda message: None)
     assert [p["point"]["value"] for p in results["points"]] == [0.5, 2.0, 2.0]
     assert not any("error" in p for p in results["points"])
@@ -82,14 +87,7 @@ def test_a_tiny_sweep_writes_every_point_and_the_outputs(tmp_path):
 
 
 def test_an_unfinished_point_is_resumed_or_set_aside_not_evaluated_as_it_is(tmp_path):
-    config = FrontierConfig(
-        algos=("q", "sb3-ppo"),
-        seeds=(0,),
-        total_steps=256,
-        eval_n=12,
-        jobs=1,
-        values={"q": (2.0,), "sb3-ppo": (2.0,)},
-    )
+    config = tiny_sweep(q=(2.0,))
     first = run_frontier(config, tmp_path, log=lambda message: None)
     q_run, ppo_run = (tmp_path / p.name for p in config.points())
     # As a stop leaves them: the Q run has its checkpoint but no summary; the SB3 run has a

@@ -147,15 +147,7 @@ def test_a_round_learns_on_schedule_and_stores_compositions_that_end_terminal(
     # then one gradient step per 8 transitions: 8 in round 2 (at 72, 80, ..., 128).
     config = tiny_agent_config(tiny_rnn_path, learning_starts=72, train_frequency=8)
     trainer = Trainer(config, tmp_path / "run", log=lambda *_: None)
-    run = dqn.Run(
-        trainer.config,
-        trainer.progress,
-        trainer.envs,
-        trainer.agent,
-        trainer.optimizer,
-        trainer.replay,
-        trainer.rng,
-    )
+    run = trainer.dqn_run()
     learned = []
     finished, stop = dqn.play_round(run, on_learn=learned.append)
     assert (trainer.progress.global_step, len(learned), stop) == (64, 0, False)
@@ -288,15 +280,7 @@ def _run_after_one_round(tiny_rnn_path, tmp_path, **overrides):
     """A trainer's run after one round of acting (no learning yet): 8 compositions stored."""
     config = tiny_agent_config(tiny_rnn_path, learning_starts=384, **overrides)
     trainer = Trainer(config, tmp_path / "run", log=lambda *_: None)
-    run = dqn.Run(
-        trainer.config,
-        trainer.progress,
-        trainer.envs,
-        trainer.agent,
-        trainer.optimizer,
-        trainer.replay,
-        trainer.rng,
-    )
+    run = trainer.dqn_run()
     dqn.play_round(run)
     return run
 
@@ -334,15 +318,7 @@ def test_a_non_finite_reward_stops_learn_step_naming_the_training_step(tiny_rnn_
 def test_a_round_in_another_key_stores_what_the_networks_read(tiny_rnn_path, tmp_path):
     config = tiny_agent_config(tiny_rnn_path, env={"composition_length": 8, "key": "D major"})
     trainer = Trainer(config, tmp_path / "run", log=lambda *_: None)
-    run = dqn.Run(
-        trainer.config,
-        trainer.progress,
-        trainer.envs,
-        trainer.agent,
-        trainer.optimizer,
-        trainer.replay,
-        trainer.rng,
-    )
+    run = trainer.dqn_run()
     finished, _ = dqn.play_round(run)
     expected = to_reference_tokens(finished.actions, "D major")
     assert not np.array_equal(expected, finished.actions)

@@ -352,9 +352,9 @@ class Trainer:
         """The step size now: constant, or linearly annealed to ``final_learning_rate``."""
         return dqn.learning_rate(self.config, self.progress.global_step)
 
-    def _play_round(self, writer) -> Compositions | None:
-        """One round of :func:`agents.rl_tuner.dqn.play_round` (acting, learning, storing)."""
-        run = dqn.Run(
+    def dqn_run(self) -> dqn.Run:
+        """This run's state as :mod:`agents.rl_tuner.dqn` reads it (the same objects, shared)."""
+        return dqn.Run(
             self.config,
             self.progress,
             self.envs,
@@ -363,6 +363,10 @@ class Trainer:
             self.replay,
             self.rng,
         )
+
+    def _play_round(self, writer) -> Compositions | None:
+        """One round of :func:`agents.rl_tuner.dqn.play_round` (acting, learning, storing)."""
+        run = self.dqn_run()
 
         def log_losses(stats: dqn.StepStats) -> None:
             step = self.progress.global_step

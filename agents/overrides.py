@@ -106,6 +106,28 @@ def config_from_dict(cls: type, data: Any, *, source: str = "") -> Any:
     return cls(**values)
 
 
+def check_stored_env(env: Any, stored_in: str) -> None:
+    """Refuse an agent config's ``env`` that is not a :class:`melody_env.EnvConfig` or whose
+    reward RNN a stored config cannot name (a loaded ``NoteRNN`` rather than a path).
+
+    Args:
+        stored_in: where the config is written, for the message (``"checkpoints"``, ...).
+
+    Raises:
+        ValueError: naming the value and what is allowed.
+    """
+    from melody_env.envs.env_config import EnvConfig
+
+    if not isinstance(env, EnvConfig):
+        raise ValueError(f"env must be an EnvConfig, got {env!r:.80}")
+    if not isinstance(env.reward_rnn, (str, type(None))):
+        value = " ".join(repr(env.reward_rnn).split())[:60]  # a module's repr spans lines
+        raise ValueError(
+            "env.reward_rnn must be a .safetensors path or None (a config is stored in "
+            f"{stored_in}), got {value}"
+        )
+
+
 def nest_fields(
     data: Any, into: str, names: Sequence[str], defaults: Mapping[str, Any] | None = None
 ) -> Any:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from agents.baselines.algorithms import ALGORITHMS, get_algorithm
-from agents.overrides import config_from_dict, nest_fields
+from agents.overrides import check_stored_env, config_from_dict, nest_fields
 from melody_env.envs.env_config import EnvConfig
 
 FORMER_ENV_FIELDS = ("key", "reward_scaler", "reward_rnn")
@@ -55,13 +55,7 @@ class BaselineConfig:
 
     def __post_init__(self) -> None:
         get_algorithm(self.algo)
-        if not isinstance(self.env, EnvConfig):
-            raise ValueError(f"env must be an EnvConfig, got {self.env!r:.80}")
-        if not isinstance(self.env.reward_rnn, (str, type(None))):
-            raise ValueError(
-                "env.reward_rnn must be a .safetensors path or None (a config is stored in "
-                f"summary.json), got {self.env.reward_rnn!r:.60}"
-            )
+        check_stored_env(self.env, "summary.json")
         for name, minimum in (
             ("total_steps", 1),
             ("num_envs", 1),

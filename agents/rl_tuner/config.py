@@ -18,6 +18,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from agents.overrides import check_stored_env
 from melody_env.envs.env_config import EnvConfig
 
 ALGORITHMS = ("q", "psi", "g", "pure_rl")
@@ -183,8 +184,7 @@ class TrainConfig:
             check_integer(name, getattr(self, name), 1 if name in positive else 0)
         check_integer("seed", self.seed, 0, 2**63 - 1)
         check_integer("replay_capacity", self.replay_capacity, 1)
-        if not isinstance(self.env, EnvConfig):
-            raise ValueError(f"env must be an EnvConfig, got {self.env!r:.80}")
+        check_stored_env(self.env, "checkpoints")
         for name in (
             "gamma",
             "target_network_update_rate",
@@ -202,10 +202,6 @@ class TrainConfig:
         for name in ("double_dqn", "progress_bar"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        if self.env.reward_rnn is not None and not isinstance(self.env.reward_rnn, str):
-            raise ValueError(
-                f"env.reward_rnn must be a path or null (it is stored), got {self.env.reward_rnn!r}"
-            )
         if self.replay_capacity < self.env.composition_length:
             raise ValueError(
                 f"replay_capacity ({self.replay_capacity} transitions) must hold at least one "

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from agents.overrides import config_from_dict, nest_fields
+from agents.overrides import check_stored_env, config_from_dict, nest_fields
 from melody_env.envs.env_config import EnvConfig
 
 REWARD_MODE = "music_theory_only"
@@ -149,13 +149,7 @@ class RLOOConfig:
     """Show a tqdm progress bar."""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.env, EnvConfig):
-            raise ValueError(f"env must be an EnvConfig, got {self.env!r:.80}")
-        if not isinstance(self.env.reward_rnn, (str, type(None))):
-            raise ValueError(
-                "env.reward_rnn must be a .safetensors path or None (a config is stored in "
-                f"checkpoints), got {self.env.reward_rnn!r:.60}"
-            )
+        check_stored_env(self.env, "checkpoints")
         positive = ("total_steps", "num_primers", "eval_num_envs", "torch_threads")
         non_negative = ("checkpoint_every", "summary_compositions", "num_samples", "seed")
         for name in positive + non_negative:

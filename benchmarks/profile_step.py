@@ -64,8 +64,8 @@ def profile(num_envs: int, episodes: int, single: bool) -> tuple[dict[str, float
         envs = gym.make(melody_env.ENV_ID, reward_rnn=NoteRNN(seed=0))
         state = envs.unwrapped._state
         layout = envs.unwrapped.layout
-        saved_rnn_step = lstm_step.step_numpy  # SingleCompositionState calls it by module
-        lstm_step.step_numpy = timers.wrap("reward RNN step", saved_rnn_step)
+        saved_rnn_step = lstm_step.step_one  # SingleCompositionState calls it by module
+        lstm_step.step_one = timers.wrap("reward RNN step", saved_rnn_step)
     else:
         envs = MelodyCompositionVectorEnv(num_envs, reward_rnn=NoteRNN(seed=0))
         state = envs._state
@@ -104,7 +104,7 @@ def profile(num_envs: int, episodes: int, single: bool) -> tuple[dict[str, float
             step_seconds += elapsed
     finally:
         if single:
-            lstm_step.step_numpy = saved_rnn_step
+            lstm_step.step_one = saved_rnn_step
         else:
             del state.reward_rnn.step_arrays
     seconds = dict(timers.seconds)

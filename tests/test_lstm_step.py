@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from melody_env.models import NoteRNN, NoteRNNConfig
+from melody_env.models import NoteRNN, NoteRNNConfig, lstm_step
 
 
 @pytest.mark.parametrize(
@@ -36,7 +36,7 @@ def test_fast_rnn_step_matches_forward(config, batch):
 def test_buffered_steps_equal_fresh_ones_and_outputs_outlive_one_step(config):
     model = NoteRNN(config, seed=0).eval()
     buffers = model.step_buffers(5)
-    assert model.step_buffers(1) is None  # a batch of one runs in numpy
+    assert model.step_buffers(1) is None  # a batch of one runs in one compiled call
     tokens = torch.randint(0, 38, (10, 5), generator=torch.Generator().manual_seed(1))
     primed = model.prime(tokens[:3].T)[1]
     kept = tuple(t.clone() for t in primed)
@@ -80,28 +80,50 @@ def test_fast_rnn_step_follows_weight_changes():
     assert dropout.step_weights() is None  # training-time dropout: forward() is used
 
 
-@pytest.mark.parametrize("head_scale", [1.0, 60.0], ids=["small-logits", "large-logits"])
-def test_batch_of_one_log_softmax_is_exact_with_or_without_the_max_shift(head_scale):
-    """Logits bounded by SAFE_EXP_BOUND skip the shift by the maximum; larger ones keep it."""
-    from melody_env.models import lstm_step
-
+@pytest.mark.parametrize("head_scale", [1.0, 1000.0], ids=["small-logits", "large-logits"])
+def test_batch_of_one_log_softmax_is_exact_for_small_and_large_logits(head_scale):
+    """Logits far beyond exp's float32 range (|logit| > 88) still give finite, exact
+    log-probabilities: the compiled step shifts by the maximum."""
     model = NoteRNN(seed=0).eval()
     with torch.no_grad():
         model.head.weight.mul_(head_scale)
         model.head.bias.mul_(head_scale)
-    shifted = model.step_weights().logit_bound >= lstm_step.SAFE_EXP_BOUND
-    assert shifted == (head_scale > 1.0)
     state_forward, state_arrays = (
         model.initial_state(1),
         tuple(x.numpy() for x in model.initial_state(1)),
     )
+    largest = 0.0
     for token in (14, 0, 37, 1, 21):
         with torch.no_grad():
             logits, state_forward = model(torch.tensor([[token]]), state_forward)
+        largest = max(largest, float(logits.abs().max()))
         log_probs, state_arrays = model.step_arrays(np.array([token]), state_arrays)
         expected = torch.log_softmax(logits[:, 0].double(), dim=-1).numpy()
         assert np.isfinite(log_probs).all()
         np.testing.assert_allclose(log_probs, expected, rtol=1e-5, atol=1e-4 * head_scale)
+    assert (largest > 88.0) == (head_scale > 1.0)
+
+
+def test_compiled_tanh_is_within_six_units_in_the_last_place():
+    x = np.concatenate(
+        [np.linspace(-12, 12, 200_001), np.linspace(-1e-3, 1e-3, 2_001), [0.0, 7.9, -7.9]]
+    ).astype(np.float32)
+    got = np.array([lstm_step._tanh(value) for value in x[::7]] + [lstm_step._tanh(x[-2])])
+    x = np.append(x[::7], x[-2])
+    exact = np.tanh(x.astype(np.float64))
+    ulps = np.abs(got - exact) / np.spacing(np.abs(exact).astype(np.float32))
+    assert ulps.max() <= 6.0
+
+
+def test_a_float64_model_steps_a_batch_of_one_in_float64():
+    model = NoteRNN(seed=0).eval().double()
+    tokens, state = torch.tensor([14]), model.initial_state(1)
+    assert model.step_weights().gate_rows is None
+    log_probs, (h, c) = model.step(tokens, state)
+    assert log_probs.dtype == h.dtype == c.dtype == torch.float64
+    with torch.no_grad():
+        logits, _ = model(tokens[:, None], state)
+    torch.testing.assert_close(log_probs, torch.log_softmax(logits[:, 0], dim=-1))
 
 
 def test_one_token_primes_come_from_a_table_that_follows_the_weights():

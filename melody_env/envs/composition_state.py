@@ -18,6 +18,7 @@ state is as it was before the step, so the same step can be retried exactly.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 import numpy as np
@@ -205,7 +206,10 @@ class CompositionState:
 def check_finite_rewards(breakdown: RewardBreakdown, step: int) -> None:
     """Raise ``FloatingPointError`` naming the first composition whose total reward at
     ``step`` (0-based) is NaN or infinite, and its terms."""
-    total = np.asarray(breakdown.total, dtype=np.float64)
+    total = breakdown.total
+    if isinstance(total, float) and math.isfinite(total):  # a single env's step, checked fast
+        return
+    total = np.asarray(total, dtype=np.float64)
     if np.isfinite(total).all():
         return
     if total.ndim == 0:

@@ -83,7 +83,7 @@ class SingleCompositionState:
             primer = READING_TABLES[key.index][np.asarray(primer, dtype=np.int64)]
         else:
             self._reference_tokens = self._read_back = None
-        if len(primer) <= PRIME_BY_STEPS:  # e.g. the default one-token primers: numpy steps
+        if len(primer) <= PRIME_BY_STEPS:  # e.g. the default one-token primers: compiled steps
             state = self._initial_rnn_state
             for token in primer.tolist():
                 log_probs, state = self.reward_rnn.step_arrays((token,), state)
@@ -122,9 +122,10 @@ class SingleCompositionState:
             breakdown = self.reward_function(context)
             check_finite_rewards(breakdown, step)
             rnn_token = token if self._reference_tokens is None else self._reference_tokens[token]
-            if self._rnn_weights is not None:
-                log_probs, h, c = lstm_step.step_numpy(
-                    self._rnn_weights, (rnn_token,), *self.rnn_state
+            weights = self._rnn_weights
+            if weights is not None and weights.gate_rows is not None:
+                log_probs, h, c = lstm_step.step_one(
+                    rnn_token, weights.gate_rows, weights.head_rows, *self.rnn_state
                 )
                 rnn_state = (h, c)
             else:

@@ -3,30 +3,22 @@
 An env step feeds the reward RNN one token per composition. Through ``nn.LSTM`` that costs a
 one-hot input, a weight-layout check and a dozen dispatched ops, which dominate for small
 batches. Here the input projection of a one-hot token is one row of a table
-(``W_ih^T + b_ih + b_hh``), the four gates come from one matrix product, and a batch of one runs
-in numpy, whose per-call cost is a fraction of torch's. The maths are ``nn.LSTM``'s (gates
-``i, f, g, o``; ``c' = f c + i g``; ``h' = o tanh(c')``), so results agree with it to float32
-rounding. :meth:`~melody_env.models.note_rnn.NoteRNN.step` uses it; training uses ``forward``.
+(``W_ih^T + b_ih + b_hh``) and the four gates come from one matrix product. A batch runs in
+torch (:func:`step_torch`); a batch of one, the single env's, runs in one compiled call
+(:func:`step_one`), whose cost is a fraction of even numpy's dozen small calls. The maths are
+``nn.LSTM``'s (gates ``i, f, g, o``; ``c' = f c + i g``; ``h' = o tanh(c')``), so results agree
+with it to float32 rounding. :meth:`~melody_env.models.note_rnn.NoteRNN.step` uses them;
+training uses ``forward``.
 """
 
 from __future__ import annotations
 
-import functools
-import math
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import torch
 from torch import nn
-
-SAFE_EXP_BOUND = 80.0
-"""``exp`` of a float32 in ``[-80, 80]`` is a normal number: with logits bounded by it the
-log-softmax needs no shift by the maximum (a reduction that costs a batch of one dearly)."""
-
-
-@functools.cache
-def _ones(size: int) -> np.ndarray:
-    return np.ones(size, np.float32)
 
 
 @dataclass(frozen=True)
@@ -37,19 +29,23 @@ class StepWeights:
         key: identifies the parameters they were built from (see :func:`weights_key`).
         torch_layers: per layer ``(input, W_hh^T, bias)``; ``input`` is the token table
             ``[classes, 4H]`` (biases included) for layer 0, ``W_ih^T`` for the others.
-        numpy_layers: the same as numpy arrays with the ``i, f, o`` columns halved, so that one
-            ``tanh`` gives all gates: ``sigmoid(x) = 0.5 * tanh(x / 2) + 0.5``.
-        head: ``(W^T, b)`` of the output layer, torch and numpy.
-        logit_bound: a bound on ``|logit|``: ``max_j sum_i |W_ji| + |b_j|`` (``|h| < 1``).
+        torch_head: ``(W^T, b)`` of the output layer.
+        hidden_size: ``H``.
+        gate_rows: for :func:`step_one`, float32 ``[classes + layers * H + (layers - 1) * H +
+            layers, 4H]``: the token table, each layer's ``W_hh^T``, each upper layer's
+            ``W_ih^T``, each layer's bias, stacked in that order, with the ``i, f, o`` columns
+            halved so that one ``tanh`` gives all gates (``sigmoid(x) = 0.5 tanh(x / 2) +
+            0.5``). ``None`` for a float64 model (:func:`step_torch` steps it).
+        head_rows: float32 ``[H + 1, classes]``: ``W^T`` of the output layer, then ``b``;
+            ``None`` with ``gate_rows``.
     """
 
     key: tuple
     torch_layers: tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], ...]
-    numpy_layers: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]
     torch_head: tuple[torch.Tensor, torch.Tensor]
-    numpy_head: tuple[np.ndarray, np.ndarray]
     hidden_size: int
-    logit_bound: float
+    gate_rows: np.ndarray | None
+    head_rows: np.ndarray | None
 
 
 def weights_key(lstm: nn.LSTM, head: nn.Linear) -> tuple:
@@ -72,12 +68,12 @@ def supports(lstm: nn.LSTM, head: nn.Linear) -> bool:
 
 @torch.no_grad()
 def build(lstm: nn.LSTM, head: nn.Linear) -> StepWeights:
-    """Arrange ``lstm`` and ``head`` weights for :func:`step_torch` and :func:`step_numpy`."""
+    """Arrange ``lstm`` and ``head`` weights for :func:`step_torch` and :func:`step_one`."""
     hidden = lstm.hidden_size
     i_f, g, o = slice(0, 2 * hidden), slice(2 * hidden, 3 * hidden), slice(3 * hidden, None)
     order = torch.arange(4 * hidden)
     order = torch.cat([order[i_f], order[o], order[g]])  # (i, f, g, o) -> (i, f, o, g)
-    torch_layers, numpy_layers = [], []
+    torch_layers = []
     for layer in range(lstm.num_layers):
         w_ih = getattr(lstm, f"weight_ih_l{layer}").detach()
         w_hh = getattr(lstm, f"weight_hh_l{layer}").detach()
@@ -85,21 +81,25 @@ def build(lstm: nn.LSTM, head: nn.Linear) -> StepWeights:
         w_ih_t, w_hh_t, bias = w_ih.t()[:, order], w_hh.t()[:, order], bias[order]
         first = (w_ih_t + bias) if layer == 0 else w_ih_t  # one-hot input: a row per token
         torch_layers.append((first.contiguous(), w_hh_t.contiguous(), bias.contiguous()))
-        halve = torch.ones(4 * hidden, dtype=bias.dtype)
-        halve[: 3 * hidden] = 0.5
-        numpy_layers.append(
-            tuple((tensor * halve).numpy() for tensor in (first, w_hh_t, bias))  # copies
-        )
     head_w_t = head.weight.detach().t().contiguous()
     head_b = head.bias.detach().clone()
+    gate_rows = head_rows = None
+    if head_b.dtype == torch.float32:
+        halve = torch.ones(4 * hidden, dtype=head_b.dtype)
+        halve[: 3 * hidden] = 0.5
+        stacked = [torch_layers[0][0]]
+        stacked += [w_hh_t for _, w_hh_t, _ in torch_layers]
+        stacked += [first for first, _, _ in torch_layers[1:]]
+        stacked += [torch.stack([bias for _, _, bias in torch_layers])]
+        gate_rows = (torch.cat(stacked) * halve).numpy()  # a new array
+        head_rows = torch.cat([head_w_t, head_b[None]]).numpy()
     return StepWeights(
         key=weights_key(lstm, head),
         torch_layers=tuple(torch_layers),
-        numpy_layers=tuple(numpy_layers),
         torch_head=(head_w_t, head_b),
-        numpy_head=(head_w_t.numpy().copy(), head_b.numpy().copy()),
         hidden_size=hidden,
-        logit_bound=float((head_w_t.abs().sum(0) + head_b.abs()).max()),
+        gate_rows=gate_rows,
+        head_rows=head_rows,
     )
 
 
@@ -204,36 +204,75 @@ def step_torch(
     return logits.log_softmax(dim=-1), (torch.stack(new_h), torch.stack(new_c))
 
 
-def step_numpy(
-    weights: StepWeights, tokens: np.ndarray, h: np.ndarray, c: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`step_torch` for one sequence in numpy: ``tokens [1]``, ``h, c [layers, 1, H]``."""
-    three = 3 * weights.hidden_size
-    hidden = weights.hidden_size
-    layers = []
-    x = None
-    for layer, (first, w_hh_t, bias) in enumerate(weights.numpy_layers):
-        gates = np.dot(h[layer], w_hh_t)
+@numba.njit(cache=True, nogil=True, inline="always")
+def _tanh(x):
+    """``tanh`` of a float32 within 6 units in the last place: Eigen's rational approximation
+    (``generic_fast_tanh_float``), which compiles to vector instructions where a call to the C
+    library's ``tanhf`` per element does not (the latter took half of :func:`step_one`)."""
+    bound = np.float32(7.90531110763549805)  # tanh is 1 - 2e-7 from here on
+    x = min(max(x, -bound), bound)
+    x2 = x * x
+    p = x2 * np.float32(-2.76076847742355e-16) + np.float32(2.00018790482477e-13)
+    p = x2 * p + np.float32(-8.60467152213735e-11)
+    p = x2 * p + np.float32(5.12229709037114e-08)
+    p = x2 * p + np.float32(1.48572235717979e-05)
+    p = x2 * p + np.float32(6.37261928875436e-04)
+    p = x2 * p + np.float32(4.89352455891786e-03)
+    q = x2 * np.float32(1.19825839466702e-06) + np.float32(1.18534705686654e-04)
+    q = x2 * q + np.float32(2.26843463243900e-03)
+    q = x2 * q + np.float32(4.89352518554385e-03)
+    return x * p / q
+
+
+@numba.njit(cache=True, nogil=True)
+def step_one(token, gate_rows, head_rows, h, c):
+    """:func:`step_torch` for one sequence, compiled: ``token`` an int, ``gate_rows`` and
+    ``head_rows`` from :class:`StepWeights`, ``h, c`` float32 ``[layers, 1, H]``.
+
+    Returns:
+        New arrays: ``log_probs [1, classes]``, ``h``, ``c``.
+    """
+    layers, hidden = h.shape[0], h.shape[2]
+    width, three = 4 * hidden, 3 * hidden
+    classes = head_rows.shape[1]
+    recurrent = classes  # the first row of layer 0's W_hh^T
+    inputs = recurrent + layers * hidden
+    biases = inputs + (layers - 1) * hidden
+    new_h, new_c = np.empty_like(h), np.empty_like(c)
+    gates = np.empty(width, np.float32)
+    for layer in range(layers):
         if layer == 0:
-            gates += first[tokens[0]]  # a view of the token's row
+            gates[:] = gate_rows[token]  # the one-hot input's row, biases included
         else:
-            gates += np.dot(x, first)
-            gates += bias
-        np.tanh(gates, gates)
-        sig = gates[:, :three]
-        sig *= 0.5
-        sig += 0.5
-        c_layer = sig[:, hidden : 2 * hidden] * c[layer]
-        c_layer += sig[:, :hidden] * gates[:, three:]
-        x = sig[:, 2 * hidden :] * np.tanh(c_layer)
-        layers.append((x, c_layer))
-    logits = np.dot(x, weights.numpy_head[0])
-    logits += weights.numpy_head[1]
-    if weights.logit_bound < SAFE_EXP_BOUND:  # exp cannot overflow or underflow to 0
-        logits -= np.float32(math.log(np.dot(np.exp(logits[0]), _ones(logits.shape[1]))))
-    else:
-        logits -= logits.max()
-        logits -= np.log(np.exp(logits).sum())
-    if len(layers) == 1:
-        return logits, x[None], c_layer[None]
-    return logits, np.stack([h for h, _ in layers]), np.stack([c for _, c in layers])
+            gates[:] = gate_rows[biases + layer]
+            start = inputs + (layer - 1) * hidden
+            for k in range(hidden):  # j innermost: a vector loop over contiguous rows
+                x = new_h[layer - 1, 0, k]
+                for j in range(width):
+                    gates[j] += x * gate_rows[start + k, j]
+        start = recurrent + layer * hidden
+        for k in range(hidden):
+            x = h[layer, 0, k]
+            for j in range(width):
+                gates[j] += x * gate_rows[start + k, j]
+        for j in range(width):
+            gates[j] = _tanh(gates[j])
+        for j in range(three):
+            gates[j] = np.float32(0.5) * gates[j] + np.float32(0.5)  # i, f, o
+        for j in range(hidden):
+            cell = gates[hidden + j] * c[layer, 0, j] + gates[j] * gates[three + j]
+            new_c[layer, 0, j] = cell
+            new_h[layer, 0, j] = gates[2 * hidden + j] * _tanh(cell)
+    log_probs = np.empty((1, classes), np.float32)
+    logits = log_probs[0]
+    logits[:] = head_rows[hidden]
+    for k in range(hidden):
+        x = new_h[layers - 1, 0, k]
+        for j in range(classes):
+            logits[j] += x * head_rows[k, j]
+    top = logits.max()
+    total = np.float32(0.0)
+    for j in range(classes):
+        total += np.exp(logits[j] - top)
+    logits -= top + np.log(total)
+    return log_probs, new_h, new_c

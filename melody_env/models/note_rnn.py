@@ -214,7 +214,8 @@ class NoteRNN(nn.Module):
         """Consume one token per sequence; return next-token log-probabilities and the new state.
 
         Runs :mod:`~melody_env.models.lstm_step` (the same maths as :meth:`forward`, without its
-        per-call overhead; numpy for a batch of one) on CPU models; no gradient flows.
+        per-call overhead; one compiled call for a batch of one) on CPU models; no gradient
+        flows.
 
         Args:
             tokens: int64 ``[batch]``.
@@ -229,9 +230,11 @@ class NoteRNN(nn.Module):
             ``log_probs [batch, num_classes]`` (log-softmax) and the new state.
         """
         weights = self.step_weights()
-        if weights is not None and tokens.shape[0] == 1:
+        if weights is not None and weights.gate_rows is not None and tokens.shape[0] == 1:
             h, c = (tensor.detach().numpy() for tensor in state)
-            log_probs, h, c = lstm_step.step_numpy(weights, tokens.numpy(), h, c)
+            log_probs, h, c = lstm_step.step_one(
+                int(tokens[0]), weights.gate_rows, weights.head_rows, h, c
+            )
             return torch.from_numpy(log_probs), (torch.from_numpy(h), torch.from_numpy(c))
         return self._step_batch(weights, tokens, state, buffers)
 
@@ -256,8 +259,10 @@ class NoteRNN(nn.Module):
     ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
         """:meth:`step` on numpy arrays (no conversions on the batch-of-one path)."""
         weights = self.step_weights()
-        if weights is not None and len(tokens) == 1:
-            log_probs, h, c = lstm_step.step_numpy(weights, tokens, *state)
+        if weights is not None and weights.gate_rows is not None and len(tokens) == 1:
+            log_probs, h, c = lstm_step.step_one(
+                int(tokens[0]), weights.gate_rows, weights.head_rows, *state
+            )
             return log_probs, (h, c)
         tokens = torch.from_numpy(np.ascontiguousarray(tokens, dtype=np.int64))
         state = tuple(torch.from_numpy(x) for x in state)

@@ -115,15 +115,23 @@ def test_compiled_tanh_is_within_six_units_in_the_last_place():
     assert ulps.max() <= 6.0
 
 
-def test_a_float64_model_steps_a_batch_of_one_in_float64():
-    model = NoteRNN(seed=0).eval().double()
-    tokens, state = torch.tensor([14]), model.initial_state(1)
-    assert model.step_weights().gate_rows is None
-    log_probs, (h, c) = model.step(tokens, state)
-    assert log_probs.dtype == h.dtype == c.dtype == torch.float64
-    with torch.no_grad():
-        logits, _ = model(tokens[:, None], state)
-    torch.testing.assert_close(log_probs, torch.log_softmax(logits[:, 0], dim=-1))
+@pytest.mark.parametrize(
+    "config", [NoteRNNConfig(), NoteRNNConfig(hidden_size=8, num_layers=2)], ids=["100", "2x8"]
+)
+@pytest.mark.parametrize("batch", [1, 3])
+def test_a_float64_model_steps_in_float64_to_float64_precision(config, batch):
+    model = NoteRNN(config, seed=0).eval().double()
+    assert model.step_weights().gate_rows is None  # torch's ops, not the float32 kernels
+    tokens = torch.randint(0, 38, (5, batch), generator=torch.Generator().manual_seed(2))
+    state_step = state_forward = model.initial_state(batch)
+    for step_tokens in tokens:
+        log_probs, state_step = model.step(step_tokens, state_step)
+        with torch.no_grad():
+            logits, state_forward = model(step_tokens[:, None], state_forward)
+        assert log_probs.dtype == state_step[0].dtype == state_step[1].dtype == torch.float64
+        torch.testing.assert_close(log_probs, torch.log_softmax(logits[:, 0], dim=-1))
+        for got, want in zip(state_step, state_forward, strict=True):
+            torch.testing.assert_close(got, want)
 
 
 def test_one_token_primes_come_from_a_table_that_follows_the_weights():

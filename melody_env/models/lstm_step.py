@@ -3,9 +3,10 @@
 An env step feeds the reward RNN one token per composition. Through ``nn.LSTM`` that costs a
 one-hot input, a weight-layout check and a dozen dispatched ops, which dominate for small
 batches. Here the input projection of a one-hot token is one row of a table
-(``W_ih^T + b_ih + b_hh``) and the four gates come from one matrix product. A batch runs in
-torch (:func:`step_torch`); a batch of one, the single env's, runs in one compiled call
-(:func:`step_one`), whose cost is a fraction of even numpy's dozen small calls. The maths are
+(``W_ih^T + b_ih + b_hh``) and the four gates come from one matrix product. A batch's matrix
+products run in torch and its gate maths in one compiled pass (:func:`step_torch`); a batch of
+one, the single env's, runs in one compiled call (:func:`step_one`), whose cost is a fraction
+of even numpy's dozen small calls. The maths are
 ``nn.LSTM``'s (gates ``i, f, g, o``; ``c' = f c + i g``; ``h' = o tanh(c')``), so results agree
 with it to float32 rounding. :meth:`~melody_env.models.note_rnn.NoteRNN.step` uses them;
 training uses ``forward``.
@@ -23,7 +24,9 @@ from torch import nn
 
 @dataclass(frozen=True)
 class StepWeights:
-    """A Note RNN's weights arranged for stepping, gates reordered to ``i, f, o, g``.
+    """A Note RNN's weights arranged for stepping, gates reordered to ``i, f, o, g`` and the
+    ``i, f, o`` columns halved, so that one ``tanh`` over all four gates gives them all
+    (``sigmoid(x) = 0.5 tanh(x / 2) + 0.5``).
 
     Attributes:
         key: identifies the parameters they were built from (see :func:`weights_key`).
@@ -31,11 +34,10 @@ class StepWeights:
             ``[classes, 4H]`` (biases included) for layer 0, ``W_ih^T`` for the others.
         torch_head: ``(W^T, b)`` of the output layer.
         hidden_size: ``H``.
-        gate_rows: for :func:`step_one`, float32 ``[classes + layers * H + (layers - 1) * H +
-            layers, 4H]``: the token table, each layer's ``W_hh^T``, each upper layer's
-            ``W_ih^T``, each layer's bias, stacked in that order, with the ``i, f, o`` columns
-            halved so that one ``tanh`` gives all gates (``sigmoid(x) = 0.5 tanh(x / 2) +
-            0.5``). ``None`` for a float64 model (:func:`step_torch` steps it).
+        gate_rows: float32 ``[classes + layers * H + (layers - 1) * H + layers, 4H]``: the
+            token table, each layer's ``W_hh^T``, each upper layer's ``W_ih^T``, each layer's
+            bias, stacked in that order (``torch_layers`` are views of it), for
+            :func:`step_one`. ``None`` for a float64 model, which :func:`step_torch` steps.
         head_rows: float32 ``[H + 1, classes]``: ``W^T`` of the output layer, then ``b``;
             ``None`` with ``gate_rows``.
     """
@@ -73,33 +75,46 @@ def build(lstm: nn.LSTM, head: nn.Linear) -> StepWeights:
     i_f, g, o = slice(0, 2 * hidden), slice(2 * hidden, 3 * hidden), slice(3 * hidden, None)
     order = torch.arange(4 * hidden)
     order = torch.cat([order[i_f], order[o], order[g]])  # (i, f, g, o) -> (i, f, o, g)
-    torch_layers = []
+    halve = torch.ones(4 * hidden, dtype=lstm.weight_hh_l0.dtype)
+    halve[: 3 * hidden] = 0.5
+    firsts, recurrents, biases = [], [], []
     for layer in range(lstm.num_layers):
         w_ih = getattr(lstm, f"weight_ih_l{layer}").detach()
         w_hh = getattr(lstm, f"weight_hh_l{layer}").detach()
         bias = (getattr(lstm, f"bias_ih_l{layer}") + getattr(lstm, f"bias_hh_l{layer}")).detach()
         w_ih_t, w_hh_t, bias = w_ih.t()[:, order], w_hh.t()[:, order], bias[order]
         first = (w_ih_t + bias) if layer == 0 else w_ih_t  # one-hot input: a row per token
-        torch_layers.append((first.contiguous(), w_hh_t.contiguous(), bias.contiguous()))
+        firsts.append(first * halve)
+        recurrents.append(w_hh_t * halve)
+        biases.append(bias * halve)
+    # One array in step_one's order; the torch tensors are views of it.
+    classes, layers = len(firsts[0]), len(firsts)
+    stacked = torch.cat([firsts[0], *recurrents, *firsts[1:], torch.stack(biases)])
+    recurrent_rows, input_rows = classes, classes + layers * hidden
+    bias_rows = input_rows + (layers - 1) * hidden
+
+    def rows(start: int, layer: int) -> torch.Tensor:
+        return stacked[start + layer * hidden : start + (layer + 1) * hidden]
+
+    torch_layers = tuple(
+        (
+            stacked[:classes] if layer == 0 else rows(input_rows, layer - 1),
+            rows(recurrent_rows, layer),
+            stacked[bias_rows + layer],
+        )
+        for layer in range(layers)
+    )
     head_w_t = head.weight.detach().t().contiguous()
     head_b = head.bias.detach().clone()
-    gate_rows = head_rows = None
-    if head_b.dtype == torch.float32:
-        halve = torch.ones(4 * hidden, dtype=head_b.dtype)
-        halve[: 3 * hidden] = 0.5
-        stacked = [torch_layers[0][0]]
-        stacked += [w_hh_t for _, w_hh_t, _ in torch_layers]
-        stacked += [first for first, _, _ in torch_layers[1:]]
-        stacked += [torch.stack([bias for _, _, bias in torch_layers])]
-        gate_rows = (torch.cat(stacked) * halve).numpy()  # a new array
-        head_rows = torch.cat([head_w_t, head_b[None]]).numpy()
+    float32 = stacked.dtype == torch.float32
+    head_rows = torch.cat([head_w_t, head_b[None]])
     return StepWeights(
         key=weights_key(lstm, head),
-        torch_layers=tuple(torch_layers),
-        torch_head=(head_w_t, head_b),
+        torch_layers=torch_layers,
+        torch_head=(head_rows[:hidden], head_rows[hidden]),
         hidden_size=hidden,
-        gate_rows=gate_rows,
-        head_rows=head_rows,
+        gate_rows=stacked.numpy() if float32 else None,
+        head_rows=head_rows.numpy() if float32 else None,
     )
 
 
@@ -163,7 +178,8 @@ def step_torch(
     buffers: StepBuffers | None = None,
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
     """Log-probabilities ``[B, classes]`` after ``tokens [B]`` and the new ``(h, c)``: new
-    tensors, or those of ``buffers`` (the same values bit for bit; see :class:`StepBuffers`)."""
+    tensors, or those of ``buffers`` (the same values bit for bit; see :class:`StepBuffers`).
+    Torch multiplies the matrices; a float32 model's gate maths is one compiled pass."""
     if buffers is not None:
         if tokens.shape[0] != buffers.h.shape[1]:
             raise ValueError(f"buffers for {buffers.h.shape[1]} sequences, got {tokens.shape[0]}")
@@ -184,15 +200,21 @@ def step_torch(
         else:
             gates = torch.addmm(bias, x, first, out=gates_out)
         gates.addmm_(h[layer], w_hh_t)  # the last read of h[layer]: it may be overwritten now
-        gates[:, :three].sigmoid_()  # i, f, o
-        cell = gates[:, three:].tanh_()  # g
-        if buffers is None:
-            c_layer = gates[:, hidden : 2 * hidden] * c[layer]
-        else:  # f * c in place: the same product
-            c_layer = c[layer].mul_(gates[:, hidden : 2 * hidden])
-        c_layer.addcmul_(gates[:, :hidden], cell)
-        h_out = None if buffers is None else h[layer]
-        x = torch.tanh(c_layer, out=h_out).mul_(gates[:, 2 * hidden : three])
+        if weights.gate_rows is not None:  # float32: the gates' maths in one compiled pass
+            c_layer = torch.empty_like(c[layer]) if buffers is None else c[layer]
+            x = torch.empty_like(h[layer]) if buffers is None else h[layer]
+            _update_cell(gates.numpy(), c[layer].detach().numpy(), c_layer.numpy(), x.numpy())
+        else:
+            gates.tanh_()
+            gates[:, :three].mul_(0.5).add_(0.5)  # i, f, o: sigmoids of the unhalved inputs
+            cell = gates[:, three:]  # g
+            if buffers is None:
+                c_layer = gates[:, hidden : 2 * hidden] * c[layer]
+            else:  # f * c in place: the same product
+                c_layer = c[layer].mul_(gates[:, hidden : 2 * hidden])
+            c_layer.addcmul_(gates[:, :hidden], cell)
+            h_out = None if buffers is None else h[layer]
+            x = torch.tanh(c_layer, out=h_out).mul_(gates[:, 2 * hidden : three])
         new_h.append(x)
         new_c.append(c_layer)
     if buffers is not None:
@@ -204,7 +226,8 @@ def step_torch(
     return logits.log_softmax(dim=-1), (torch.stack(new_h), torch.stack(new_c))
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+# error_model="numpy": no zero-division check, which would keep the loops from vectorising.
+@numba.njit(cache=True, nogil=True, inline="always", error_model="numpy")
 def _tanh(x):
     """``tanh`` of a float32 within 6 units in the last place: Eigen's rational approximation
     (``generic_fast_tanh_float``), which compiles to vector instructions where a call to the C
@@ -224,7 +247,28 @@ def _tanh(x):
     return x * p / q
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _update_cell(gates, c, new_c, new_h):
+    """The LSTM's gate maths for a batch, float32: ``gates [B, 4H]`` (contiguous; ``i, f, o``
+    halved, ``g``: see :class:`StepWeights`; overwritten) and ``c [B, H]`` give ``new_c = f c +
+    i g`` and ``new_h = o tanh(new_c)`` (``new_c`` may be ``c``). One vectorised ``tanh`` over
+    all the gates and one pass, where torch takes six over the gates' strided column slices."""
+    hidden = c.shape[1]
+    three = 3 * hidden
+    flat = gates.reshape(-1)
+    for j in range(flat.size):
+        flat[j] = _tanh(flat[j])
+    half = np.float32(0.5)
+    for b in range(gates.shape[0]):
+        row = gates[b]
+        for j in range(hidden):
+            forget, write = half * row[hidden + j] + half, half * row[j] + half
+            cell = forget * c[b, j] + write * row[three + j]
+            new_c[b, j] = cell
+            new_h[b, j] = (half * row[2 * hidden + j] + half) * _tanh(cell)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def step_one(token, gate_rows, head_rows, h, c):
     """:func:`step_torch` for one sequence, compiled: ``token`` an int, ``gate_rows`` and
     ``head_rows`` from :class:`StepWeights`, ``h, c`` float32 ``[layers, 1, H]``.

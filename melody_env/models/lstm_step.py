@@ -226,8 +226,13 @@ def step_torch(
     return logits.log_softmax(dim=-1), (torch.stack(new_h), torch.stack(new_c))
 
 
-# error_model="numpy": no zero-division check, which would keep the loops from vectorising.
-@numba.njit(cache=True, nogil=True, inline="always", error_model="numpy")
+# error_model="numpy": no zero-division check, which would keep the loops from vectorising;
+# fastmath "contract" only: fused multiply-adds (a third faster, as exact or more), while NaN and
+# infinity keep their meaning (a broken model's NaN reaches the env's finite-reward check).
+FAST = {"cache": True, "nogil": True, "error_model": "numpy", "fastmath": {"contract"}}
+
+
+@numba.njit(inline="always", **FAST)
 def _tanh(x):
     """``tanh`` of a float32 within 6 units in the last place: Eigen's rational approximation
     (``generic_fast_tanh_float``), which compiles to vector instructions where a call to the C
@@ -247,7 +252,7 @@ def _tanh(x):
     return x * p / q
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(**FAST)
 def _update_cell(gates, c, new_c, new_h):
     """The LSTM's gate maths for a batch, float32: ``gates [B, 4H]`` (contiguous; ``i, f, o``
     halved, ``g``: see :class:`StepWeights`; overwritten) and ``c [B, H]`` give ``new_c = f c +
@@ -268,7 +273,7 @@ def _update_cell(gates, c, new_c, new_h):
             new_h[b, j] = (half * row[2 * hidden + j] + half) * _tanh(cell)
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(**FAST)
 def step_one(token, gate_rows, head_rows, h, c):
     """:func:`step_torch` for one sequence, compiled: ``token`` an int, ``gate_rows`` and
     ``head_rows`` from :class:`StepWeights`, ``h, c`` float32 ``[layers, 1, H]``.

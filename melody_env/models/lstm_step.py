@@ -6,10 +6,9 @@ batches. Here the input projection of a one-hot token is one row of a table
 (``W_ih^T + b_ih + b_hh``) and the four gates come from one matrix product. A batch's matrix
 products run in torch and its gate maths in one compiled pass (:func:`step_torch`); a batch of
 one, the single env's, runs in one compiled call (:func:`step_one`), whose cost is a fraction
-of even numpy's dozen small calls. The maths are
-``nn.LSTM``'s (gates ``i, f, g, o``; ``c' = f c + i g``; ``h' = o tanh(c')``), so results agree
-with it to float32 rounding. :meth:`~melody_env.models.note_rnn.NoteRNN.step` uses them;
-training uses ``forward``.
+of even numpy's dozen small calls. The maths are ``nn.LSTM``'s (gates ``i, f, g, o``; ``c' = f
+c + i g``; ``h' = o tanh(c')``), so results agree with it to float32 rounding.
+:meth:`~melody_env.models.note_rnn.NoteRNN.step` uses them; training uses ``forward``.
 """
 
 from __future__ import annotations
@@ -229,10 +228,10 @@ def step_torch(
 # error_model="numpy": no zero-division check, which would keep the loops from vectorising;
 # fastmath "contract" only: fused multiply-adds (a third faster, as exact or more), while NaN and
 # infinity keep their meaning (a broken model's NaN reaches the env's finite-reward check).
-FAST = {"cache": True, "nogil": True, "error_model": "numpy", "fastmath": {"contract"}}
+_KERNEL_OPTIONS = {"cache": True, "nogil": True, "error_model": "numpy", "fastmath": {"contract"}}
 
 
-@numba.njit(inline="always", **FAST)
+@numba.njit(inline="always", **_KERNEL_OPTIONS)
 def _tanh(x):
     """``tanh`` of a float32 within 6 units in the last place: Eigen's rational approximation
     (``generic_fast_tanh_float``), which compiles to vector instructions where a call to the C
@@ -252,7 +251,7 @@ def _tanh(x):
     return x * p / q
 
 
-@numba.njit(**FAST)
+@numba.njit(**_KERNEL_OPTIONS)
 def _update_cell(gates, c, new_c, new_h):
     """The LSTM's gate maths for a batch, float32: ``gates [B, 4H]`` (contiguous; ``i, f, o``
     halved, ``g``: see :class:`StepWeights`; overwritten) and ``c [B, H]`` give ``new_c = f c +
@@ -273,7 +272,7 @@ def _update_cell(gates, c, new_c, new_h):
             new_h[b, j] = (half * row[2 * hidden + j] + half) * _tanh(cell)
 
 
-@numba.njit(**FAST)
+@numba.njit(**_KERNEL_OPTIONS)
 def step_one(token, gate_rows, head_rows, h, c):
     """:func:`step_torch` for one sequence, compiled: ``token`` an int, ``gate_rows`` and
     ``head_rows`` from :class:`StepWeights`, ``h, c`` float32 ``[layers, 1, H]``.

@@ -148,3 +148,12 @@ def test_one_token_primes_come_from_a_table_that_follows_the_weights():
         model.head.bias[5] += 3.0
     shifted, _ = model.prime(tokens)
     assert (shifted[:, 5] > expected[:, 5]).all()
+
+
+@pytest.mark.parametrize("token", [-1, 38, 10**6])
+def test_a_batch_of_one_refuses_a_token_outside_the_classes(token):
+    model = NoteRNN(seed=0).eval()
+    with pytest.raises(IndexError, match="outside the model's classes"):
+        model.step(torch.tensor([token]), model.initial_state(1))
+    with pytest.raises(IndexError, match="outside the model's classes"):
+        model.step_arrays(np.array([token]), tuple(x.numpy() for x in model.initial_state(1)))

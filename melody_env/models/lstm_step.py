@@ -283,6 +283,8 @@ def step_one(token, gate_rows, head_rows, h, c):
     layers, hidden = h.shape[0], h.shape[2]
     width, three = 4 * hidden, 3 * hidden
     classes = head_rows.shape[1]
+    if not 0 <= token < classes:  # compiled indexing is unchecked
+        raise IndexError("a token outside the model's classes was stepped")
     recurrent = classes  # the first row of layer 0's W_hh^T
     inputs = recurrent + layers * hidden
     biases = inputs + (layers - 1) * hidden

@@ -153,7 +153,11 @@ def test_one_token_primes_come_from_a_table_that_follows_the_weights():
 @pytest.mark.parametrize("token", [-1, 38, 10**6])
 def test_a_batch_of_one_refuses_a_token_outside_the_classes(token):
     model = NoteRNN(seed=0).eval()
-    with pytest.raises(IndexError, match="outside the model's classes"):
+    message = rf"token {token} is outside the model's classes 0\.\.37"
+    with pytest.raises(IndexError, match=message):
         model.step(torch.tensor([token]), model.initial_state(1))
-    with pytest.raises(IndexError, match="outside the model's classes"):
+    with pytest.raises(IndexError, match=message):
         model.step_arrays(np.array([token]), tuple(x.numpy() for x in model.initial_state(1)))
+    weights, state = model.step_weights(), tuple(x.numpy() for x in model.initial_state(1))
+    with pytest.raises(IndexError, match="outside the model's classes"):  # the kernel's guard
+        lstm_step.step_one(token, weights.gate_rows, weights.head_rows, *state)

@@ -233,7 +233,7 @@ class NoteRNN(nn.Module):
         if weights is not None and weights.gate_rows is not None and tokens.shape[0] == 1:
             h, c = (tensor.detach().numpy() for tensor in state)
             log_probs, h, c = lstm_step.step_one(
-                int(tokens[0]), weights.gate_rows, weights.head_rows, h, c
+                self._one_token(tokens), weights.gate_rows, weights.head_rows, h, c
             )
             return torch.from_numpy(log_probs), (torch.from_numpy(h), torch.from_numpy(c))
         return self._step_batch(weights, tokens, state, buffers)
@@ -261,13 +261,22 @@ class NoteRNN(nn.Module):
         weights = self.step_weights()
         if weights is not None and weights.gate_rows is not None and len(tokens) == 1:
             log_probs, h, c = lstm_step.step_one(
-                int(tokens[0]), weights.gate_rows, weights.head_rows, *state
+                self._one_token(tokens), weights.gate_rows, weights.head_rows, *state
             )
             return log_probs, (h, c)
         tokens = torch.from_numpy(np.ascontiguousarray(tokens, dtype=np.int64))
         state = tuple(torch.from_numpy(x) for x in state)
         log_probs, (h, c) = self._step_batch(weights, tokens, state, buffers)  # weights checked
         return log_probs.numpy(), (h.numpy(), c.numpy())
+
+    def _one_token(self, tokens) -> int:
+        """The token of a batch of one, checked: the compiled step's indexing is not."""
+        token = int(tokens[0])
+        if not 0 <= token < self.config.num_classes:
+            raise IndexError(
+                f"token {token} is outside the model's classes 0..{self.config.num_classes - 1}"
+            )
+        return token
 
     def step_buffers(self, batch_size: int) -> lstm_step.StepBuffers | None:
         """Output buffers for :meth:`step` at ``batch_size``; ``None`` where :meth:`step` does
